@@ -1,0 +1,175 @@
+"""Conversation endpoints: run a message on a thread, read a thread's state.
+
+Concurrency contract: a run on a thread that already has a run in progress (on any replica) gets
+`409 Conflict` immediately with `Retry-After: 1`; it is never queued nor interleaved. Runs are
+rate limited per client address (`429` with `Retry-After`). Both guards live in Redis, so when
+Redis is unreachable runs fail closed with `503` rather than run unguarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Annotated
+
+import psycopg
+import psycopg_pool
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import MessagesState
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from src.api.runtime import Runtime, get_runtime
+from src.config.logging import get_logger
+from src.services.guards import ThreadBusyError
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/threads", tags=["threads"])
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ThreadId = Annotated[
+    str,
+    Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Client-chosen or from POST /threads"),
+]
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+class RunRequest(BaseModel):
+    """A user message to add to the thread."""
+
+    message: str = Field(min_length=1, max_length=8000)
+
+
+class RunResponse(BaseModel):
+    """The assistant's reply and the thread's size after the run."""
+
+    thread_id: str
+    reply: str
+    message_count: int
+
+
+class ChatMessage(BaseModel):
+    """One message of a thread's history."""
+
+    role: str
+    content: str
+
+
+class ThreadState(BaseModel):
+    """A thread's persisted history."""
+
+    thread_id: str
+    messages: list[ChatMessage]
+    checkpoint_id: str | None
+
+
+class NewThread(BaseModel):
+    """Identifier of a new, empty thread."""
+
+    thread_id: str
+
+
+def _config(thread_id: str) -> RunnableConfig:
+    return {
+        "configurable": {"thread_id": thread_id},
+        "run_name": "chat-assistant",
+        "metadata": {"thread_id": thread_id},
+    }
+
+
+def _unavailable(runtime: Runtime, dependency: str) -> HTTPException:
+    runtime.metrics.graph_runs.labels("unavailable").inc()
+    return HTTPException(503, detail=f"{dependency} unavailable", headers={"Retry-After": "5"})
+
+
+def _as_chat_message(message: BaseMessage) -> ChatMessage:
+    return ChatMessage(role=_ROLES.get(message.type, message.type), content=message.text)
+
+
+@router.post("", status_code=201)
+async def create_thread() -> NewThread:
+    """Allocate a thread id; threads exist in storage from their first run."""
+    return NewThread(thread_id=uuid.uuid4().hex)
+
+
+@router.post(
+    "/{thread_id}/runs",
+    responses={
+        409: {"description": "a run is already in progress on this thread"},
+        429: {"description": "rate limit exceeded"},
+        503: {"description": "Postgres or Redis unavailable"},
+        504: {"description": "the run exceeded RUN_TIMEOUT_SECONDS"},
+    },
+)
+async def run_thread(
+    thread_id: ThreadId, body: RunRequest, request: Request, runtime: RuntimeDep
+) -> RunResponse:
+    """Add the message to the thread, run the assistant, persist and return its reply."""
+    client_id = request.client.host if request.client else "unknown"
+    try:
+        decision = await runtime.rate_limiter.hit(client_id)
+    except RedisError:
+        raise _unavailable(runtime, "redis") from None
+    if not decision.allowed:
+        runtime.metrics.graph_runs.labels("rate_limited").inc()
+        raise HTTPException(
+            429,
+            detail="rate limit exceeded",
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+        )
+    if not runtime.dependencies.schema_ready.is_set():
+        raise _unavailable(runtime, "postgres")
+
+    started = time.perf_counter()
+    try:
+        async with runtime.thread_lock.hold(thread_id):
+            async with asyncio.timeout(runtime.settings.run_timeout_seconds):
+                result = await runtime.graph.ainvoke(
+                    MessagesState(messages=[HumanMessage(body.message)]),
+                    _config(thread_id),
+                )
+    except ThreadBusyError:
+        runtime.metrics.graph_runs.labels("conflict").inc()
+        raise HTTPException(
+            409, detail="a run is already in progress on this thread", headers={"Retry-After": "1"}
+        ) from None
+    except RedisError:
+        raise _unavailable(runtime, "redis") from None
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
+        raise _unavailable(runtime, "postgres") from None
+    except TimeoutError:
+        runtime.metrics.graph_runs.labels("timeout").inc()
+        raise HTTPException(504, detail="run timed out") from None
+    except Exception as exc:
+        # Model provider errors and the like: the client learns the kind, the log the detail.
+        runtime.metrics.graph_runs.labels("error").inc()
+        log.exception("run_failed", thread_id=thread_id)
+        raise HTTPException(502, detail=f"run failed: {type(exc).__name__}") from None
+
+    runtime.metrics.graph_runs.labels("ok").inc()
+    runtime.metrics.graph_duration.observe(time.perf_counter() - started)
+    messages: list[BaseMessage] = result["messages"]
+    log.info("run_completed", thread_id=thread_id, message_count=len(messages))
+    return RunResponse(thread_id=thread_id, reply=messages[-1].text, message_count=len(messages))
+
+
+@router.get("/{thread_id}/state", responses={404: {"description": "no such thread"}})
+async def thread_state(thread_id: ThreadId, runtime: RuntimeDep) -> ThreadState:
+    """The thread's persisted messages (from the latest checkpoint)."""
+    if not runtime.dependencies.schema_ready.is_set():
+        raise HTTPException(503, detail="postgres unavailable", headers={"Retry-After": "5"})
+    try:
+        snapshot = await runtime.graph.aget_state(_config(thread_id))
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
+        raise HTTPException(503, detail="postgres unavailable") from None
+    messages: list[BaseMessage] = snapshot.values.get("messages", []) if snapshot.values else []
+    if not messages:
+        raise HTTPException(404, detail="thread not found")
+    checkpoint_id = snapshot.config.get("configurable", {}).get("checkpoint_id")
+    return ThreadState(
+        thread_id=thread_id,
+        messages=[_as_chat_message(m) for m in messages],
+        checkpoint_id=checkpoint_id,
+    )

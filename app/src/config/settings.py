@@ -1,0 +1,248 @@
+"""Service settings, read once from the environment at start-up.
+
+Why so strict: a typo in a connection string should stop the container at boot with the variable
+named, not surface as a vague 500 under traffic. Secrets are `SecretStr` so they never appear in a
+repr, a log line or a validation error (`hide_input_in_errors`).
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio.connection import parse_url as parse_redis_url
+
+#: Environment names accepted for each field, in priority order (the first one set wins).
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "database_url": ("DATABASE_URL", "DATABASE_URI", "POSTGRES_URI"),
+    "redis_url": ("REDIS_URL", "REDIS_URI"),
+    "port": ("PORT",),
+    "host": ("HOST",),
+    "log_format": ("LOG_FORMAT",),
+    "log_level": ("LOG_LEVEL",),
+    "openai_api_key": ("OPENAI_API_KEY",),
+    "anthropic_api_key": ("ANTHROPIC_API_KEY",),
+    "chat_model": ("CHAT_MODEL",),
+    "offline_model_latency_ms": ("OFFLINE_MODEL_LATENCY_MS",),
+    "langsmith_tracing": ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"),
+    "langsmith_api_key": ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"),
+    "langsmith_project": ("LANGSMITH_PROJECT", "LANGCHAIN_PROJECT"),
+    "langsmith_endpoint": ("LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT"),
+    "rate_limit_per_minute": ("RATE_LIMIT_PER_MINUTE",),
+    "run_timeout_seconds": ("RUN_TIMEOUT_SECONDS",),
+    "forwarded_allow_ips": ("FORWARDED_ALLOW_IPS",),
+    "app_version": ("APP_VERSION",),
+}
+
+_POSTGRES_SCHEMES = {"postgresql", "postgres"}
+#: SQLAlchemy-style driver suffixes (the seed's `postgresql+asyncpg://`): same server, other client.
+_POSTGRES_DRIVER_SUFFIXES = {"asyncpg", "psycopg", "psycopg2", "psycopg3", "pg8000"}
+_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+_PROVIDERS = {"openai", "anthropic"}
+DEFAULT_MODELS = {"openai": "openai:gpt-4.1-mini", "anthropic": "anthropic:claude-haiku-4-5"}
+
+
+def _alias(field: str) -> AliasChoices:
+    return AliasChoices(*ENV_NAMES[field])
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("agent-app")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0.0.0"
+
+
+def _hide_password(text: str, url: str) -> str:
+    """Remove the URL's password from a third-party error message before we quote it."""
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+def normalize_database_url(raw: str) -> str:
+    """Return a libpq URI psycopg accepts, or raise ValueError saying what is wrong.
+
+    Accepts `postgresql://` and `postgres://`; the SQLAlchemy form `postgresql+asyncpg://` is
+    accepted by dropping the driver suffix (the server is the same), and asyncpg's `ssl=` query
+    parameter becomes libpq's `sslmode=` so an RDS URL keeps TLS enforced.
+    """
+    parts = urlsplit(raw.strip())
+    scheme, _, driver = parts.scheme.partition("+")
+    if scheme not in _POSTGRES_SCHEMES:
+        raise ValueError(
+            f"scheme {parts.scheme!r} is not PostgreSQL; expected "
+            "postgresql://user:password@host:5432/dbname[?sslmode=require]"
+        )
+    if driver and driver not in _POSTGRES_DRIVER_SUFFIXES:
+        raise ValueError(f"unknown driver suffix {driver!r} in scheme {parts.scheme!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = {name for name, _ in query}
+    fixed: list[tuple[str, str]] = []
+    for name, value in query:
+        if name == "ssl":  # asyncpg spelling
+            if "sslmode" in names:
+                continue
+            name, value = "sslmode", {"true": "require", "false": "disable"}.get(value, value)
+        if name == "sslmode" and value not in _SSLMODES:
+            raise ValueError(f"sslmode={value!r} is not one of {sorted(_SSLMODES)}")
+        fixed.append((name, value))
+    url = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(fixed), parts.fragment))
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(f"not a valid PostgreSQL URI: {_hide_password(str(exc), url)}") from None
+    return url
+
+
+def validate_redis_url(raw: str) -> str:
+    """Accept redis://, rediss:// (TLS, e.g. ElastiCache in-transit encryption) and unix://."""
+    url = raw.strip()
+    scheme = urlsplit(url).scheme
+    if scheme not in _REDIS_SCHEMES:
+        raise ValueError(
+            f"scheme {scheme!r} is not Redis; expected redis://[:password@]host:6379/0 "
+            "or rediss:// for TLS"
+        )
+    try:
+        parse_redis_url(url)
+    except ValueError as exc:
+        raise ValueError(f"not a valid Redis URL: {_hide_password(str(exc), url)}") from None
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (see app/README.md for the contract)."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore", hide_input_in_errors=True, case_sensitive=False, frozen=True
+    )
+
+    database_url: SecretStr = Field(validation_alias=_alias("database_url"))
+    redis_url: SecretStr = Field(validation_alias=_alias("redis_url"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_alias("port"))
+    # Containers must listen on all interfaces for the load balancer to reach them.
+    host: str = Field("0.0.0.0", validation_alias=_alias("host"))  # noqa: S104
+    log_format: Literal["json", "console"] = Field("json", validation_alias=_alias("log_format"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_alias("log_level")
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_alias("openai_api_key"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_alias("anthropic_api_key"))
+    chat_model: str | None = Field(None, validation_alias=_alias("chat_model"))
+    offline_model_latency_ms: int = Field(
+        0, ge=0, le=60_000, validation_alias=_alias("offline_model_latency_ms")
+    )
+    langsmith_tracing: bool = Field(False, validation_alias=_alias("langsmith_tracing"))
+    langsmith_api_key: SecretStr | None = Field(None, validation_alias=_alias("langsmith_api_key"))
+    langsmith_project: str | None = Field(None, validation_alias=_alias("langsmith_project"))
+    langsmith_endpoint: str | None = Field(None, validation_alias=_alias("langsmith_endpoint"))
+    rate_limit_per_minute: int = Field(
+        60, ge=0, le=1_000_000, validation_alias=_alias("rate_limit_per_minute")
+    )
+    run_timeout_seconds: float = Field(
+        120.0, gt=0, le=3600, validation_alias=_alias("run_timeout_seconds")
+    )
+    forwarded_allow_ips: str = Field("127.0.0.1", validation_alias=_alias("forwarded_allow_ips"))
+    app_version: str = Field(
+        default_factory=_package_version, validation_alias=_alias("app_version")
+    )
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _check_database_url(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return normalize_database_url(raw) if isinstance(raw, str) else value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _check_redis_url(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return validate_redis_url(raw) if isinstance(raw, str) else value
+
+    @field_validator("openai_api_key", "anthropic_api_key", "langsmith_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty `OPENAI_API_KEY=` (common in .env templates) means "not configured"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_cross_field(self) -> Settings:
+        if self.langsmith_tracing and self.langsmith_api_key is None:
+            raise ValueError("LANGSMITH_TRACING is true but LANGSMITH_API_KEY is not set")
+        if self.chat_model and self.chat_model != "offline":
+            provider, sep, name = self.chat_model.partition(":")
+            if not sep or not name or provider not in _PROVIDERS:
+                raise ValueError(
+                    f"CHAT_MODEL={self.chat_model!r} must be 'offline' or '<provider>:<model>' "
+                    f"with provider in {sorted(_PROVIDERS)}"
+                )
+            if self.provider_key(provider) is None:
+                raise ValueError(
+                    f"CHAT_MODEL uses {provider} but {provider.upper()}_API_KEY is not set"
+                )
+        return self
+
+    def provider_key(self, provider: str) -> SecretStr | None:
+        """The API key for a model provider, if configured."""
+        return {"openai": self.openai_api_key, "anthropic": self.anthropic_api_key}.get(provider)
+
+    def resolved_chat_model(self) -> str:
+        """`provider:model` to serve, or `offline` when no provider key is configured."""
+        if self.chat_model:
+            return self.chat_model
+        for provider in ("openai", "anthropic"):
+            if self.provider_key(provider) is not None:
+                return DEFAULT_MODELS[provider]
+        return "offline"
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process knows, so the log redactor can strip them anywhere."""
+        values: list[str] = []
+        for url in (self.database_url, self.redis_url):
+            password = urlsplit(url.get_secret_value()).password
+            if password:
+                values.append(password)
+        for key in (self.openai_api_key, self.anthropic_api_key, self.langsmith_api_key):
+            if key is not None:
+                values.append(key.get_secret_value())
+        return values
+
+
+class SettingsError(RuntimeError):
+    """Start-up configuration error whose message names the environment variables involved."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's error into lines naming env variables, never quoting their values."""
+    lines = ["invalid configuration:"]
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = str(error["loc"][0]) if error["loc"] else ""
+        field = next((f for f, names in ENV_NAMES.items() if loc == f or loc in names), None)
+        if field is None:
+            label = "settings"
+        else:
+            first, *others = ENV_NAMES[field]
+            label = f"{first} (or {', '.join(others)})" if others else first
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {label}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment or raise SettingsError with a readable message."""
+    try:
+        return Settings()  # values come from the environment
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None

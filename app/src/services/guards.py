@@ -1,0 +1,94 @@
+"""Redis-backed guards that must hold across every replica of the service.
+
+* `ThreadLock`: one run at a time per thread. A second run on a busy thread is refused at once
+  (HTTP 409) rather than queued: queued runs would hold HTTP connections and workers for an
+  unbounded time, and a client can retry after `Retry-After` seconds. The lock expires on its own
+  (run timeout + margin) so a crashed replica cannot block a thread forever, and it is released
+  only by its owner (redis-py's token-checked Lua release).
+* `RateLimiter`: at most N runs per client per 60 s window, the window starting at the client's
+  first run (no burst at a wall-clock minute boundary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import LockError
+
+from src.config.logging import get_logger
+
+log = get_logger(__name__)
+
+LOCK_MARGIN_SECONDS = 30.0
+RATE_WINDOW_SECONDS = 60
+
+
+class ThreadBusyError(Exception):
+    """Another run holds this thread's lock."""
+
+
+def thread_lock_key(thread_id: str) -> str:
+    """Redis key of a thread's run lock (documented so operators can inspect it)."""
+    return f"agent:thread-lock:{thread_id}"
+
+
+class ThreadLock:
+    """Per-thread mutual exclusion held in Redis for the duration of a run."""
+
+    def __init__(self, redis: Redis, run_timeout_seconds: float) -> None:
+        self._redis = redis
+        self._ttl = run_timeout_seconds + LOCK_MARGIN_SECONDS
+
+    @asynccontextmanager
+    async def hold(self, thread_id: str) -> AsyncIterator[None]:
+        """Hold the thread's lock or raise ThreadBusyError without waiting."""
+        lock = self._redis.lock(thread_lock_key(thread_id), timeout=self._ttl, blocking=False)
+        if not await lock.acquire():
+            raise ThreadBusyError(thread_id)
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                # Expired (run outlived its TTL) or Redis lost it: nothing left to release.
+                log.warning("thread_lock_lost", thread_id=thread_id)
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """Whether a request may proceed, and when the client may retry if not."""
+
+    allowed: bool
+    remaining: int
+    retry_after_seconds: int
+
+
+class RateLimiter:
+    """Fixed window per client, counted atomically in Redis (shared by all replicas)."""
+
+    def __init__(self, redis: Redis, limit_per_minute: int) -> None:
+        self._redis = redis
+        self._limit = limit_per_minute
+
+    @property
+    def enabled(self) -> bool:
+        """A limit of 0 disables rate limiting."""
+        return self._limit > 0
+
+    async def hit(self, client_id: str) -> RateDecision:
+        """Count one request for `client_id` and decide."""
+        if not self.enabled:
+            return RateDecision(True, 0, 0)
+        key = f"agent:ratelimit:{client_id}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=RATE_WINDOW_SECONDS, nx=True)
+            pipe.incr(key)
+            pipe.ttl(key)
+            _, count, ttl = await pipe.execute()
+        if int(count) > self._limit:
+            return RateDecision(False, 0, max(int(ttl), 1))
+        return RateDecision(True, self._limit - int(count), 0)
