@@ -1,0 +1,1 @@
+"""The `agent-deploy` command: offline checks of the real program, no Pulumi CLI needed."""

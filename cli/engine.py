@@ -1,0 +1,269 @@
+"""Run the real program under Pulumi's mocks and record everything it would manage.
+
+This is the engine behind `agent-deploy check` and the test harness: no Pulumi CLI, no cloud
+credentials. It executes `__main__.py` exactly as `pulumi up` would, with a recording monitor
+that keeps each registration's type, name, parent, inputs (wire names, secrets still wrapped)
+and resource options such as `protect`, which plain mocks do not see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import runpy
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.output import Unknown
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import PROJECT
+
+SECRET_SIG_KEY = rpc._special_sig_key
+SECRET_SIG = rpc._special_secret_sig
+UNKNOWN = rpc.UNKNOWN
+MOCK_ACCOUNT = "123456789012"
+
+ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
+CallMock = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _stable_number(text: str, digits: int = 8) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10**digits
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+    service = args.typ.split(":")[1].split("/")[0]
+    region = "us-east-1"
+    return {"arn": f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{args.name}"}
+
+
+# Outputs a provider computes on create, keyed by type token. Values are placeholders,
+# deterministic so that assertions on derived values are stable; `check` never shows them as
+# real (it runs in preview mode, where they stay unknown).
+RESOURCE_MOCKS: dict[str, ResourceMock] = {
+    "random:index/randomPassword:RandomPassword": lambda a: {
+        "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]},
+    "docker-build:index:Image": lambda a: {
+        "digest": _digest(a.name), "ref": f"{(a.inputs.get('tags') or [a.name])[0]}"},
+    "docker:index/remoteImage:RemoteImage": lambda a: {
+        "imageId": _digest(a.inputs.get("name", a.name)),
+        "repoDigest": f"{a.inputs.get('name', a.name)}@{_digest(a.name)}"},
+}
+
+CALL_MOCKS: dict[str, CallMock] = {
+    "github:index/getUser:getUser": lambda a: {
+        "id": str(_stable_number(a["username"])), "login": a["username"]},
+    "github:index/getTeam:getTeam": lambda a: {
+        "id": str(_stable_number(a["slug"])), "nodeId": f"T_{a['slug']}", "slug": a["slug"]},
+}
+
+
+def register_resource_mock(token: str) -> Callable[[ResourceMock], ResourceMock]:
+    """Let a target's tests or components declare what its provider computes."""
+
+    def decorate(mock: ResourceMock) -> ResourceMock:
+        RESOURCE_MOCKS[token] = mock
+        return mock
+
+    return decorate
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    protect: bool = False
+    retain_on_delete: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
+    provider: str = ""
+
+    @property
+    def plain(self) -> dict[str, Any]:
+        """Inputs with secret wrappers removed, for assertions on values."""
+        result = unwrap(self.inputs)
+        assert isinstance(result, dict)
+        return result
+
+    def is_secret(self, key: str) -> bool:
+        return is_secret(self.inputs.get(key))
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+def is_unknown(value: Any) -> bool:
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+def contains_secret(value: Any) -> bool:
+    if is_secret(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False
+
+
+def unwrap(value: Any) -> Any:
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def redact(value: Any) -> Any:
+    """Secrets become `[secret]`, unknowns `<unknown until deployment>`: safe to print."""
+    if is_secret(value):
+        return "[secret]"
+    if is_unknown(value):
+        return "<unknown until deployment>"
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    preview: bool
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+    invokes: list[tuple[str, dict[str, Any]]]
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Resource:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise AssertionError(f"expected one {type_} named {name!r}, found {names}")
+        return found[0]
+
+    def children(self, parent: Resource | None) -> list[Resource]:
+        urn = parent.urn if parent is not None else None
+        return [r for r in self.resources if r.parent == urn]
+
+    def descendants(self, parent: Resource) -> Iterator[Resource]:
+        for child in self.children(parent):
+            yield child
+            yield from self.descendants(child)
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, preview: bool) -> None:
+        self.preview = preview
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if not self.preview:
+            mock = RESOURCE_MOCKS.get(args.typ)
+            if mock is not None:
+                state |= mock(args)
+            elif args.typ.startswith("aws:"):
+                state |= _arn(args)
+        # In preview an id is not known yet, exactly as with a real engine.
+        return (None if self.preview else f"{args.name}-id"), state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
+        self.invokes.append((args.token, dict(args.args)))
+        mock = CALL_MOCKS.get(args.token)
+        return (mock(dict(args.args)) if mock else {}), None
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Keeps the resource options that `Mocks.new_resource` never sees."""
+
+    def __init__(self, mocks: _Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Resource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(Resource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                # Top-level resources hang off the root stack; record them as parentless.
+                parent=None if "::pulumi:pulumi:Stack::" in request.parent else request.parent,
+                custom=bool(request.custom),
+                inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                ignore_changes=list(request.ignoreChanges),
+                depends_on=list(request.dependencies),
+                provider=request.provider,
+            ))
+        return response
+
+
+def _resolve(value: Any) -> tuple[Any, bool]:
+    output = pulumi.Output.from_input(value)
+    known = _sync_await(output.is_known())
+    secret = _sync_await(output.is_secret())
+    resolved = _sync_await(output.future(with_unknowns=True)) if known else UNKNOWN
+    return (UNKNOWN if not known else resolved), secret
+
+
+def run_program(
+    stack: str,
+    config: dict[str, str],
+    secret_keys: set[str],
+    *,
+    project_dir: Path,
+    preview: bool = False,
+) -> ProgramRun:
+    """Execute `project_dir/__main__.py` for `stack` under mocks and return what it registered.
+
+    Exceptions from the program (a StackConfigError, say) propagate unchanged, after the
+    runtime has drained, so nothing is left running for the next run.
+    """
+    mocks = _Mocks(preview)
+    monitor = _RecordingMonitor(mocks)
+    settings.ROOT.set(None)  # a fresh root stack per run: runs never see each other
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program))
+    root = settings.get_root_resource()
+    exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+    for name, value in exported.items():
+        outputs[name], secret = _resolve(value)
+        if secret:
+            secret_outputs.add(name)
+    return ProgramRun(stack, preview, monitor.registrations, outputs, secret_outputs, mocks.invokes)

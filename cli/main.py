@@ -1,0 +1,172 @@
+"""`agent-deploy check --stack <name> [--json]`: what a stack would manage, without the cloud.
+
+Loads `Pulumi.<name>.yaml`, validates it, runs the real program under Pulumi's mocks in preview
+mode and prints the resources grouped by component with their key settings, and the stack
+outputs. Values only a deployment can know (ids, ARNs, digests, secrets) are shown as such.
+Exit codes: 0 valid, 1 configuration problems, 2 usage or unreadable stack file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from cli.engine import ProgramRun, Resource, redact, run_program
+from cli.stackfile import StackFileError, load_stack_file
+from infra.config import ConfigProblem
+
+
+
+def find_project_dir(start: Path) -> Path:
+    """The nearest directory holding Pulumi.yaml, as the Pulumi CLI resolves it."""
+    for directory in (start, *start.parents):
+        if (directory / "Pulumi.yaml").is_file():
+            return directory
+    return Path(__file__).resolve().parent.parent
+
+_MAX_SETTINGS = 8
+_MAX_VALUE = 70
+# Wire names too noisy to be "key settings" in the human listing (all are in --json).
+_NOISY = {"name", "tagsAll", "policy", "containerDefinitions", "assumeRolePolicy",
+          "__defaults", "opts"}
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
+
+
+def _container_summary(inputs: dict[str, Any]) -> list[str]:
+    ports = [f"{p.get('ip', '0.0.0.0')}:{_format_value(p.get('external'))}->"
+             f"{_format_value(p.get('internal'))}" for p in inputs.get("ports") or []]
+    tests = (inputs.get("healthcheck") or {}).get("tests")
+    summary = [f"ports={','.join(ports)}"] if ports else []
+    if isinstance(tests, list):
+        summary.append(f"healthcheck={_format_value(' '.join(map(str, tests)))}")
+    return summary
+
+
+# Nested settings worth a line of their own, by resource type. Targets add theirs.
+SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "docker:index/container:Container": _container_summary,
+}
+
+
+def _key_settings(resource: Resource) -> str:
+    summary = SUMMARIES.get(resource.type)
+    shown = summary(redact(resource.inputs)) if summary else []
+    for key, value in sorted(redact(resource.inputs).items()):
+        if key in _NOISY or value in (None, "", [], {}):
+            continue
+        if isinstance(value, dict):
+            continue
+        if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+            continue
+        shown.append(f"{key}={_format_value(value)}")
+        if len(shown) == _MAX_SETTINGS:
+            break
+    flags = [flag for flag, on in (("protected", resource.protect),
+                                   ("retained on delete", resource.retain_on_delete)) if on]
+    if resource.ignore_changes:
+        flags.append(f"ignores changes to {', '.join(resource.ignore_changes)}")
+    suffix = f"  [{'; '.join(flags)}]" if flags else ""
+    return "  ".join(shown) + suffix
+
+
+def _print_tree(run: ProgramRun, parent: Resource | None, depth: int, out: TextIO) -> None:
+    for resource in run.children(parent):
+        indent = "  " * depth
+        if resource.custom:
+            out.write(f"{indent}- {resource.type}  {resource.name}\n")
+            settings = _key_settings(resource)
+            if settings:
+                out.write(f"{indent}    {settings}\n")
+        else:
+            out.write(f"{indent}{resource.type}  {resource.name}\n")
+        _print_tree(run, resource, depth + 1, out)
+
+
+def print_human(run: ProgramRun, source: Path, out: TextIO) -> None:
+    custom = [r for r in run.resources if r.custom]
+    out.write(f"stack {run.stack} ({source.name}): {len(custom)} resources in "
+              f"{len(run.resources) - len(custom)} components\n\n")
+    _print_tree(run, None, 0, out)
+    out.write("\noutputs:\n")
+    for name, value in sorted(redact(run.outputs).items()):
+        shown = "[secret]" if name in run.secret_outputs else _format_value(value)
+        out.write(f"  {name}: {shown}\n")
+    out.write("\nOffline check: no cloud was called. Ids, ARNs, image digests and secret values "
+              "are known only after deployment.\n")
+
+
+def as_json(run: ProgramRun, source: Path) -> dict[str, Any]:
+    return {
+        "stack": run.stack,
+        "stackFile": source.name,
+        "resources": [
+            {
+                "type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent,
+                "custom": r.custom, "protect": r.protect, "retainOnDelete": r.retain_on_delete,
+                "ignoreChanges": r.ignore_changes, "inputs": redact(r.inputs),
+            }
+            for r in run.resources
+        ],
+        "outputs": {k: "[secret]" if k in run.secret_outputs else v
+                    for k, v in redact(run.outputs).items()},
+    }
+
+
+def _problems_json(stack: str, problems: Sequence[ConfigProblem]) -> dict[str, Any]:
+    return {"stack": stack, "errors": [
+        {"key": p.key, "value": p.value, "message": p.message} for p in problems]}
+
+
+def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO,
+          err: TextIO) -> int:
+    from stacks import StackConfigError
+
+    try:
+        stack_file = load_stack_file(project_dir, stack)
+    except StackFileError as error:
+        err.write(f"agent-deploy check: {error}\n")
+        return 2
+    try:
+        run = run_program(stack, stack_file.config, stack_file.secret_keys,
+                          project_dir=project_dir, preview=True)
+    except StackConfigError as error:
+        if as_json_output:
+            out.write(json.dumps(_problems_json(stack, error.problems), indent=2) + "\n")
+        err.write(f"{error}\n")
+        return 1
+    if as_json_output:
+        out.write(json.dumps(as_json(run, stack_file.path), indent=2, default=str) + "\n")
+    else:
+        print_human(run, stack_file.path, out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agent-deploy", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check_cmd = commands.add_parser("check", help="validate a stack and list what it manages")
+    check_cmd.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml")
+    check_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    check_cmd.add_argument("--project-dir", type=Path, default=None,
+                           help="directory of Pulumi.yaml (default: nearest from here)")
+    args = parser.parse_args(argv)
+    project_dir = args.project_dir or find_project_dir(Path.cwd())
+    return check(args.stack, as_json_output=args.json, project_dir=project_dir.resolve(),
+                 out=sys.stdout, err=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

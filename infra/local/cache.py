@@ -1,0 +1,64 @@
+"""Redis for the local stack: password-protected and persistent, like the managed ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from infra.local.containers import (
+    RESTART_POLICY,
+    WAIT_TIMEOUT_SECONDS,
+    health,
+    named_volume,
+    remote_image,
+)
+
+REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class LocalRedisArgs:
+    network: pulumi.Input[str]
+    image: str
+    hostname: str = "redis"
+
+
+class LocalRedis(pulumi.ComponentResource):
+    """`url` is a secret `redis://` URL with the generated password."""
+
+    url: pulumi.Output[str]
+    container_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LocalRedisArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:local:Redis", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        image = remote_image(name, args.image, self)
+        volume = named_volume(name, self)
+        container = docker.Container(
+            name,
+            name=name,
+            image=image.image_id,
+            # REDISCLI_AUTH serves both the server flag and redis-cli in the health check,
+            # so the password is never written into the command line of the resource.
+            envs=[pulumi.Output.secret(pulumi.Output.concat("REDISCLI_AUTH=", password.result))],
+            command=["sh", "-c",
+                     'exec redis-server --appendonly yes --requirepass "$REDISCLI_AUTH"'],
+            volumes=[docker.ContainerVolumeArgs(container_path="/data", volume_name=volume.name)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(
+                name=args.network, aliases=[args.hostname])],
+            healthcheck=health(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
+            restart=RESTART_POLICY,
+            wait=True,
+            wait_timeout=WAIT_TIMEOUT_SECONDS,
+            opts=child,
+        )
+        self.container_name = container.name
+        self.url = pulumi.Output.secret(pulumi.Output.concat(
+            "redis://:", password.result, "@", args.hostname, ":", str(REDIS_PORT), "/0"))
+        self.register_outputs({"containerName": self.container_name})

@@ -1,0 +1,69 @@
+"""Run the real program for a real stack file under Pulumi's mocks.
+
+`run_stack("local")` loads Pulumi.local.yaml exactly as `agent-deploy check` does, applies
+optional overrides (deep-merged into the structured keys, as a user would edit the file) and
+secrets (set as Pulumi secrets), and returns everything the program registered.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cli.engine import ProgramRun, run_program
+from cli.stackfile import load_stack_file
+from infra.config import PROJECT
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def _merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _merge(base.get(key), value) if value is not None else None
+        return {k: v for k, v in merged.items() if v is not None}
+    return override
+
+
+def stack_inputs(
+    stack: str,
+    override: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+    plain: dict[str, str] | None = None,
+) -> tuple[dict[str, str], set[str]]:
+    """The config strings and secret keys the engine would pass for `stack` plus overrides.
+
+    A `None` value in `override` deletes that key, like removing a line from the file.
+    """
+    stack_file = load_stack_file(PROJECT_DIR, stack)
+    config = dict(stack_file.config)
+    secret_keys = set(stack_file.secret_keys)
+    for section, value in (override or {}).items():
+        key = f"{PROJECT}:{section}"
+        if value is None:
+            config.pop(key, None)
+        elif isinstance(value, dict):
+            current = json.loads(config[key]) if key in config else {}
+            config[key] = json.dumps(_merge(current, value))
+        else:
+            config[key] = value if isinstance(value, str) else json.dumps(value)
+    for name, value in (secrets or {}).items():
+        config[f"{PROJECT}:{name}"] = value
+        secret_keys.add(f"{PROJECT}:{name}")
+    for name, value in (plain or {}).items():
+        config[f"{PROJECT}:{name}"] = value
+    return config, secret_keys
+
+
+def run_stack(
+    stack: str,
+    override: dict[str, Any] | None = None,
+    *,
+    secrets: dict[str, str] | None = None,
+    plain: dict[str, str] | None = None,
+    preview: bool = False,
+) -> ProgramRun:
+    config, secret_keys = stack_inputs(stack, override, secrets, plain)
+    return run_program(stack, config, secret_keys, project_dir=PROJECT_DIR, preview=preview)
