@@ -341,6 +341,17 @@ def test_smoke_test_fails_at_once_without_a_url(where, wf, step, tmp_path):
     assert time.monotonic() - started < 10, "an empty URL is a configuration error, not a retry"
 
 
+def test_workflows_read_only_stack_outputs_the_program_exports():
+    """`steps.up.outputs.X` is the stack output X: a renamed export would empty the URL."""
+    referenced = set()
+    for path in WORKFLOWS.glob("*.yml"):
+        referenced |= set(re.findall(r"steps\.up\.outputs\.(\w+)", path.read_text("utf-8")))
+    assert referenced, "the smoke tests read the URL from the stack outputs"
+    exported = "\n".join(p.read_text("utf-8") for p in (ROOT / "stacks").glob("*.py"))
+    for name in sorted(referenced):
+        assert f'"{name}"' in exported, f"no stack program exports {name!r}"
+
+
 def test_deploy_notifies_slack_only_when_the_webhook_exists(workflows):
     jobs = workflows["deploy"]["jobs"]
     slack = [
