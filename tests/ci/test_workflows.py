@@ -398,7 +398,7 @@ def test_ephemeral_stack_file_is_copied_from_the_template_first(workflows, comma
     up_index = next(i for i, s in enumerate(job_steps) if uses(s) == PULUMI_ACTION)
     copy = 'cp Pulumi.pr.yaml "Pulumi.pr-${PR_NUMBER}.yaml"'
     assert any(copy in str(s.get("run", "")) for s in job_steps[:up_index])
-    pr_number = {**(job.get("env") or {})}.get("PR_NUMBER")
+    pr_number = (job.get("env") or {}).get("PR_NUMBER")
     assert pr_number == "${{ github.event.pull_request.number }}"
 
 
