@@ -1,5 +1,6 @@
-"""Test harness that runs the real thing: PostgreSQL and Redis servers started from their binaries on
-free loopback ports, and the service as a subprocess (`python -m src`, as in the container).
+"""Test harness that runs the real thing: PostgreSQL and Redis servers started from their
+binaries on free loopback ports, and the service as a subprocess (`python -m src`, as in
+the container).
 
 Credentials are deliberately non-trivial so tests can prove they never reach a log line.
 """
@@ -25,14 +26,30 @@ import pytest
 import redis
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
-PG_PASSWORD = "pg-Secr3t-4f9a"  # noqa: S105  # test credential, asserted absent from logs
-REDIS_PASSWORD = "redis-Secr3t-7c1e"  # noqa: S105
+PG_PASSWORD = "pg-Secr3t-4f9a"  # test credential, asserted absent from logs
+REDIS_PASSWORD = "redis-Secr3t-7c1e"
 #: Variables of the outer environment that would change what the service does under test.
 _SCRUBBED_ENV = (
-    "DATABASE_URL", "DATABASE_URI", "POSTGRES_URI", "REDIS_URL", "REDIS_URI", "PORT", "HOST",
-    "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CHAT_MODEL", "LANGSMITH_TRACING", "LANGSMITH_API_KEY",
-    "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING", "LANGCHAIN_API_KEY", "LOG_FORMAT", "LOG_LEVEL",
-    "RATE_LIMIT_PER_MINUTE", "RUN_TIMEOUT_SECONDS", "OFFLINE_MODEL_LATENCY_MS",
+    "DATABASE_URL",
+    "DATABASE_URI",
+    "POSTGRES_URI",
+    "REDIS_URL",
+    "REDIS_URI",
+    "PORT",
+    "HOST",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "CHAT_MODEL",
+    "LANGSMITH_TRACING",
+    "LANGSMITH_API_KEY",
+    "LANGCHAIN_TRACING_V2",
+    "LANGCHAIN_TRACING",
+    "LANGCHAIN_API_KEY",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "RATE_LIMIT_PER_MINUTE",
+    "RUN_TIMEOUT_SECONDS",
+    "OFFLINE_MODEL_LATENCY_MS",
 )
 
 
@@ -122,8 +139,19 @@ def postgres() -> Iterator[PostgresServer]:
         shutil.chown(root, "postgres")
         shutil.chown(pwfile, "postgres")
     subprocess.run(
-        [*run_as, initdb, "-D", str(root / "data"), "-U", "agent", "--auth=scram-sha-256",
-         f"--pwfile={pwfile}", "--no-sync", "--encoding=UTF8", "--locale=C"],
+        [
+            *run_as,
+            initdb,
+            "-D",
+            str(root / "data"),
+            "-U",
+            "agent",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "--no-sync",
+            "--encoding=UTF8",
+            "--locale=C",
+        ],
         check=True,
         capture_output=True,
         timeout=120,
@@ -155,9 +183,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [need_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--requirepass", REDIS_PASSWORD, "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
+            [
+                need_binary("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--requirepass",
+                REDIS_PASSWORD,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -240,7 +280,9 @@ class ServiceProcess:
         last: object = None
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"service exited with {self.process.returncode}:\n{self.logs()}")
+                raise AssertionError(
+                    f"service exited with {self.process.returncode}:\n{self.logs()}"
+                )
             try:
                 response = httpx.get(self.base_url + path, timeout=3)
                 if response.status_code == status:
@@ -280,7 +322,8 @@ def start_service(
             "LOG_LEVEL": "DEBUG",
         }
         service = ServiceProcess(
-            env=service_env(**{**defaults, **env}), log_path=tmp_path / f"service-{len(started)}.log"
+            env=service_env(**{**defaults, **env}),
+            log_path=tmp_path / f"service-{len(started)}.log",
         )
         started.append(service)
         service.start(wait_ready=wait_ready)

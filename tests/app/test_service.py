@@ -77,12 +77,11 @@ def test_redis_outage_flips_ready_but_not_live_and_recovers_without_restart(
         service.wait_for("/ready", 200, timeout=20)
         assert client.get("/health").json()["status"] == "healthy"
         assert run(client, "outage-thread", "hello again").status_code == 200
-    assert service.process is not None and service.process.poll() is None
+    assert service.process is not None
+    assert service.process.poll() is None  # never restarted
 
 
-def test_service_starts_before_postgres_and_becomes_ready_when_it_answers(
-    start_service, postgres
-):
+def test_service_starts_before_postgres_and_becomes_ready_when_it_answers(start_service, postgres):
     postgres.stop()
     try:
         service = start_service(wait_ready=False)
@@ -100,9 +99,7 @@ def test_service_starts_before_postgres_and_becomes_ready_when_it_answers(
 def test_concurrent_runs_on_one_thread_conflict_across_replicas(start_service, redis_server):
     # Two replicas on the same Postgres and Redis; the model takes 1.5 s per answer.
     replica_a = start_service(OFFLINE_MODEL_LATENCY_MS="1500")
-    replica_b = start_service(
-        OFFLINE_MODEL_LATENCY_MS="1500", REDIS_URL=replica_a.env["REDIS_URL"]
-    )
+    replica_b = start_service(OFFLINE_MODEL_LATENCY_MS="1500", REDIS_URL=replica_a.env["REDIS_URL"])
     thread_id = "shared-thread"
     with replica_a.client() as a, replica_b.client() as b, ThreadPoolExecutor(2) as pool:
         slow = pool.submit(run, a, thread_id, "first")
@@ -159,7 +156,8 @@ def test_request_id_metrics_and_logs_carry_no_secret(start_service):
 
     lines = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
     run_lines = [line for line in lines if line.get("event") == "run_completed"]
-    assert run_lines and run_lines[0]["request_id"] == "req-abc-123"
+    assert run_lines
+    assert run_lines[0]["request_id"] == "req-abc-123"
     assert any(line.get("event") == "service_started" for line in lines)
     assert PG_PASSWORD not in service.logs()
     assert REDIS_PASSWORD not in service.logs()

@@ -1,0 +1,148 @@
+"""Settings: accepted environment names, URL normalisation, errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from src.config.settings import Settings, SettingsError, load_settings
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch):
+    """Set only the given variables (the outer environment must not leak in)."""
+    for name in [
+        "DATABASE_URL",
+        "DATABASE_URI",
+        "POSTGRES_URI",
+        "REDIS_URL",
+        "REDIS_URI",
+        "PORT",
+        "LOG_FORMAT",
+        "CHAT_MODEL",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "LANGSMITH_TRACING",
+        "LANGSMITH_API_KEY",
+        "LANGSMITH_PROJECT",
+        "LANGCHAIN_TRACING_V2",
+        "LANGCHAIN_TRACING",
+        "LANGCHAIN_API_KEY",
+        "LANGCHAIN_PROJECT",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+
+    def apply(**values: str) -> Settings:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        return load_settings()
+
+    return apply
+
+
+BASE = {"DATABASE_URL": "postgresql://u:p@db:5432/app", "REDIS_URL": "redis://cache:6379/0"}
+
+
+def test_langgraph_server_names_are_accepted(env):
+    settings = env(DATABASE_URI="postgresql://u:p@db/app", REDIS_URI="rediss://:tok@cache:6379/0")
+    assert settings.database_url.get_secret_value() == "postgresql://u:p@db/app"
+    assert settings.redis_url.get_secret_value() == "rediss://:tok@cache:6379/0"
+    assert settings.port == 8000
+    assert settings.log_format == "json"
+
+
+def test_url_name_wins_over_uri_name(env):
+    settings = env(
+        DATABASE_URL="postgresql://u:p@primary/app",
+        DATABASE_URI="postgresql://u:p@other/app",
+        REDIS_URL="redis://cache/0",
+    )
+    assert "primary" in settings.database_url.get_secret_value()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            "postgresql://u:p@db:5432/app?sslmode=require",
+            "postgresql://u:p@db:5432/app?sslmode=require",
+        ),
+        ("postgres://u:p@db/app", "postgresql://u:p@db/app"),
+        ("postgresql+asyncpg://u:p@db/app", "postgresql://u:p@db/app"),
+        ("postgresql+asyncpg://u:p@db/app?ssl=require", "postgresql://u:p@db/app?sslmode=require"),
+        ("postgresql+psycopg://u:p@db/app?ssl=true", "postgresql://u:p@db/app?sslmode=require"),
+        (
+            "postgresql://u:p@db/app?sslmode=verify-full&ssl=disable",
+            "postgresql://u:p@db/app?sslmode=verify-full",
+        ),
+    ],
+)
+def test_database_url_forms_are_normalised_for_libpq(env, given, expected):
+    settings = env(DATABASE_URL=given, REDIS_URL="redis://cache/0")
+    assert settings.database_url.get_secret_value() == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("DATABASE_URL", "mysql://u:topsecret@db/app", "is not PostgreSQL"),
+        ("DATABASE_URL", "postgresql+aiopg://u:topsecret@db/app", "unknown driver suffix"),
+        ("DATABASE_URL", "postgresql://u:topsecret@db/app?sslmode=maybe", "sslmode='maybe'"),
+        ("DATABASE_URL", "postgresql://u:topsecret@db/app?nosuchparam=1", "not a valid PostgreSQL"),
+        ("REDIS_URL", "memcached://:topsecret@cache:11211", "is not Redis"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("PORT", "70000", "PORT"),
+    ],
+)
+def test_malformed_values_name_the_variable_and_hide_the_value(env, variable, value, fragment):
+    with pytest.raises(SettingsError) as caught:
+        env(**{**BASE, variable: value})
+    message = str(caught.value)
+    assert variable in message
+    assert fragment in message
+    assert "topsecret" not in message
+
+
+def test_missing_urls_are_both_reported(env):
+    with pytest.raises(SettingsError) as caught:
+        env()
+    message = str(caught.value)
+    assert "DATABASE_URL (or DATABASE_URI, POSTGRES_URI): Field required" in message
+    assert "REDIS_URL (or REDIS_URI): Field required" in message
+
+
+def test_secrets_do_not_appear_in_repr(env):
+    settings = env(**BASE, OPENAI_API_KEY="sk-test-visible-nowhere")
+    assert "sk-test-visible-nowhere" not in repr(settings)
+    assert "u:p@" not in repr(settings)
+
+
+def test_legacy_langchain_tracing_names_are_read(env):
+    settings = env(
+        **BASE, LANGCHAIN_TRACING_V2="true", LANGCHAIN_API_KEY="lsv2-key", LANGCHAIN_PROJECT="demo"
+    )
+    assert settings.langsmith_tracing is True
+    assert settings.langsmith_project == "demo"
+    assert settings.langsmith_api_key is not None
+
+
+def test_model_resolution(env):
+    assert env(**BASE).resolved_chat_model() == "offline"
+    assert env(**BASE, OPENAI_API_KEY="").resolved_chat_model() == "offline"
+    assert env(**BASE, ANTHROPIC_API_KEY="sk-ant").resolved_chat_model().startswith("anthropic:")
+    assert env(**BASE, OPENAI_API_KEY="sk-oai").resolved_chat_model().startswith("openai:")
+
+
+def test_chat_model_needs_its_provider_key(env):
+    with pytest.raises(SettingsError, match="CHAT_MODEL uses anthropic but ANTHROPIC_API_KEY"):
+        env(**BASE, OPENAI_API_KEY="sk-oai", CHAT_MODEL="anthropic:claude-x")
+    with pytest.raises(SettingsError, match="must be 'offline' or '<provider>:<model>'"):
+        env(**BASE, CHAT_MODEL="gpt-4o")
+
+
+def test_secret_values_cover_url_passwords_and_keys(env):
+    settings = env(
+        DATABASE_URL="postgresql://u:db-pass@db/app",
+        REDIS_URL="rediss://:redis-token@cache:6379/0",
+        ANTHROPIC_API_KEY="sk-ant-key",
+    )
+    assert set(settings.secret_values()) == {"db-pass", "redis-token", "sk-ant-key"}
