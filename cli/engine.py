@@ -35,7 +35,8 @@ CallMock = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _stable_number(text: str, digits: int = 8) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10**digits
+    modulus: int = 10**digits
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % modulus
 
 
 def _digest(text: str) -> str:
@@ -53,19 +54,28 @@ def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
 # real (it runs in preview mode, where they stay unknown).
 RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "random:index/randomPassword:RandomPassword": lambda a: {
-        "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]},
+        "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]
+    },
     "docker-build:index:Image": lambda a: {
-        "digest": _digest(a.name), "ref": f"{(a.inputs.get('tags') or [a.name])[0]}"},
+        "digest": _digest(a.name),
+        "ref": f"{(a.inputs.get('tags') or [a.name])[0]}",
+    },
     "docker:index/remoteImage:RemoteImage": lambda a: {
         "imageId": _digest(a.inputs.get("name", a.name)),
-        "repoDigest": f"{a.inputs.get('name', a.name)}@{_digest(a.name)}"},
+        "repoDigest": f"{a.inputs.get('name', a.name)}@{_digest(a.name)}",
+    },
 }
 
 CALL_MOCKS: dict[str, CallMock] = {
     "github:index/getUser:getUser": lambda a: {
-        "id": str(_stable_number(a["username"])), "login": a["username"]},
+        "id": str(_stable_number(a["username"])),
+        "login": a["username"],
+    },
     "github:index/getTeam:getTeam": lambda a: {
-        "id": str(_stable_number(a["slug"])), "nodeId": f"T_{a['slug']}", "slug": a["slug"]},
+        "id": str(_stable_number(a["slug"])),
+        "nodeId": f"T_{a['slug']}",
+        "slug": a["slug"],
+    },
 }
 
 
@@ -179,7 +189,9 @@ class _Mocks(pulumi.runtime.Mocks):
         self.preview = preview
         self.invokes: list[tuple[str, dict[str, Any]]] = []
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+    def new_resource(
+        self, args: pulumi_mocks.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
         if not self.preview:
             mock = RESOURCE_MOCKS.get(args.typ)
@@ -203,23 +215,25 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Resource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
-            self.registrations.append(Resource(
-                type=request.type,
-                name=request.name,
-                urn=response.urn,
-                # Top-level resources hang off the root stack; record them as parentless.
-                parent=None if "::pulumi:pulumi:Stack::" in request.parent else request.parent,
-                custom=bool(request.custom),
-                inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
-                protect=bool(request.protect),
-                retain_on_delete=bool(request.retainOnDelete),
-                ignore_changes=list(request.ignoreChanges),
-                depends_on=list(request.dependencies),
-                provider=request.provider,
-            ))
+            self.registrations.append(
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    # Top-level resources hang off the root stack; record them as parentless.
+                    parent=None if "::pulumi:pulumi:Stack::" in request.parent else request.parent,
+                    custom=bool(request.custom),
+                    inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    ignore_changes=list(request.ignoreChanges),
+                    depends_on=list(request.dependencies),
+                    provider=request.provider,
+                )
+            )
         return response
 
 
@@ -257,7 +271,12 @@ def run_program(
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
-    _sync_await(run_pulumi_func(program))
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as error:
+        # What got registered before the failure: a config error must leave this empty.
+        error.registered = list(monitor.registrations)  # type: ignore[attr-defined]
+        raise
     root = settings.get_root_resource()
     exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
     outputs: dict[str, Any] = {}

@@ -20,7 +20,6 @@ from cli.stackfile import StackFileError, load_stack_file
 from infra.config import ConfigProblem
 
 
-
 def find_project_dir(start: Path) -> Path:
     """The nearest directory holding Pulumi.yaml, as the Pulumi CLI resolves it."""
     for directory in (start, *start.parents):
@@ -28,26 +27,34 @@ def find_project_dir(start: Path) -> Path:
             return directory
     return Path(__file__).resolve().parent.parent
 
+
 _MAX_SETTINGS = 8
 _MAX_VALUE = 70
 # Wire names too noisy to be "key settings" in the human listing (all are in --json).
-_NOISY = {"name", "tagsAll", "policy", "containerDefinitions", "assumeRolePolicy",
-          "__defaults", "opts"}
+_NOISY = {
+    "name",
+    "tagsAll",
+    "policy",
+    "containerDefinitions",
+    "assumeRolePolicy",
+    "__defaults",
+    "opts",
+}
 
 
 def _format_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, separators=(",", ":"))
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
 
 
 def _container_summary(inputs: dict[str, Any]) -> list[str]:
-    ports = [f"{p.get('ip', '0.0.0.0')}:{_format_value(p.get('external'))}->"
-             f"{_format_value(p.get('internal'))}" for p in inputs.get("ports") or []]
+    ports = [
+        f"{p.get('ip', 'all interfaces')}:{_format_value(p.get('external'))}->"
+        f"{_format_value(p.get('internal'))}"
+        for p in inputs.get("ports") or []
+    ]
     tests = (inputs.get("healthcheck") or {}).get("tests")
     summary = [f"ports={','.join(ports)}"] if ports else []
     if isinstance(tests, list):
@@ -74,8 +81,14 @@ def _key_settings(resource: Resource) -> str:
         shown.append(f"{key}={_format_value(value)}")
         if len(shown) == _MAX_SETTINGS:
             break
-    flags = [flag for flag, on in (("protected", resource.protect),
-                                   ("retained on delete", resource.retain_on_delete)) if on]
+    flags = [
+        flag
+        for flag, on in (
+            ("protected", resource.protect),
+            ("retained on delete", resource.retain_on_delete),
+        )
+        if on
+    ]
     if resource.ignore_changes:
         flags.append(f"ignores changes to {', '.join(resource.ignore_changes)}")
     suffix = f"  [{'; '.join(flags)}]" if flags else ""
@@ -97,15 +110,19 @@ def _print_tree(run: ProgramRun, parent: Resource | None, depth: int, out: TextI
 
 def print_human(run: ProgramRun, source: Path, out: TextIO) -> None:
     custom = [r for r in run.resources if r.custom]
-    out.write(f"stack {run.stack} ({source.name}): {len(custom)} resources in "
-              f"{len(run.resources) - len(custom)} components\n\n")
+    out.write(
+        f"stack {run.stack} ({source.name}): {len(custom)} resources in "
+        f"{len(run.resources) - len(custom)} components\n\n"
+    )
     _print_tree(run, None, 0, out)
     out.write("\noutputs:\n")
     for name, value in sorted(redact(run.outputs).items()):
         shown = "[secret]" if name in run.secret_outputs else _format_value(value)
         out.write(f"  {name}: {shown}\n")
-    out.write("\nOffline check: no cloud was called. Ids, ARNs, image digests and secret values "
-              "are known only after deployment.\n")
+    out.write(
+        "\nOffline check: no cloud was called. Ids, ARNs, image digests and secret values "
+        "are known only after deployment.\n"
+    )
 
 
 def as_json(run: ProgramRun, source: Path) -> dict[str, Any]:
@@ -114,24 +131,32 @@ def as_json(run: ProgramRun, source: Path) -> dict[str, Any]:
         "stackFile": source.name,
         "resources": [
             {
-                "type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent,
-                "custom": r.custom, "protect": r.protect, "retainOnDelete": r.retain_on_delete,
-                "ignoreChanges": r.ignore_changes, "inputs": redact(r.inputs),
+                "type": r.type,
+                "name": r.name,
+                "urn": r.urn,
+                "parent": r.parent,
+                "custom": r.custom,
+                "protect": r.protect,
+                "retainOnDelete": r.retain_on_delete,
+                "ignoreChanges": r.ignore_changes,
+                "inputs": redact(r.inputs),
             }
             for r in run.resources
         ],
-        "outputs": {k: "[secret]" if k in run.secret_outputs else v
-                    for k, v in redact(run.outputs).items()},
+        "outputs": {
+            k: "[secret]" if k in run.secret_outputs else v for k, v in redact(run.outputs).items()
+        },
     }
 
 
 def _problems_json(stack: str, problems: Sequence[ConfigProblem]) -> dict[str, Any]:
-    return {"stack": stack, "errors": [
-        {"key": p.key, "value": p.value, "message": p.message} for p in problems]}
+    return {
+        "stack": stack,
+        "errors": [{"key": p.key, "value": p.value, "message": p.message} for p in problems],
+    }
 
 
-def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO,
-          err: TextIO) -> int:
+def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO, err: TextIO) -> int:
     from stacks import StackConfigError
 
     try:
@@ -140,8 +165,9 @@ def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO,
         err.write(f"agent-deploy check: {error}\n")
         return 2
     try:
-        run = run_program(stack, stack_file.config, stack_file.secret_keys,
-                          project_dir=project_dir, preview=True)
+        run = run_program(
+            stack, stack_file.config, stack_file.secret_keys, project_dir=project_dir, preview=True
+        )
     except StackConfigError as error:
         if as_json_output:
             out.write(json.dumps(_problems_json(stack, error.problems), indent=2) + "\n")
@@ -160,12 +186,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_cmd = commands.add_parser("check", help="validate a stack and list what it manages")
     check_cmd.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml")
     check_cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    check_cmd.add_argument("--project-dir", type=Path, default=None,
-                           help="directory of Pulumi.yaml (default: nearest from here)")
+    check_cmd.add_argument(
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="directory of Pulumi.yaml (default: nearest from here)",
+    )
     args = parser.parse_args(argv)
     project_dir = args.project_dir or find_project_dir(Path.cwd())
-    return check(args.stack, as_json_output=args.json, project_dir=project_dir.resolve(),
-                 out=sys.stdout, err=sys.stderr)
+    return check(
+        args.stack,
+        as_json_output=args.json,
+        project_dir=project_dir.resolve(),
+        out=sys.stdout,
+        err=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-SECRET_PLACEHOLDER = "[secret: set in the stack, decrypted only at deployment]"
+SECRET_PLACEHOLDER = "[secret: decrypted only at deployment]"  # noqa: S105 - a marker
 EPHEMERAL_STACK = re.compile(r"^pr-\d+$")
 EPHEMERAL_TEMPLATE = "pr"
 
@@ -52,8 +52,10 @@ def stack_file_path(project_dir: Path, stack: str) -> Path:
 
 
 def stack_names(project_dir: Path) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                  for p in project_dir.glob("Pulumi.*.yaml"))
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        for p in project_dir.glob("Pulumi.*.yaml")
+    )
 
 
 def load_stack_file(project_dir: Path, stack: str) -> StackFile:

@@ -68,17 +68,27 @@ class ContainerImage(pulumi.ComponentResource):
         tagged = pulumi.Output.concat(args.repository, ":", args.tag)
         cache_from = cache_to = None
         if args.cache_ref is not None:
-            cache_from = [docker_build.CacheFromArgs(
-                registry=docker_build.CacheFromRegistryArgs(ref=args.cache_ref))]
-            cache_to = [docker_build.CacheToArgs(registry=docker_build.CacheToRegistryArgs(
-                ref=args.cache_ref, mode=docker_build.CacheMode.MAX))]
+            cache_from = [
+                docker_build.CacheFromArgs(
+                    registry=docker_build.CacheFromRegistryArgs(ref=args.cache_ref)
+                )
+            ]
+            cache_to = [
+                docker_build.CacheToArgs(
+                    registry=docker_build.CacheToRegistryArgs(
+                        ref=args.cache_ref, mode=docker_build.CacheMode.MAX
+                    )
+                )
+            ]
         registries = None
         if args.registry is not None:
-            registries = [docker_build.RegistryArgs(
-                address=args.registry.address,
-                username=args.registry.username,
-                password=pulumi.Output.secret(args.registry.password),
-            )]
+            registries = [
+                docker_build.RegistryArgs(
+                    address=args.registry.address,
+                    username=args.registry.username,
+                    password=pulumi.Output.secret(args.registry.password),
+                )
+            ]
         image = docker_build.Image(
             name,
             context=docker_build.BuildContextArgs(location=args.context),
@@ -119,7 +129,8 @@ def _ignored(relative: str, patterns: Sequence[str]) -> bool:
         bare = pattern.removeprefix("!").removeprefix("/").removeprefix("**/")
         parts = relative.split("/")
         hit = any(
-            fnmatch.fnmatchcase("/".join(parts[:i]), bare) or fnmatch.fnmatchcase(parts[i - 1], bare)
+            fnmatch.fnmatchcase("/".join(parts[:i]), bare)
+            or fnmatch.fnmatchcase(parts[i - 1], bare)
             for i in range(1, len(parts) + 1)
         )
         if hit:

@@ -38,6 +38,9 @@ class LocalRedis(pulumi.ComponentResource):
         super().__init__("agent-deploy:local:Redis", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        password_env: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.concat("REDISCLI_AUTH=", password.result)
+        )
         image = remote_image(name, args.image, self)
         volume = named_volume(name, self)
         container = docker.Container(
@@ -46,12 +49,16 @@ class LocalRedis(pulumi.ComponentResource):
             image=image.image_id,
             # REDISCLI_AUTH serves both the server flag and redis-cli in the health check,
             # so the password is never written into the command line of the resource.
-            envs=[pulumi.Output.secret(pulumi.Output.concat("REDISCLI_AUTH=", password.result))],
-            command=["sh", "-c",
-                     'exec redis-server --appendonly yes --requirepass "$REDISCLI_AUTH"'],
+            envs=[password_env],
+            command=[
+                "sh",
+                "-c",
+                'exec redis-server --appendonly yes --requirepass "$REDISCLI_AUTH"',
+            ],
             volumes=[docker.ContainerVolumeArgs(container_path="/data", volume_name=volume.name)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(
-                name=args.network, aliases=[args.hostname])],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[args.hostname])
+            ],
             healthcheck=health(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
             restart=RESTART_POLICY,
             wait=True,
@@ -59,6 +66,9 @@ class LocalRedis(pulumi.ComponentResource):
             opts=child,
         )
         self.container_name = container.name
-        self.url = pulumi.Output.secret(pulumi.Output.concat(
-            "redis://:", password.result, "@", args.hostname, ":", str(REDIS_PORT), "/0"))
+        self.url = pulumi.Output.secret(
+            pulumi.Output.concat(
+                "redis://:", password.result, "@", args.hostname, ":", str(REDIS_PORT), "/0"
+            )
+        )
         self.register_outputs({"containerName": self.container_name})

@@ -12,7 +12,9 @@ WAIT_TIMEOUT_SECONDS = 180
 
 def remote_image(name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
     return docker.RemoteImage(
-        f"{name}-image", name=reference, keep_locally=True,
+        f"{name}-image",
+        name=reference,
+        keep_locally=True,
         opts=pulumi.ResourceOptions(parent=parent),
     )
 
@@ -23,8 +25,9 @@ def named_volume(name: str, parent: pulumi.Resource) -> docker.Volume:
     )
 
 
-def health(test: list[str], *, interval: str = "5s", retries: int = 10,
-           start_period: str = "10s") -> docker.ContainerHealthcheckArgs:
+def health(
+    test: list[str], *, interval: str = "5s", retries: int = 10, start_period: str = "10s"
+) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
         tests=test, interval=interval, timeout="5s", retries=retries, start_period=start_period
     )

@@ -41,6 +41,9 @@ class LocalPostgres(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         # Alphanumeric only: the password is embedded in a URL without escaping.
         password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        password_env: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.concat("POSTGRES_PASSWORD=", password.result)
+        )
         image = remote_image(name, args.image, self)
         volume = named_volume(name, self)
         container = docker.Container(
@@ -50,12 +53,16 @@ class LocalPostgres(pulumi.ComponentResource):
             envs=[
                 f"POSTGRES_USER={args.username}",
                 f"POSTGRES_DB={args.database}",
-                pulumi.Output.secret(pulumi.Output.concat("POSTGRES_PASSWORD=", password.result)),
+                password_env,
             ],
-            volumes=[docker.ContainerVolumeArgs(
-                container_path="/var/lib/postgresql/data", volume_name=volume.name)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(
-                name=args.network, aliases=[args.hostname])],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    container_path="/var/lib/postgresql/data", volume_name=volume.name
+                )
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[args.hostname])
+            ],
             healthcheck=health(["CMD", "pg_isready", "-U", args.username, "-d", args.database]),
             restart=RESTART_POLICY,
             wait=True,
@@ -63,8 +70,18 @@ class LocalPostgres(pulumi.ComponentResource):
             opts=child,
         )
         self.container_name = container.name
-        self.url = pulumi.Output.secret(pulumi.Output.concat(
-            "postgresql://", args.username, ":", password.result, "@", args.hostname, ":",
-            str(POSTGRES_PORT), "/", args.database,
-        ))
+        self.url = pulumi.Output.secret(
+            pulumi.Output.concat(
+                "postgresql://",
+                args.username,
+                ":",
+                password.result,
+                "@",
+                args.hostname,
+                ":",
+                str(POSTGRES_PORT),
+                "/",
+                args.database,
+            )
+        )
         self.register_outputs({"containerName": self.container_name})

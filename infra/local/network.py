@@ -12,7 +12,9 @@ class LocalNetwork(pulumi.ComponentResource):
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-deploy:local:Network", name, None, opts)
         network = docker.Network(
-            f"{name}-net", name=f"{name}-net", driver="bridge",
+            f"{name}-net",
+            name=f"{name}-net",
+            driver="bridge",
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.name = network.name

@@ -25,9 +25,10 @@ class LocalServiceArgs:
 
 def _health_probe(port: int, path: str) -> list[str]:
     # The image's own Python: no curl or wget needed in a slim image.
+    url = f"http://127.0.0.1:{port}{path}"
     code = (
         "import sys, urllib.request; "
-        f"sys.exit(urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4).status != 200)"
+        f"sys.exit(urllib.request.urlopen('{url}', timeout=4).status != 200)"
     )
     return ["CMD", "python", "-c", code]
 
@@ -50,11 +51,18 @@ class LocalService(pulumi.ComponentResource):
             name=name,
             image=args.image,
             envs=plain + secret,
-            ports=[docker.ContainerPortArgs(
-                internal=args.port, external=args.host_port, ip="127.0.0.1")],
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=args.port, external=args.host_port, ip="127.0.0.1"
+                )
+            ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network)],
-            healthcheck=health(_health_probe(args.port, args.health_path), interval="10s",
-                               retries=6, start_period="20s"),
+            healthcheck=health(
+                _health_probe(args.port, args.health_path),
+                interval="10s",
+                retries=6,
+                start_period="20s",
+            ),
             restart=RESTART_POLICY,
             must_run=True,
             wait=True,

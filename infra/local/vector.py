@@ -44,12 +44,17 @@ class LocalChroma(pulumi.ComponentResource):
             name=name,
             image=image.image_id,
             envs=["ANONYMIZED_TELEMETRY=FALSE", "IS_PERSISTENT=TRUE"],
-            volumes=[docker.ContainerVolumeArgs(
-                container_path="/chroma/chroma", volume_name=volume.name)],
-            ports=[docker.ContainerPortArgs(
-                internal=CHROMA_PORT, external=args.host_port, ip="127.0.0.1")],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(
-                name=args.network, aliases=[args.hostname])],
+            volumes=[
+                docker.ContainerVolumeArgs(container_path="/chroma/chroma", volume_name=volume.name)
+            ],
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=CHROMA_PORT, external=args.host_port, ip="127.0.0.1"
+                )
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[args.hostname])
+            ],
             healthcheck=health(["CMD", "python", "-c", _TCP_PROBE]),
             restart=RESTART_POLICY,
             wait=True,

@@ -12,8 +12,11 @@ CONTAINER = "docker:index/container:Container"
 
 @pytest.fixture(scope="module")
 def local() -> ProgramRun:
-    return run_stack("local", secrets={"OPENAI_API_KEY": "sk-test-123"},
-                     override={"app": {"secrets": ["OPENAI_API_KEY"]}})
+    return run_stack(
+        "local",
+        secrets={"OPENAI_API_KEY": "sk-test-123"},
+        override={"app": {"secrets": ["OPENAI_API_KEY"]}},
+    )
 
 
 def _container(run: ProgramRun, suffix: str) -> Resource:
@@ -27,9 +30,14 @@ def _env(container: Resource) -> dict[str, str]:
 def test_registers_network_volumes_three_containers_and_the_image(local: ProgramRun) -> None:
     assert [r.name for r in local.of_type("docker:index/network:Network")] == ["agent-local-net"]
     assert sorted(r.name for r in local.of_type("docker:index/volume:Volume")) == [
-        "agent-local-postgres-data", "agent-local-redis-data"]
+        "agent-local-postgres-data",
+        "agent-local-redis-data",
+    ]
     assert sorted(r.name for r in local.of_type(CONTAINER)) == [
-        "agent-local", "agent-local-postgres", "agent-local-redis"]
+        "agent-local",
+        "agent-local-postgres",
+        "agent-local-redis",
+    ]
     image = local.one("docker-build:index:Image")
     assert image.plain["load"] is True and image.plain["push"] is False
     assert image.plain["tags"][0].startswith("agent-deploy/agent:sha-")
@@ -45,14 +53,16 @@ def test_every_container_is_on_the_stack_network_with_restart_and_wait(local: Pr
 
 def test_app_gets_database_and_redis_urls_under_both_names(local: ProgramRun) -> None:
     env = _env(_container(local, ""))
-    password = local.one("random:index/randomPassword:RandomPassword",
-                         "agent-local-postgres-password")
+    password = local.one(
+        "random:index/randomPassword:RandomPassword", "agent-local-postgres-password"
+    )
     assert env["DATABASE_URL"] == env["DATABASE_URI"]
     assert env["DATABASE_URL"].startswith("postgresql://agent_admin:mockpw")
     assert env["DATABASE_URL"].endswith("@postgres:5432/agent")
     assert env["REDIS_URL"] == env["REDIS_URI"]
     assert env["REDIS_URL"].startswith("redis://:mockpw") and env["REDIS_URL"].endswith(
-        "@redis:6379/0")
+        "@redis:6379/0"
+    )
     assert password.plain["special"] is False  # the password is embedded in a URL unescaped
     assert env["OPENAI_API_KEY"] == "sk-test-123"
     assert env["LOG_FORMAT"] == "console" and env["PORT"] == "8000"
@@ -83,7 +93,8 @@ def test_secrets_arrive_marked_secret(local: ProgramRun) -> None:
 def test_only_loopback_ports_and_databases_unpublished(local: ProgramRun) -> None:
     app = _container(local, "").plain
     assert [(p["ip"], p["external"], p["internal"]) for p in app["ports"]] == [
-        ("127.0.0.1", 8000, 8000)]
+        ("127.0.0.1", 8000, 8000)
+    ]
     for suffix in ("-postgres", "-redis"):
         assert not _container(local, suffix).plain.get("ports")
 
