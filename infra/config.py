@@ -59,8 +59,30 @@ _GITHUB_TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9][A-Za-z0-9
 _GITHUB_ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = frozenset(
-    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-     2922, 3288, 3653}
+    {
+        1,
+        3,
+        5,
+        7,
+        14,
+        30,
+        60,
+        90,
+        120,
+        150,
+        180,
+        365,
+        400,
+        545,
+        731,
+        1096,
+        1827,
+        2192,
+        2557,
+        2922,
+        3288,
+        3653,
+    }
 )
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
@@ -72,36 +94,87 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
     "ephemeral": {
         "app": {"cpu": 256, "memory": 512, "minInstances": 1, "maxInstances": 1},
-        "database": {"instanceClass": "db.t4g.micro", "storageGb": 20, "maxStorageGb": 20,
-                     "backupDays": 1, "multiAz": False, "deletionProtection": False,
-                     "finalSnapshot": False, "protect": False},
-        "cache": {"nodeType": "cache.t4g.micro", "nodes": 1, "automaticFailover": False,
-                  "snapshotDays": 0},
+        "database": {
+            "instanceClass": "db.t4g.micro",
+            "storageGb": 20,
+            "maxStorageGb": 20,
+            "backupDays": 1,
+            "multiAz": False,
+            "deletionProtection": False,
+            "finalSnapshot": False,
+            "protect": False,
+        },
+        "cache": {
+            "nodeType": "cache.t4g.micro",
+            "nodes": 1,
+            "automaticFailover": False,
+            "snapshotDays": 0,
+        },
         "github": {"branchPolicy": "none", "preventSelfReview": False},
-        "aws": {"natGateways": "none", "logRetentionDays": 7, "fargateSpot": True,
-                "flowLogs": False, "autoscaling": False, "loadBalancerDeletionProtection": False},
+        "aws": {
+            "natGateways": "none",
+            "logRetentionDays": 7,
+            "fargateSpot": True,
+            "flowLogs": False,
+            "autoscaling": False,
+            "loadBalancerDeletionProtection": False,
+        },
     },
     "staging": {
         "app": {"cpu": 512, "memory": 1024, "minInstances": 1, "maxInstances": 3},
-        "database": {"instanceClass": "db.t4g.small", "storageGb": 20, "maxStorageGb": 100,
-                     "backupDays": 7, "multiAz": False, "deletionProtection": False,
-                     "finalSnapshot": True, "protect": False},
-        "cache": {"nodeType": "cache.t4g.small", "nodes": 1, "automaticFailover": False,
-                  "snapshotDays": 1},
+        "database": {
+            "instanceClass": "db.t4g.small",
+            "storageGb": 20,
+            "maxStorageGb": 100,
+            "backupDays": 7,
+            "multiAz": False,
+            "deletionProtection": False,
+            "finalSnapshot": True,
+            "protect": False,
+        },
+        "cache": {
+            "nodeType": "cache.t4g.small",
+            "nodes": 1,
+            "automaticFailover": False,
+            "snapshotDays": 1,
+        },
         "github": {"branchPolicy": "default", "preventSelfReview": False},
-        "aws": {"natGateways": "none", "logRetentionDays": 30, "fargateSpot": False,
-                "flowLogs": False, "autoscaling": True, "loadBalancerDeletionProtection": False},
+        "aws": {
+            "natGateways": "none",
+            "logRetentionDays": 30,
+            "fargateSpot": False,
+            "flowLogs": False,
+            "autoscaling": True,
+            "loadBalancerDeletionProtection": False,
+        },
     },
     "production": {
         "app": {"cpu": 1024, "memory": 2048, "minInstances": 2, "maxInstances": 6},
-        "database": {"instanceClass": "db.m7g.large", "storageGb": 50, "maxStorageGb": 500,
-                     "backupDays": 14, "multiAz": True, "deletionProtection": True,
-                     "finalSnapshot": True, "protect": True},
-        "cache": {"nodeType": "cache.m7g.large", "nodes": 2, "automaticFailover": True,
-                  "snapshotDays": 7},
+        "database": {
+            "instanceClass": "db.m7g.large",
+            "storageGb": 50,
+            "maxStorageGb": 500,
+            "backupDays": 14,
+            "multiAz": True,
+            "deletionProtection": True,
+            "finalSnapshot": True,
+            "protect": True,
+        },
+        "cache": {
+            "nodeType": "cache.m7g.large",
+            "nodes": 2,
+            "automaticFailover": True,
+            "snapshotDays": 7,
+        },
         "github": {"branchPolicy": "protected", "preventSelfReview": True},
-        "aws": {"natGateways": "perAz", "logRetentionDays": 365, "fargateSpot": False,
-                "flowLogs": True, "autoscaling": True, "loadBalancerDeletionProtection": True},
+        "aws": {
+            "natGateways": "perAz",
+            "logRetentionDays": 365,
+            "fargateSpot": False,
+            "flowLogs": True,
+            "autoscaling": True,
+            "loadBalancerDeletionProtection": True,
+        },
     },
 }
 
@@ -249,6 +322,7 @@ class AppConfig(_Section):
             raise ValueError(f"{', '.join(reserved)} is composed by the stack; do not list it")
         return value
 
+
 class DatabaseConfig(_Section):
     engine_version: Literal["16", "17"] = "16"
     name: str = Field(default="agent", pattern=r"^[a-z][a-z0-9_]{0,62}$")
@@ -270,6 +344,7 @@ class DatabaseConfig(_Section):
             raise ValueError(f"'{value}' is a well-known admin name; choose another")
         return value
 
+
 class CacheConfig(_Section):
     engine: Literal["valkey", "redis"] = "valkey"
     engine_version: str = Field(default="8.0", pattern=r"^\d+(\.\d+)?$")
@@ -278,6 +353,7 @@ class CacheConfig(_Section):
     automatic_failover: bool
     snapshot_days: int = Field(ge=0, le=35)
     encrypted: bool = True
+
 
 Reviewer = Annotated[str, Field(description="A GitHub login, or 'org/team-slug' for a team.")]
 
@@ -317,6 +393,7 @@ class GitHubConfig(_Section):
             )
         return value
 
+
 class LocalConfig(_Section):
     host_port: int = Field(default=8000, ge=1024, le=65535)
     postgres_image: str = "postgres:16-alpine"
@@ -324,6 +401,7 @@ class LocalConfig(_Section):
     chroma: bool = False
     chroma_image: str = "chromadb/chroma:0.6.3"
     chroma_host_port: int = Field(default=8001, ge=1024, le=65535)
+
 
 class AwsConfig(_Section):
     region: AwsRegion
@@ -376,12 +454,6 @@ class StackConfig(_Section):
             )
         return value
 
-    @model_validator(mode="after")
-    def _target_section_present(self) -> StackConfig:
-        if self.target == "aws" and self.aws is None:
-            raise ValueError("target 'aws' needs an `aws` section with at least `region`")
-        return self
-
     @property
     def github_environment(self) -> str:
         return (self.github.environment if self.github else None) or self.stack
@@ -430,6 +502,8 @@ def _project_root(info: ValidationInfo) -> Path | None:
 def _key(loc: tuple[int | str, ...]) -> str:
     path = f"{PROJECT}:{loc[0]}" if loc else PROJECT
     for part in loc[1:]:
+        if part == "[key]":  # pydantic's marker for "the key itself is invalid"
+            continue
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
 
@@ -449,9 +523,7 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     for part in loc:
         if model is None or isinstance(part, int):
             return None
-        field = next(
-            (f for n, f in model.model_fields.items() if part in {n, f.alias}), None
-        )
+        field = next((f for n, f in model.model_fields.items() if part in {n, f.alias}), None)
         if field is None:
             return None
         annotation = field.annotation
@@ -505,39 +577,70 @@ def _production_problems(config: StackConfig) -> list[ConfigProblem]:
     problems = []
     refusals: list[tuple[str, bool, str]] = [
         ("database.encrypted", not config.database.encrypted, "storage encryption"),
-        ("database.deletionProtection", not config.database.deletion_protection,
-         "deletion protection"),
+        (
+            "database.deletionProtection",
+            not config.database.deletion_protection,
+            "deletion protection",
+        ),
         ("database.protect", not config.database.protect, "Pulumi `protect`"),
         ("database.finalSnapshot", not config.database.final_snapshot, "the final snapshot"),
         ("cache.encrypted", not config.cache.encrypted, "in-transit and at-rest encryption"),
     ]
     for key, violated, what in refusals:
         if violated:
-            problems.append(ConfigProblem(
-                f"{PROJECT}:{key}", f"production cannot turn off {what}", "false"))
+            problems.append(
+                ConfigProblem(f"{PROJECT}:{key}", f"production cannot turn off {what}", "false")
+            )
     if config.database.backup_days < PRODUCTION_MIN_BACKUP_DAYS:
-        problems.append(ConfigProblem(
-            f"{PROJECT}:database.backupDays",
-            f"production keeps backups for at least {PRODUCTION_MIN_BACKUP_DAYS} days",
-            str(config.database.backup_days)))
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:database.backupDays",
+                f"production keeps backups for at least {PRODUCTION_MIN_BACKUP_DAYS} days",
+                str(config.database.backup_days),
+            )
+        )
     if config.aws is not None and not config.aws.load_balancer_deletion_protection:
-        problems.append(ConfigProblem(
-            f"{PROJECT}:aws.loadBalancerDeletionProtection",
-            "production cannot turn off deletion protection", "false"))
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.loadBalancerDeletionProtection",
+                "production cannot turn off deletion protection",
+                "false",
+            )
+        )
     return problems
 
 
 # Rules between two keys. They read the merged values leniently (only when both are of the
 # right type) so they are reported together with field errors, not on the next run.
 _CROSS_FIELD_RULES: list[tuple[str, str, str, Callable[[Any, Any], bool], str]] = [
-    ("app", "minInstances", "maxInstances", lambda lo, hi: lo > hi,
-     "minInstances ({a}) is greater than maxInstances ({b})"),
-    ("database", "maxStorageGb", "storageGb", lambda hi, lo: hi < lo,
-     "maxStorageGb ({a}) is below storageGb ({b})"),
-    ("cache", "automaticFailover", "nodes", lambda failover, n: failover is True and n < 2,
-     "automaticFailover needs nodes >= 2 (nodes is {b})"),
-    ("local", "chromaHostPort", "hostPort", lambda a, b: a == b,
-     "chromaHostPort and hostPort are both {a}"),
+    (
+        "app",
+        "minInstances",
+        "maxInstances",
+        lambda lo, hi: lo > hi,
+        "minInstances ({a}) is greater than maxInstances ({b})",
+    ),
+    (
+        "database",
+        "maxStorageGb",
+        "storageGb",
+        lambda hi, lo: hi < lo,
+        "maxStorageGb ({a}) is below storageGb ({b})",
+    ),
+    (
+        "cache",
+        "automaticFailover",
+        "nodes",
+        lambda failover, n: failover is True and n < 2,
+        "automaticFailover needs nodes >= 2 (nodes is {b})",
+    ),
+    (
+        "local",
+        "chromaHostPort",
+        "hostPort",
+        lambda a, b: a == b,
+        "chromaHostPort and hostPort are both {a}",
+    ),
 ]
 
 
@@ -549,16 +652,36 @@ def _cross_field_problems(merged: Mapping[str, Any]) -> list[ConfigProblem]:
             continue
         a, b = body.get(first), body.get(second)
         if isinstance(a, bool | int) and isinstance(b, bool | int) and violated(a, b):
-            problems.append(ConfigProblem(
-                f"{PROJECT}:{section}.{first}", message.format(a=a, b=b), json.dumps(a)))
-    github = merged.get("github")
-    if isinstance(github, Mapping) and not github.get("ownsRepository", False) and (
-        github.get("repositorySecrets") or github.get("repositoryVariables")
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:{section}.{first}", message.format(a=a, b=b), json.dumps(a)
+                )
+            )
+    target = merged.get("target")
+    if (
+        target in TARGET_DEFAULTS
+        and target != "local"
+        and not isinstance(merged.get(target), Mapping)
     ):
-        problems.append(ConfigProblem(
-            f"{PROJECT}:github.ownsRepository",
-            "repositorySecrets/repositoryVariables need ownsRepository: true, and only the one "
-            "stack that owns the repository scope may set it", "false"))
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:{target}", f"required when target is '{target}' (at least `region`)"
+            )
+        )
+    github = merged.get("github")
+    if (
+        isinstance(github, Mapping)
+        and not github.get("ownsRepository", False)
+        and (github.get("repositorySecrets") or github.get("repositoryVariables"))
+    ):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:github.ownsRepository",
+                "repositorySecrets/repositoryVariables need ownsRepository: true, and only the one "
+                "stack that owns the repository scope may set it",
+                "false",
+            )
+        )
     return problems
 
 
@@ -569,12 +692,20 @@ def _secret_problems(
     for name in referenced:
         key = f"{PROJECT}:{name}"
         if key not in raw:
-            problems.append(ConfigProblem(
-                key, f"referenced but not set: run `pulumi config set --secret {name} <value>`"))
+            problems.append(
+                ConfigProblem(
+                    key, f"referenced but not set: run `pulumi config set --secret {name} <value>`"
+                )
+            )
         elif key not in secret_keys:
-            problems.append(ConfigProblem(
-                key, f"is set in plain text: re-set it with `pulumi config set --secret {name}`"
-                " and remove the plain value from the stack file", "[redacted]"))
+            problems.append(
+                ConfigProblem(
+                    key,
+                    f"is set in plain text: re-set it with `pulumi config set --secret {name}`"
+                    " and remove the plain value from the stack file",
+                    "[redacted]",
+                )
+            )
     return problems
 
 
@@ -582,8 +713,11 @@ def _referenced_names(sections: Mapping[str, Any]) -> list[str]:
     """Secret names a config mentions, read leniently so they are checked even when the
     section around them has other errors."""
     names: list[str] = []
-    for section, field in (("app", "secrets"), ("github", "secrets"),
-                           ("github", "repositorySecrets")):
+    for section, field in (
+        ("app", "secrets"),
+        ("github", "secrets"),
+        ("github", "repositorySecrets"),
+    ):
         body = sections.get(section)
         values = body.get(field) if isinstance(body, Mapping) else None
         if isinstance(values, list):
@@ -622,8 +756,9 @@ def load_stack_config(
             hint = f"did you mean '{close[0]}'? " if close else ""
             if _ENV_NAME.match(name) and key in secret_set:
                 hint += "a secret must be listed in app.secrets or github.secrets to be used; "
-            problems.append(ConfigProblem(
-                key, f"unknown key; {hint}allowed: {', '.join(SECTIONS)}"))
+            problems.append(
+                ConfigProblem(key, f"unknown key; {hint}allowed: {', '.join(SECTIONS)}")
+            )
             continue
         if key in secret_set:
             secret_sections.add(name)
@@ -632,9 +767,13 @@ def load_stack_config(
             continue
         value = _maybe_json(text)
         if not isinstance(value, dict):
-            problems.append(ConfigProblem(
-                key, "must be an object (a YAML mapping of settings)",
-                _show(value, key in secret_set)))
+            problems.append(
+                ConfigProblem(
+                    key,
+                    "must be an object (a YAML mapping of settings)",
+                    _show(value, key in secret_set),
+                )
+            )
             continue
         sections[name] = value
 
@@ -644,8 +783,11 @@ def load_stack_config(
     if target in TARGET_DEFAULTS:
         merged = _deep_merge(merged, TARGET_DEFAULTS[target])
     if tier in TIER_PRESETS:
-        preset = {k: v for k, v in TIER_PRESETS[tier].items()
-                  if k in {"app", "database", "cache"} or k in sections}
+        preset = {
+            k: v
+            for k, v in TIER_PRESETS[tier].items()
+            if k in {"app", "database", "cache"} or k in sections
+        }
         merged = _deep_merge(merged, preset)
     merged = _deep_merge(merged, sections)
 
