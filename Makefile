@@ -1,0 +1,84 @@
+# agent-deploy: `make up` runs the local stack, `make test` runs every test.
+# Cloud stacks: `make preview STACK=staging`, `make up STACK=staging` (see README).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+STACK ?= local
+# The CLI release matching the pulumi SDK in uv.lock (a test keeps the two equal).
+PULUMI_VERSION ?= 3.272.0
+PULUMI_HOME ?= $(HOME)/.pulumi
+PULUMI := $(or $(shell command -v pulumi 2>/dev/null),$(PULUMI_HOME)/bin/pulumi)
+UV_RUN := uv run --frozen
+
+export UV_PYTHON_DOWNLOADS := never
+# State lives in a file backend inside the repo unless you point elsewhere (s3://…, Pulumi
+# Cloud): set per command, so your global `pulumi login` is left alone.
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+
+ifeq ($(STACK),local)
+# The local stack's secrets are generated passwords for throw-away containers: an empty
+# passphrase is enough there, and only there. Cloud stacks use their own secrets provider.
+export PULUMI_CONFIG_PASSPHRASE ?=
+UP_FLAGS ?= --yes
+endif
+UP_FLAGS ?=
+
+.PHONY: help uv deps pulumi-cli state stack up preview destroy check check-all test lint \
+	lint-workflows fmt
+
+help:  ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+uv:
+	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+
+deps: uv  ## install the program's and the app's dependencies from the lock files
+	uv sync --frozen
+	uv sync --frozen --project app
+
+pulumi-cli:  ## install the pinned Pulumi CLI with Pulumi's official installer, if absent
+	@if ! command -v pulumi >/dev/null && [ ! -x "$(PULUMI_HOME)/bin/pulumi" ]; then \
+		echo "Installing Pulumi CLI $(PULUMI_VERSION) with Pulumi's installer"; \
+		curl -fsSL https://get.pulumi.com | sh -s -- --version $(PULUMI_VERSION); \
+	fi
+
+state:
+	@case "$(PULUMI_BACKEND_URL)" in file://*) mkdir -p "$(PULUMI_BACKEND_URL:file://%=%)";; esac
+
+stack: pulumi-cli state  ## select the stack, creating it on first use
+	$(PULUMI) stack select --create $(STACK)
+
+up: deps stack  ## deploy STACK (default: local, which needs Docker and no cloud account)
+	$(PULUMI) up --stack $(STACK) $(UP_FLAGS)
+
+preview: deps stack  ## show what `up` would change on STACK
+	$(PULUMI) preview --stack $(STACK) --diff
+
+destroy: pulumi-cli state  ## tear STACK down (asks for confirmation)
+	$(PULUMI) destroy --stack $(STACK)
+
+check: uv  ## validate STACK offline and list what it would manage (no CLI, no cloud)
+	$(UV_RUN) agent-deploy check --stack $(STACK)
+
+check-all: uv  ## `check` every Pulumi.<stack>.yaml in the repo
+	@set -e; for file in Pulumi.*.yaml; do \
+		stack=$${file#Pulumi.}; stack=$${stack%.yaml}; \
+		echo "== $$stack"; $(UV_RUN) agent-deploy check --stack "$$stack" >/dev/null; \
+	done; echo "all stacks valid"
+
+test: deps  ## every test: program under mocks, CLI, workflows, app (Postgres/Redis/Docker)
+	$(UV_RUN) pytest
+	$(UV_RUN) --project app pytest -c app/pyproject.toml tests/app
+
+lint: uv  ## ruff, formatting and mypy (strict on infra/)
+	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff format --check .
+	$(UV_RUN) mypy
+
+lint-workflows: uv  ## actionlint and zizmor on .github/workflows
+	$(UV_RUN) actionlint .github/workflows/*.yml
+	$(UV_RUN) zizmor --offline .github
+
+fmt: uv
+	$(UV_RUN) ruff format .
+	$(UV_RUN) ruff check --fix .

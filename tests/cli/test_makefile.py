@@ -1,0 +1,155 @@
+"""The Makefile verbs, against a recording stand-in `pulumi` (no real CLI can run here)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.harness import PROJECT_DIR
+
+RECORDER = """#!/usr/bin/env bash
+printf '%s|%s|%s\\n' "$*" "${PULUMI_BACKEND_URL-<unset>}" \
+  "${PULUMI_CONFIG_PASSPHRASE-<unset>}" >> "$RECORD"
+"""
+# Stands in for `curl -fsSL https://get.pulumi.com`: records its arguments and prints an
+# "installer" that records its own and installs the recording stand-in where Pulumi's does.
+FAKE_CURL = """#!/usr/bin/env bash
+echo "curl $*" >> "$RECORD"
+cat <<'INSTALLER'
+echo "installer $*" >> "$RECORD"
+mkdir -p "$HOME/.pulumi/bin"
+cp "$STANDIN" "$HOME/.pulumi/bin/pulumi"
+chmod +x "$HOME/.pulumi/bin/pulumi"
+INSTALLER
+"""
+
+
+def _path_without_pulumi() -> str:
+    return os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "pulumi").exists()
+    )
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    standin = tmp_path / "pulumi-standin"
+    standin.write_text(RECORDER)
+    standin.chmod(0o755)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PULUMI_") and k not in {"MAKEFLAGS", "MFLAGS"}
+    }
+    env |= {
+        "RECORD": str(tmp_path / "record"),
+        "STANDIN": str(standin),
+        "HOME": str(tmp_path / "home"),
+        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv")),
+        "PATH": f"{bin_dir}{os.pathsep}{_path_without_pulumi()}",
+        "BIN": str(bin_dir),
+    }
+    return env
+
+
+def _with_pulumi_on_path(env: dict[str, str]) -> None:
+    shutil.copy(env["STANDIN"], Path(env["BIN"]) / "pulumi")
+
+
+def make(env: dict[str, str], *args: str) -> list[tuple[str, str, str]]:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(PROJECT_DIR), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = Path(env["RECORD"])
+    lines = record.read_text().splitlines() if record.exists() else []
+    return [tuple(line.split("|")) for line in lines if "|" in line]  # type: ignore[misc]
+
+
+STATE = f"file://{PROJECT_DIR}/.pulumi-state"
+
+
+def test_make_up_selects_or_creates_local_and_deploys_with_a_repo_state_backend(sandbox):
+    _with_pulumi_on_path(sandbox)
+    calls = make(sandbox, "up")
+    assert calls == [
+        ("stack select --create local", STATE, ""),
+        ("up --stack local --yes", STATE, ""),
+    ]
+    assert (PROJECT_DIR / ".pulumi-state").is_dir()
+
+
+def test_cloud_stacks_get_no_empty_passphrase_and_no_auto_approve(sandbox):
+    _with_pulumi_on_path(sandbox)
+    calls = make(sandbox, "up", "STACK=staging")
+    assert calls == [
+        ("stack select --create staging", STATE, "<unset>"),
+        ("up --stack staging", STATE, "<unset>"),
+    ]
+
+
+def test_preview_and_destroy_name_the_stack(sandbox):
+    _with_pulumi_on_path(sandbox)
+    assert (
+        make(sandbox, "preview", "STACK=production")[-1][0] == "preview --stack production --diff"
+    )
+    assert make(sandbox, "destroy", "STACK=pr-42")[-1][0] == "destroy --stack pr-42"
+
+
+def test_a_backend_from_the_environment_wins(sandbox):
+    _with_pulumi_on_path(sandbox)
+    sandbox["PULUMI_BACKEND_URL"] = "s3://acme-pulumi-state"
+    calls = make(sandbox, "up", "STACK=staging")
+    assert {backend for _, backend, _ in calls} == {"s3://acme-pulumi-state"}
+
+
+def test_missing_cli_is_installed_with_the_official_installer_at_the_pinned_version(sandbox):
+    (Path(sandbox["BIN"]) / "curl").write_text(FAKE_CURL)
+    (Path(sandbox["BIN"]) / "curl").chmod(0o755)
+    calls = make(sandbox, "up")
+    record = Path(sandbox["RECORD"]).read_text().splitlines()
+    assert record[0] == "curl -fsSL https://get.pulumi.com"
+    assert record[1] == "installer --version 3.272.0"
+    assert [c[0] for c in calls] == ["stack select --create local", "up --stack local --yes"]
+
+
+def test_installed_cli_is_not_reinstalled(sandbox):
+    _with_pulumi_on_path(sandbox)
+    (Path(sandbox["BIN"]) / "curl").write_text('#!/bin/sh\necho curl-called >> "$RECORD"\n')
+    (Path(sandbox["BIN"]) / "curl").chmod(0o755)
+    make(sandbox, "up")
+    assert "curl-called" not in Path(sandbox["RECORD"]).read_text()
+
+
+def test_pinned_cli_matches_the_locked_sdk() -> None:
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    lock = (PROJECT_DIR / "uv.lock").read_text()
+    pinned = re.search(r"^PULUMI_VERSION \?= (\S+)$", makefile, re.M)
+    locked = re.search(r'^name = "pulumi"\nversion = "([^"]+)"', lock, re.M)
+    assert pinned and locked
+    assert pinned.group(1) == locked.group(1)
+
+
+def test_make_check_runs_the_offline_check(sandbox):
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(PROJECT_DIR), "check", "STACK=local"],
+        env=sandbox,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "docker:index/container:Container  agent-local" in result.stdout
+    assert not Path(sandbox["RECORD"]).exists()  # no Pulumi CLI involved
