@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,9 @@ def test_image_runs_healthy_as_non_root_on_a_read_only_root(container: tuple[str
         time.sleep(0.5)
     assert health is not None
     assert health["status"] == "healthy", health
+    # The version comes from the pyproject.toml shipped next to the code.
+    with (APP_DIR / "pyproject.toml").open("rb") as file:
+        assert health["version"] == tomllib.load(file)["project"]["version"]
 
     # A real run writes checkpoints through the container (and nothing to its read-only root).
     reply = httpx.post(f"{base}/threads/container-thread/runs", json={"message": "hi"}, timeout=10)

@@ -7,7 +7,8 @@ repr, a log line or a validation error (`hide_input_in_errors`).
 
 from __future__ import annotations
 
-from importlib import metadata
+import tomllib
+from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -59,10 +60,12 @@ def _alias(field: str) -> AliasChoices:
 
 
 def _package_version() -> str:
+    """The project version from app/pyproject.toml (shipped in the image next to src/)."""
     try:
-        return metadata.version("agent-app")
-    except metadata.PackageNotFoundError:  # running from a source tree without install
-        return "0.0.0"
+        with (Path(__file__).resolve().parents[2] / "pyproject.toml").open("rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
 
 
 def _hide_password(text: str, url: str) -> str:
