@@ -205,7 +205,8 @@ class _Mocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         self.invokes.append((args.token, dict(args.args)))
         mock = CALL_MOCKS.get(args.token)
-        return (mock(dict(args.args)) if mock else {}), None
+        # No check failures: MockMonitor iterates the second item, so it must be a list.
+        return (mock(dict(args.args)) if mock else {}), []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -277,6 +278,45 @@ def run_program(
         # What got registered before the failure: a config error must leave this empty.
         error.registered = list(monitor.registrations)  # type: ignore[attr-defined]
         raise
+    root = settings.get_root_resource()
+    exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+    for name, value in exported.items():
+        outputs[name], secret = _resolve(value)
+        if secret:
+            secret_outputs.add(name)
+    return ProgramRun(stack, preview, monitor.registrations, outputs, secret_outputs, mocks.invokes)
+
+
+def run_function(
+    stack: str,
+    function: Callable[[], Any],
+    config: dict[str, str] | None = None,
+    secret_keys: set[str] | None = None,
+    *,
+    preview: bool = False,
+) -> ProgramRun:
+    """Run `function` (which registers resources) as a whole program under the same mocks.
+
+    For testing components on their own: the same recording monitor, call mocks and config
+    handling as `run_program`, without `__main__.py`. What `function` returns is exported as
+    the stack output `result` when it is not None.
+    """
+    mocks = _Mocks(preview)
+    monitor = _RecordingMonitor(mocks)
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config or {}), sorted(secret_keys or ()))
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+
+    def program() -> None:
+        result = function()
+        if result is not None:
+            pulumi.export("result", result)
+
+    _sync_await(run_pulumi_func(program))
     root = settings.get_root_resource()
     exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
     outputs: dict[str, Any] = {}

@@ -8,10 +8,11 @@ secrets (set as Pulumi secrets), and returns everything the program registered.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cli.engine import ProgramRun, run_program
+from cli.engine import ProgramRun, run_function, run_program
 from cli.stackfile import load_stack_file
 from infra.config import PROJECT
 
@@ -67,3 +68,22 @@ def run_stack(
 ) -> ProgramRun:
     config, secret_keys = stack_inputs(stack, override, secrets, plain)
     return run_program(stack, config, secret_keys, project_dir=PROJECT_DIR, preview=preview)
+
+
+def run_components(
+    function: Callable[[], Any],
+    *,
+    stack: str = "test",
+    config: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    preview: bool = False,
+) -> ProgramRun:
+    """Run `function` (registering components) under the same mocks engine as `run_stack`.
+
+    `config` holds plain keys and `secrets` secret keys, both by bare name
+    (`{"app": "{...}"}` becomes `agent-deploy:app`).
+    """
+    raw = {f"{PROJECT}:{k}": v for k, v in (config or {}).items()}
+    raw |= {f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()}
+    secret_keys = {f"{PROJECT}:{k}" for k in secrets or {}}
+    return run_function(stack, function, raw, secret_keys, preview=preview)
