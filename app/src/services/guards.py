@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.exceptions import RedisError
 
 from src.config.logging import get_logger
 
@@ -53,9 +53,12 @@ class ThreadLock:
         finally:
             try:
                 await lock.release()
-            except LockError:
-                # Expired (run outlived its TTL) or Redis lost it: nothing left to release.
-                log.warning("thread_lock_lost", thread_id=thread_id)
+            except RedisError as exc:
+                # Expired (run outlived its TTL), or Redis went away mid-run: the run's result is
+                # already persisted, so report it to the client and let the TTL clean up.
+                log.warning(
+                    "thread_lock_release_failed", thread_id=thread_id, error=type(exc).__name__
+                )
 
 
 @dataclass(frozen=True)
