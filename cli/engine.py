@@ -29,6 +29,7 @@ SECRET_SIG_KEY = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
 UNKNOWN = rpc.UNKNOWN
 MOCK_ACCOUNT = "123456789012"
+MOCK_REGION = "eu-west-1"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
@@ -64,9 +65,57 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
         "imageId": _digest(a.inputs.get("name", a.name)),
         "repoDigest": f"{a.inputs.get('name', a.name)}@{_digest(a.name)}",
     },
+    # AWS: what the provider computes on create (endpoints, URLs, ARN suffixes).
+    "aws:ecr/repository:Repository": lambda a: {
+        **_arn(a), "registryId": MOCK_ACCOUNT,
+        "repositoryUrl": f"{MOCK_ACCOUNT}.dkr.ecr.{MOCK_REGION}.amazonaws.com/{a.name}"},
+    "aws:rds/instance:Instance": lambda a: {
+        **_arn(a), "address": f"{a.name}.mock.{MOCK_REGION}.rds.amazonaws.com",
+        "endpoint": f"{a.name}.mock.{MOCK_REGION}.rds.amazonaws.com:5432",
+        "identifier": a.inputs.get("identifier", a.name),
+        "masterUserSecrets": [{
+            "secretArn": f"arn:aws:secretsmanager:{MOCK_REGION}:{MOCK_ACCOUNT}:secret:"
+                         f"rds!db-{_stable_number(a.name)}-AbCdEf",
+            "secretStatus": "active", "kmsKeyId": ""}]},
+    "aws:elasticache/replicationGroup:ReplicationGroup": lambda a: {
+        **_arn(a),
+        "primaryEndpointAddress": f"master.{a.name}.mock.euw1.cache.amazonaws.com"},
+    "aws:lb/loadBalancer:LoadBalancer": lambda a: {
+        **_arn(a), "dnsName": f"{a.name}-{_stable_number(a.name)}.{MOCK_REGION}.elb.amazonaws.com",
+        "arnSuffix": f"app/{a.name}/{_stable_number(a.name, 16)}"},
+    "aws:lb/targetGroup:TargetGroup": lambda a: {
+        **_arn(a), "arnSuffix": f"targetgroup/{a.name}/{_stable_number(a.name, 16)}"},
+    "aws:secretsmanager/secret:Secret": lambda a: {
+        "arn": f"arn:aws:secretsmanager:{MOCK_REGION}:{MOCK_ACCOUNT}:secret:{a.name}-AbCdEf"},
+    "aws:iam/role:Role": lambda a: {
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/{a.name}", "name": a.name},
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda a: {
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"},
+    "aws:cloudwatch/logGroup:LogGroup": lambda a: {
+        "arn": f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:"
+               f"{a.inputs.get('name', a.name)}"},
+    "aws:ecs/cluster:Cluster": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
+    "aws:ecs/service:Service": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
 }
 
 CALL_MOCKS: dict[str, CallMock] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": lambda a: {
+        "names": [f"{MOCK_REGION}{z}" for z in "abc"],
+        "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)], "id": MOCK_REGION},
+    "aws:index/getRegion:getRegion": lambda a: {
+        "name": MOCK_REGION, "region": MOCK_REGION, "id": MOCK_REGION},
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda a: {
+        "accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock",
+        "userId": "AIDAMOCK", "id": MOCK_ACCOUNT},
+    "aws:index/getPartition:getPartition": lambda a: {
+        "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda a: {
+        "userName": "AWS", "password": "mock-ecr-token",
+        "proxyEndpoint": f"https://{MOCK_ACCOUNT}.dkr.ecr.{MOCK_REGION}.amazonaws.com",
+        "authorizationToken": "QVdTOm1vY2stZWNyLXRva2Vu", "id": MOCK_ACCOUNT},
+    "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": lambda a: {
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
+        "url": "token.actions.githubusercontent.com", "clientIdLists": ["sts.amazonaws.com"]},
     "github:index/getUser:getUser": lambda a: {
         "id": str(_stable_number(a["username"])),
         "login": a["username"],
@@ -100,6 +149,7 @@ class Resource:
     protect: bool = False
     retain_on_delete: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
     depends_on: list[str] = field(default_factory=list)
     provider: str = ""
 
@@ -231,6 +281,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
                     ignore_changes=list(request.ignoreChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
                     depends_on=list(request.dependencies),
                     provider=request.provider,
                 )

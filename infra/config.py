@@ -119,6 +119,10 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "flowLogs": False,
             "autoscaling": False,
             "loadBalancerDeletionProtection": False,
+            # pr-<n> stacks use the account's GitHub OIDC provider instead of creating it.
+            "createOidcProvider": False,
+            # Deleted secrets go at once, so `pulumi destroy` then `up` can reuse the stack.
+            "secretRecoveryDays": 0,
         },
     },
     "staging": {
@@ -148,6 +152,8 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "flowLogs": False,
             "autoscaling": True,
             "loadBalancerDeletionProtection": False,
+            "createOidcProvider": True,
+            "secretRecoveryDays": 7,
         },
     },
     "production": {
@@ -177,6 +183,8 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "flowLogs": True,
             "autoscaling": True,
             "loadBalancerDeletionProtection": True,
+            "createOidcProvider": True,
+            "secretRecoveryDays": 30,
         },
     },
 }
@@ -520,6 +528,17 @@ class AwsConfig(_Section):
     autoscaling: bool
     load_balancer_deletion_protection: bool
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)
+    create_oidc_provider: bool
+    secret_recovery_days: int = Field(ge=0, le=30)
+    # The repository the deploy role trusts when there is no `github` section: "owner/repo".
+    github_repository: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/[A-Za-z0-9_.-]{1,100}$"
+    )
+    # The GitHub environment the deploy role trusts when there is no `github` section.
+    github_environment: str | None = Field(default=None, pattern=_GITHUB_ENVIRONMENT.pattern)
+    # Networks the VPC must never overlap (VPN, peered VPCs, other stacks' VPCs).
+    peer_cidrs: list[Cidr] = Field(default_factory=list)
+    health_check_grace_seconds: int = Field(default=60, ge=0, le=7200)
 
     @field_validator("log_retention_days")
     @classmethod
@@ -705,6 +724,7 @@ def _production_problems(config: StackConfig) -> list[ConfigProblem]:
                 "false",
             )
         )
+    problems += _aws_production_problems(config)
     return problems
 
 
@@ -898,6 +918,7 @@ def load_stack_config(
     if config is not None:
         problems += _production_problems(config)
         problems += github_problems(config)
+        problems += aws_problems(config)
     problems += _secret_problems(raw, secret_set, referenced)
     if problems:
         raise ConfigError(stack, problems)
@@ -910,6 +931,192 @@ def _maybe_json(text: str) -> object:
         return json.loads(text)
     except (TypeError, ValueError):
         return text
+
+
+# --------------------------------------------------------------------------------------------
+# AWS: checks AWS itself would only make at deploy time, made here so a bad stack file fails
+# before anything is created.
+# --------------------------------------------------------------------------------------------
+# Fargate's allowed task sizes: CPU units -> allowed memory (MiB).
+FARGATE_SIZES: dict[int, frozenset[int]] = {
+    256: frozenset({512, 1024, 2048}),
+    512: frozenset(range(1024, 4097, 1024)),
+    1024: frozenset(range(2048, 8193, 1024)),
+    2048: frozenset(range(4096, 16385, 1024)),
+    4096: frozenset(range(8192, 30721, 1024)),
+    8192: frozenset(range(16384, 61441, 4096)),
+    16384: frozenset(range(32768, 122881, 8192)),
+}
+# Instance families RDS for PostgreSQL and ElastiCache offer (Graviton and current Intel).
+RDS_POSTGRES_FAMILIES = frozenset(
+    {"t3", "t4g", "m5", "m6g", "m6i", "m7g", "m7i", "m8g", "r5", "r6g", "r6i", "r7g", "r7i", "r8g"}
+)
+ELASTICACHE_FAMILIES = frozenset({"t3", "t4g", "m5", "m6g", "m7g", "r5", "r6g", "r7g", "c7gn"})
+_SIZE = re.compile(r"^(micro|small|medium|large|\d*xlarge)$")
+# Performance Insights is not offered on the smallest burstable classes.
+PERFORMANCE_INSIGHTS_UNSUPPORTED = frozenset(
+    {"db.t2.micro", "db.t2.small", "db.t3.micro", "db.t3.small", "db.t4g.micro", "db.t4g.small"}
+)
+# Each subnet is carved as 1/16 of the VPC and must hold at least a /24 (251 usable addresses:
+# Fargate tasks, NAT and load balancer nodes each take one).
+MIN_VPC_PREFIX = 20
+# Ranges some AWS services and Docker use internally; a VPC there breaks them in odd ways.
+RESERVED_CIDRS = ("172.17.0.0/16",)
+
+
+def performance_insights_supported(instance_class: str) -> bool:
+    return instance_class not in PERFORMANCE_INSIGHTS_UNSUPPORTED
+
+
+def deploy_repository(config: StackConfig) -> str | None:
+    """`owner/repo` the deploy role trusts: the `github` section's, else `aws.githubRepository`."""
+    if config.github is not None:
+        return f"{config.github.owner}/{config.github.repository}"
+    return config.aws.github_repository if config.aws is not None else None
+
+
+def deploy_environment(config: StackConfig) -> str:
+    """The GitHub environment whose jobs may assume the deploy role."""
+    if config.github is None and config.aws is not None and config.aws.github_environment:
+        return config.aws.github_environment
+    return config.github_environment
+
+
+def _instance_class_problem(
+    key: str, value: str, prefix: str, families: frozenset[str]
+) -> ConfigProblem | None:
+    _, family, size = value.split(".", 2) if value.count(".") == 2 else (prefix, "", "")
+    if family in families and _SIZE.match(size):
+        return None
+    return ConfigProblem(
+        f"{PROJECT}:{key}",
+        f"not a {prefix}.<family>.<size> class AWS offers here; families: "
+        f"{', '.join(sorted(families))}",
+        json.dumps(value),
+    )
+
+
+def aws_problems(config: StackConfig) -> list[ConfigProblem]:
+    """Fargate sizes, instance classes and network ranges for `target: aws` stacks."""
+    if config.target != "aws" or config.aws is None:
+        return []
+    aws = config.aws
+    problems: list[ConfigProblem] = []
+    allowed = FARGATE_SIZES.get(config.app.cpu)
+    if allowed is None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.cpu",
+                f"Fargate accepts only {', '.join(str(c) for c in FARGATE_SIZES)} CPU units",
+                str(config.app.cpu),
+            )
+        )
+    elif config.app.memory not in allowed:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.memory",
+                f"Fargate with cpu {config.app.cpu} accepts memory {min(allowed)}-{max(allowed)} "
+                f"MiB in steps of {sorted(allowed)[1] - sorted(allowed)[0]}",
+                str(config.app.memory),
+            )
+        )
+    for problem in (
+        _instance_class_problem(
+            "database.instanceClass", config.database.instance_class, "db", RDS_POSTGRES_FAMILIES
+        ),
+        _instance_class_problem(
+            "cache.nodeType", config.cache.node_type, "cache", ELASTICACHE_FAMILIES
+        ),
+    ):
+        if problem is not None:
+            problems.append(problem)
+    if config.database.multi_az and config.database.instance_class.endswith(".micro"):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:database.instanceClass",
+                "Multi-AZ needs at least a .small class",
+                json.dumps(config.database.instance_class),
+            )
+        )
+
+    vpc = ipaddress.IPv4Network(aws.vpc_cidr)
+    if vpc.prefixlen > MIN_VPC_PREFIX:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.vpcCidr",
+                f"too small: use /{MIN_VPC_PREFIX} or larger (each of up to 6 subnets gets 1/16 "
+                "of it, at least a /24)",
+                json.dumps(aws.vpc_cidr),
+            )
+        )
+    for other in (*RESERVED_CIDRS, *aws.peer_cidrs):
+        if vpc.overlaps(ipaddress.IPv4Network(other)):
+            why = "a peer network" if other in aws.peer_cidrs else "reserved by AWS services/Docker"
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:aws.vpcCidr", f"overlaps {other} ({why})", json.dumps(aws.vpc_cidr)
+                )
+            )
+
+    repository = deploy_repository(config)
+    if repository is None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.githubRepository",
+                "the deploy role trusts exactly one repository: set a `github` section or "
+                "aws.githubRepository: owner/repo",
+            )
+        )
+    if config.github is not None and aws.github_repository not in (None, repository):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.githubRepository",
+                f"differs from the github section's {repository}; remove one",
+                json.dumps(aws.github_repository),
+            )
+        )
+    return problems
+
+
+def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
+    aws = config.aws
+    if aws is None or config.tier != "production":
+        return []
+    problems = []
+    if not aws.flow_logs:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.flowLogs",
+                "production cannot turn off VPC flow logs (EC2.6)",
+                "false",
+            )
+        )
+    if aws.nat_gateways == "none":
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.natGateways",
+                "production tasks run in private subnets without public IPs (ECS.2) and need NAT: "
+                "use 'perAz' (or 'single' to save cost)",
+                '"none"',
+            )
+        )
+    if aws.log_retention_days < 365:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.logRetentionDays",
+                "production keeps logs for at least 365 days",
+                str(aws.log_retention_days),
+            )
+        )
+    if config.app.min_instances < 2:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.minInstances",
+                "production runs at least 2 tasks, one per availability zone",
+                str(config.app.min_instances),
+            )
+        )
+    return problems
 
 
 

@@ -1,0 +1,108 @@
+"""ElastiCache (Valkey or Redis) with its own subnet group, TLS, encryption at rest and an
+auth token that exists only as a Pulumi secret."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    client_security_group_id: pulumi.Input[str]
+    engine: str
+    engine_version: str
+    node_type: str
+    nodes: int
+    automatic_failover: bool
+    snapshot_days: int
+    encrypted: bool
+    apply_immediately: bool = False
+
+
+class Cache(pulumi.ComponentResource):
+    """`url` is a secret `rediss://` URL with the auth token."""
+
+    url: pulumi.Output[str]
+    primary_endpoint: pulumi.Output[str]
+    replication_group_id: pulumi.Output[str]
+    member_ids: list[str]
+
+    def __init__(
+        self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:aws:Cache", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description=f"{name} {args.engine}", opts=child
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-service",
+            security_group_id=security_group.id,
+            referenced_security_group_id=args.client_security_group_id,
+            ip_protocol="tcp",
+            from_port=REDIS_PORT,
+            to_port=REDIS_PORT,
+            description=f"{args.engine} from the service",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-service-out",
+            security_group_id=args.client_security_group_id,
+            referenced_security_group_id=security_group.id,
+            ip_protocol="tcp",
+            from_port=REDIS_PORT,
+            to_port=REDIS_PORT,
+            description=f"service to {args.engine}",
+            opts=child,
+        )
+        # ElastiCache.7: its own subnet group, of private subnets.
+        subnets = aws.elasticache.SubnetGroup(
+            f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=child
+        )
+        # ElastiCache.6: AUTH. Alphanumeric: the token is embedded in a URL without escaping.
+        token = random.RandomPassword(f"{name}-auth-token", length=48, special=False, opts=child)
+        group = aws.elasticache.ReplicationGroup(
+            f"{name}",
+            replication_group_id=name[:40],
+            description=f"{name} cache",
+            engine=args.engine,
+            engine_version=args.engine_version,
+            node_type=args.node_type,
+            num_cache_clusters=args.nodes,
+            port=REDIS_PORT,
+            subnet_group_name=subnets.name,
+            security_group_ids=[security_group.id],
+            at_rest_encryption_enabled=args.encrypted,  # ElastiCache.4
+            transit_encryption_enabled=args.encrypted,  # ElastiCache.5
+            auth_token=token.result,
+            automatic_failover_enabled=args.automatic_failover,  # ElastiCache.3
+            multi_az_enabled=args.automatic_failover,
+            snapshot_retention_limit=args.snapshot_days,  # ElastiCache.1
+            auto_minor_version_upgrade=True,
+            apply_immediately=args.apply_immediately,
+            opts=child,
+        )
+        self.primary_endpoint = group.primary_endpoint_address
+        self.replication_group_id = group.id
+        self.member_ids = [f"{name[:40]}-{i + 1:03d}" for i in range(args.nodes)]
+        self.url = pulumi.Output.secret(
+            pulumi.Output.concat(
+                "rediss://:",
+                token.result,
+                "@",
+                group.primary_endpoint_address,
+                ":",
+                str(REDIS_PORT),
+                "/0",
+            )
+        )
+        self.register_outputs({"primaryEndpoint": self.primary_endpoint})

@@ -1,0 +1,148 @@
+"""RDS PostgreSQL in private subnets, reachable only from the service's security group, with
+the master password managed (and rotated) by RDS in Secrets Manager."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+POSTGRES_PORT = 5432
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    client_security_group_id: pulumi.Input[str]
+    engine_version: str
+    instance_class: str
+    database: str
+    username: str
+    storage_gb: int
+    max_storage_gb: int
+    backup_days: int
+    multi_az: bool
+    deletion_protection: bool
+    final_snapshot: bool
+    protect: bool
+    encrypted: bool
+    performance_insights: bool
+    apply_immediately: bool = False
+
+
+class Database(pulumi.ComponentResource):
+    """`address`/`port` locate the instance; `master_secret_arn` is the RDS-managed secret
+    (JSON with `username` and `password`), which RDS rotates."""
+
+    address: pulumi.Output[str]
+    port: int
+    identifier: pulumi.Output[str]
+    master_secret_arn: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:aws:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description=f"{name} PostgreSQL", opts=child
+        )
+        # EC2.18/19: the database accepts connections from the service's tasks only.
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-service",
+            security_group_id=security_group.id,
+            referenced_security_group_id=args.client_security_group_id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            description="PostgreSQL from the service",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-service-out",
+            security_group_id=args.client_security_group_id,
+            referenced_security_group_id=security_group.id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            description="service to PostgreSQL",
+            opts=child,
+        )
+        # RDS.46: the subnet group holds private subnets only.
+        subnets = aws.rds.SubnetGroup(
+            f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=child
+        )
+        major = args.engine_version.split(".")[0]
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=f"postgres{major}",
+            parameters=[
+                # CKV2_AWS_69: clients must use TLS.
+                {"name": "rds.force_ssl", "value": "1", "apply_method": "immediate"},
+                {
+                    "name": "log_min_duration_statement",
+                    "value": "1000",
+                    "apply_method": "immediate",
+                },
+            ],
+            opts=child,
+        )
+        instance_opts = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        instance = aws.rds.Instance(
+            f"{name}",
+            identifier=name,
+            engine="postgres",
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            db_name=args.database,
+            username=args.username,
+            # The password is created, stored in Secrets Manager and rotated by RDS: it is
+            # never in Pulumi's state or in a composed URL that rotation would make stale.
+            manage_master_user_password=True,
+            port=POSTGRES_PORT,
+            allocated_storage=args.storage_gb,
+            max_allocated_storage=args.max_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=args.encrypted,  # RDS.3
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[security_group.id],
+            parameter_group_name=parameters.name,
+            publicly_accessible=False,  # RDS.2
+            multi_az=args.multi_az,  # RDS.5
+            deletion_protection=args.deletion_protection,  # RDS.8
+            backup_retention_period=args.backup_days,  # RDS.11
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],  # RDS.9
+            auto_minor_version_upgrade=True,  # RDS.13
+            copy_tags_to_snapshot=True,  # RDS.17
+            performance_insights_enabled=args.performance_insights,
+            performance_insights_retention_period=7 if args.performance_insights else None,
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=f"{name}-final" if args.final_snapshot else None,
+            delete_automated_backups=not args.final_snapshot,
+            apply_immediately=args.apply_immediately,
+            opts=instance_opts,
+        )
+        self.address = instance.address
+        self.port = POSTGRES_PORT
+        self.identifier = instance.identifier
+        self.master_secret_arn = instance.master_user_secrets.apply(
+            lambda secrets: secrets[0].secret_arn if secrets and secrets[0].secret_arn else ""
+        )
+        # No password: the task gets PGPASSWORD from the rotating secret, and libpq and
+        # psycopg read it whenever the URL has none.
+        self.url = pulumi.Output.concat(
+            "postgresql://",
+            args.username,
+            "@",
+            instance.address,
+            ":",
+            str(POSTGRES_PORT),
+            "/",
+            args.database,
+            "?sslmode=require",
+        )
+        self.register_outputs({"address": self.address, "masterSecretArn": self.master_secret_arn})

@@ -1,0 +1,45 @@
+"""Secrets Manager entries for the app: one secret per variable, read by ECS at task start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class AppSecretsArgs:
+    # Environment variable name -> secret value (a Pulumi secret).
+    values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    recovery_window_days: int = 7
+
+
+class AppSecrets(pulumi.ComponentResource):
+    """`arns` maps each variable name to the ARN of the secret holding its value."""
+
+    arns: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:aws:AppSecrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.arns = {}
+        for variable, value in sorted(args.values.items()):
+            slug = variable.lower().replace("_", "-")
+            secret = aws.secretsmanager.Secret(
+                f"{name}-{slug}",
+                description=f"{variable} for {name}",
+                recovery_window_in_days=args.recovery_window_days,
+                opts=child,
+            )
+            aws.secretsmanager.SecretVersion(
+                f"{name}-{slug}",
+                secret_id=secret.id,
+                secret_string=pulumi.Output.secret(value),
+                opts=child,
+            )
+            self.arns[variable] = secret.arn
+        self.register_outputs({"arns": self.arns})

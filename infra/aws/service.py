@@ -1,0 +1,409 @@
+"""The app on ECS Fargate behind an Application Load Balancer.
+
+The cluster has Container Insights; the task runs non-privileged with a read-only root
+filesystem, logs to its own log group and gets every credential through `secrets`
+(`valueFrom` a Secrets Manager ARN), never `environment`. Two roles: the execution role may
+pull this repository's images, write this log group and read exactly these secrets; the task
+role (what the app itself may call) starts empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+CONTAINER = "app"
+TMP = "/tmp"  # noqa: S108 - a task-private volume, not a shared host directory
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
+_ARCHITECTURES = {"linux/arm64": "ARM64", "linux/amd64": "X86_64"}
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    task_subnet_ids: Sequence[pulumi.Input[str]]
+    assign_public_ip: bool
+    alb_security_group_id: pulumi.Input[str]
+    task_security_group_id: pulumi.Input[str]
+    image: pulumi.Input[str]
+    repository_arn: pulumi.Input[str] | None
+    platform: str
+    cpu: int
+    memory: int
+    port: int
+    health_path: str
+    readiness_path: str
+    desired_count: int
+    min_count: int
+    max_count: int
+    autoscaling: bool
+    fargate_spot: bool
+    log_retention_days: int
+    load_balancer_deletion_protection: bool
+    health_check_grace_seconds: int
+    certificate_arn: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Variable name -> `valueFrom` (a secret ARN, optionally with `:json-key::`).
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The secrets' ARNs, for the execution role's policy.
+    secret_arns: Sequence[pulumi.Input[str]] = ()
+    cpu_target_percent: float = 60.0
+    requests_per_target: float = 200.0
+
+
+def _assume_role(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def _health_command(port: int, path: str) -> list[str]:
+    # The image's own Python: no curl or wget needed in a slim image.
+    code = (
+        "import sys, urllib.request; "
+        f"url = 'http://127.0.0.1:{port}{path}'; "
+        "sys.exit(urllib.request.urlopen(url, timeout=4).status != 200)"
+    )
+    return ["CMD", "python", "-c", code]
+
+
+def container_definition(
+    args: ServiceArgs, image: str, log_group: str, region: str, secrets: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": CONTAINER,
+            "image": image,
+            "essential": True,
+            "portMappings": [{"containerPort": args.port, "protocol": "tcp"}],
+            # ECS.8: only non-secret settings here; credentials arrive through `secrets`.
+            "environment": [{"name": k, "value": v} for k, v in sorted(args.env.items())],
+            "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
+            # ECS.9: logs to CloudWatch.
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": log_group,
+                    "awslogs-region": region,
+                    "awslogs-stream-prefix": CONTAINER,
+                },
+            },
+            "healthCheck": {
+                "command": _health_command(args.port, args.health_path),
+                "interval": 15,
+                "timeout": 5,
+                "retries": 3,
+                "startPeriod": 30,
+            },
+            "privileged": False,  # ECS.4
+            "readonlyRootFilesystem": True,  # ECS.5
+            # The writable scratch volume next to the read-only root filesystem.
+            "mountPoints": [{"sourceVolume": "tmp", "containerPath": TMP, "readOnly": False}],
+            "linuxParameters": {"initProcessEnabled": True},
+            "stopTimeout": 30,
+        }
+    ]
+
+
+class Service(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    load_balancer_arn_suffix: pulumi.Output[str]
+    target_group_arn_suffix: pulumi.Output[str]
+    tls: bool
+
+    def __init__(
+        self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:aws:Service", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=self)).region
+
+        cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            name=name,
+            settings=[{"name": "containerInsights", "value": "enabled"}],  # ECS.12
+            opts=child,
+        )
+        aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity",
+            cluster_name=cluster.name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            opts=child,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/ecs/{name}",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+
+        execution_role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            opts=child,
+        )
+        statements: list[dict[str, Any]] = [
+            # The one ECR action that takes no resource (IAM.21 exception by AWS design).
+            {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [pulumi.Output.concat(log_group.arn, ":log-stream:*")],
+            },
+        ]
+        if args.repository_arn is not None:
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                        "ecr:BatchCheckLayerAvailability",
+                    ],
+                    "Resource": [args.repository_arn],
+                }
+            )
+        if args.secret_arns:
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": list(args.secret_arns),
+                }
+            )
+        aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=execution_role.id,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=child,
+        )
+        # What the app itself may call: nothing until it needs something.
+        task_role = aws.iam.Role(
+            f"{name}-task",
+            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            opts=child,
+        )
+
+        definitions = pulumi.Output.all(
+            image=args.image,
+            log_group=log_group.name,
+            region=region,
+            secrets=pulumi.Output.all(**dict(args.secrets)) if args.secrets else {},
+        ).apply(
+            lambda v: json.dumps(
+                container_definition(args, v["image"], v["log_group"], v["region"], v["secrets"])
+            )
+        )
+        task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=name,
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={
+                "cpu_architecture": _ARCHITECTURES[args.platform],
+                "operating_system_family": "LINUX",
+            },
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            volumes=[{"name": "tmp"}],
+            container_definitions=definitions,
+            opts=child,
+        )
+
+        load_balancer = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(args.public_subnet_ids),  # ELB.13: one per AZ, at least two
+            security_groups=[args.alb_security_group_id],
+            drop_invalid_header_fields=True,  # ELB.4
+            desync_mitigation_mode="defensive",  # ELB.12
+            enable_deletion_protection=args.load_balancer_deletion_protection,  # ELB.6
+            # LLM responses stream for a while.
+            idle_timeout=120,
+            opts=child,
+        )
+        target_group = aws.lb.TargetGroup(
+            f"{name}-tg",
+            port=args.port,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=30,
+            health_check={
+                "path": args.readiness_path,
+                "matcher": "200",
+                "interval": 10,
+                "timeout": 5,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+            opts=child,
+        )
+        forward: list[aws.lb.ListenerDefaultActionArgsDict] = [
+            {"type": "forward", "target_group_arn": target_group.arn}
+        ]
+        listeners: list[aws.lb.Listener] = []
+        self.tls = args.certificate_arn is not None
+        if args.certificate_arn is not None:
+            listeners.append(
+                aws.lb.Listener(
+                    f"{name}-https",
+                    load_balancer_arn=load_balancer.arn,
+                    port=443,
+                    protocol="HTTPS",
+                    ssl_policy=TLS_POLICY,  # ELB.17
+                    certificate_arn=args.certificate_arn,
+                    default_actions=forward,
+                    opts=child,
+                )
+            )
+            listeners.append(
+                aws.lb.Listener(
+                    f"{name}-http",
+                    load_balancer_arn=load_balancer.arn,
+                    port=80,
+                    protocol="HTTP",
+                    # ELB.1: plain HTTP only redirects.
+                    default_actions=[
+                        {
+                            "type": "redirect",
+                            "redirect": {
+                                "protocol": "HTTPS",
+                                "port": "443",
+                                "status_code": "HTTP_301",
+                            },
+                        }
+                    ],
+                    opts=child,
+                )
+            )
+        else:
+            listeners.append(
+                aws.lb.Listener(
+                    f"{name}-http",
+                    load_balancer_arn=load_balancer.arn,
+                    port=80,
+                    protocol="HTTP",
+                    default_actions=forward,
+                    opts=child,
+                )
+            )
+
+        capacity = "FARGATE_SPOT" if args.fargate_spot else "FARGATE"
+        service = aws.ecs.Service(
+            f"{name}-service",
+            name=name,
+            cluster=cluster.arn,
+            task_definition=task_definition.arn,
+            desired_count=args.desired_count,
+            capacity_provider_strategies=[{"capacity_provider": capacity, "weight": 1}],
+            platform_version="LATEST",  # ECS.10
+            network_configuration={
+                "subnets": list(args.task_subnet_ids),
+                "security_groups": [args.task_security_group_id],
+                "assign_public_ip": args.assign_public_ip,  # ECS.2 (False in production)
+            },
+            load_balancers=[
+                {
+                    "target_group_arn": target_group.arn,
+                    "container_name": CONTAINER,
+                    "container_port": args.port,
+                }
+            ],
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            health_check_grace_period_seconds=args.health_check_grace_seconds,
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            wait_for_steady_state=True,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=listeners,
+                # Autoscaling owns the running count once the service exists.
+                ignore_changes=["desiredCount"] if args.autoscaling else None,
+            ),
+        )
+
+        if args.autoscaling:
+            target = aws.appautoscaling.Target(
+                f"{name}-scaling",
+                service_namespace="ecs",
+                scalable_dimension="ecs:service:DesiredCount",
+                resource_id=pulumi.Output.concat("service/", cluster.name, "/", service.name),
+                min_capacity=args.min_count,
+                max_capacity=args.max_count,
+                opts=child,
+            )
+            aws.appautoscaling.Policy(
+                f"{name}-cpu",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration={
+                    "target_value": args.cpu_target_percent,
+                    "predefined_metric_specification": {
+                        "predefined_metric_type": "ECSServiceAverageCPUUtilization"
+                    },
+                    "scale_in_cooldown": 120,
+                    "scale_out_cooldown": 60,
+                },
+                opts=child,
+            )
+            aws.appautoscaling.Policy(
+                f"{name}-requests",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                target_tracking_scaling_policy_configuration={
+                    "target_value": args.requests_per_target,
+                    "predefined_metric_specification": {
+                        "predefined_metric_type": "ALBRequestCountPerTarget",
+                        "resource_label": pulumi.Output.concat(
+                            load_balancer.arn_suffix, "/", target_group.arn_suffix
+                        ),
+                    },
+                    "scale_in_cooldown": 120,
+                    "scale_out_cooldown": 60,
+                },
+                opts=child,
+            )
+
+        scheme = "https" if self.tls else "http"
+        self.url = pulumi.Output.concat(scheme, "://", load_balancer.dns_name)
+        self.cluster_name = cluster.name
+        self.service_name = service.name
+        self.log_group_name = log_group.name
+        self.load_balancer_arn_suffix = load_balancer.arn_suffix
+        self.target_group_arn_suffix = target_group.arn_suffix
+        self.register_outputs(
+            {
+                "url": self.url,
+                "clusterName": self.cluster_name,
+                "serviceName": self.service_name,
+                "logGroupName": self.log_group_name,
+            }
+        )

@@ -1,0 +1,262 @@
+"""The `aws` target: the whole runtime in one AWS account and region.
+
+Network -> registry + image -> database, cache -> secrets -> service -> alarms -> deploy
+identity, every size and protection from the tier presets in `infra/config.py`. All
+resources go through one explicit provider (region and default tags from config), never the
+ambient `aws:region`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.aws.alarms import Alarms, AlarmsArgs
+from infra.aws.cache import Cache, CacheArgs
+from infra.aws.database import Database, DatabaseArgs
+from infra.aws.identity import DeployIdentity, DeployIdentityArgs
+from infra.aws.network import AwsNetwork, AwsNetworkArgs
+from infra.aws.registry import Registry, RegistryArgs
+from infra.aws.secrets import AppSecrets, AppSecretsArgs
+from infra.aws.service import Service, ServiceArgs
+from infra.config import (
+    PROJECT,
+    StackConfig,
+    deploy_environment,
+    deploy_repository,
+    performance_insights_supported,
+)
+from infra.image import RegistryLogin
+from stacks import secret_values
+from stacks.images import build_image
+
+TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
+
+
+def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
+    aws_config = config.aws
+    assert aws_config is not None  # validated: target aws has an aws section
+    name = f"{config.app.name}-{config.stack}"
+    ephemeral = config.tier == "ephemeral"
+    provider = aws.Provider(
+        f"{name}-aws",
+        region=aws_config.region,
+        default_tags={
+            "tags": {
+                "project": PROJECT,
+                "stack": config.stack,
+                "tier": config.tier,
+                "app": config.app.name,
+            }
+        },
+    )
+    top = pulumi.ResourceOptions(providers=[provider])
+    invoke = pulumi.InvokeOutputOptions(provider=provider)
+
+    # Production keeps tasks private behind NAT; cheaper tiers give them a public IP, and
+    # only the load balancer's security group can reach them.
+    private_tasks = aws_config.nat_gateways != "none"
+    network = AwsNetwork(
+        name,
+        AwsNetworkArgs(
+            cidr=aws_config.vpc_cidr,
+            availability_zones=aws_config.availability_zones,
+            nat_gateways=aws_config.nat_gateways,
+            app_port=config.app.port,
+            flow_logs=aws_config.flow_logs,
+            log_retention_days=aws_config.log_retention_days,
+            public_ports=(80, 443) if aws_config.certificate_arn else (80,),
+        ),
+        top,
+    )
+
+    image: pulumi.Input[str]
+    digest: pulumi.Input[str]
+    repository_arn: pulumi.Input[str] | None = None
+    if config.app.image is not None:
+        image = config.app.image
+        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
+    else:
+        registry = Registry(
+            f"{name}-registry",
+            RegistryArgs(keep_images=aws_config.ecr_keep_images, force_delete=ephemeral),
+            top,
+        )
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=registry.registry_id, opts=invoke
+        )
+        built = build_image(
+            config,
+            repository=registry.repository_url,
+            push=True,
+            registry=RegistryLogin(
+                address=token.proxy_endpoint, username=token.user_name, password=token.password
+            ),
+        )
+        image, digest = built.ref, built.digest
+        repository_arn = registry.repository_arn
+
+    database = Database(
+        f"{name}-db",
+        DatabaseArgs(
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            client_security_group_id=network.task_security_group_id,
+            engine_version=config.database.engine_version,
+            instance_class=config.database.instance_class,
+            database=config.database.name,
+            username=config.database.username,
+            storage_gb=config.database.storage_gb,
+            max_storage_gb=config.database.max_storage_gb,
+            backup_days=config.database.backup_days,
+            multi_az=config.database.multi_az,
+            deletion_protection=config.database.deletion_protection,
+            final_snapshot=config.database.final_snapshot,
+            protect=config.database.protect,
+            encrypted=config.database.encrypted,
+            performance_insights=performance_insights_supported(config.database.instance_class),
+            apply_immediately=ephemeral,
+        ),
+        top,
+    )
+    cache = Cache(
+        f"{name}-cache",
+        CacheArgs(
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            client_security_group_id=network.task_security_group_id,
+            engine=config.cache.engine,
+            engine_version=config.cache.engine_version,
+            node_type=config.cache.node_type,
+            nodes=config.cache.nodes,
+            automatic_failover=config.cache.automatic_failover,
+            snapshot_days=config.cache.snapshot_days,
+            encrypted=config.cache.encrypted,
+            apply_immediately=ephemeral,
+        ),
+        top,
+    )
+
+    secrets = AppSecrets(
+        f"{name}-secrets",
+        AppSecretsArgs(
+            values={
+                **secret_values(config.app.secrets),
+                "DATABASE_URL": database.url,
+                "REDIS_URL": cache.url,
+            },
+            recovery_window_days=aws_config.secret_recovery_days,
+        ),
+        top,
+    )
+    # RDS rotates the master password in its own secret: the task reads the current one at
+    # start through the secret's JSON key, and the URL above carries none.
+    password = pulumi.Output.concat(database.master_secret_arn, ":password::")
+    value_from: dict[str, pulumi.Input[str]] = {
+        **secrets.arns,
+        "DATABASE_URI": secrets.arns["DATABASE_URL"],
+        "REDIS_URI": secrets.arns["REDIS_URL"],
+        "PGPASSWORD": password,
+    }
+
+    service = Service(
+        name,
+        ServiceArgs(
+            vpc_id=network.vpc_id,
+            public_subnet_ids=network.public_subnet_ids,
+            task_subnet_ids=network.private_subnet_ids
+            if private_tasks
+            else network.public_subnet_ids,
+            assign_public_ip=not private_tasks,
+            alb_security_group_id=network.alb_security_group_id,
+            task_security_group_id=network.task_security_group_id,
+            image=image,
+            repository_arn=repository_arn,
+            platform=config.app.build.platforms[0],
+            cpu=config.app.cpu,
+            memory=config.app.memory,
+            port=config.app.port,
+            health_path=config.app.health_path,
+            readiness_path=config.app.readiness_path,
+            desired_count=max(config.app.min_instances, 1),
+            min_count=max(config.app.min_instances, 1),
+            max_count=config.app.max_instances,
+            autoscaling=aws_config.autoscaling,
+            fargate_spot=aws_config.fargate_spot,
+            log_retention_days=aws_config.log_retention_days,
+            load_balancer_deletion_protection=aws_config.load_balancer_deletion_protection,
+            health_check_grace_seconds=aws_config.health_check_grace_seconds,
+            certificate_arn=aws_config.certificate_arn,
+            env={**config.app.env, "PORT": str(config.app.port)},
+            secrets=value_from,
+            secret_arns=[*secrets.arns.values(), database.master_secret_arn],
+        ),
+        top,
+    )
+
+    Alarms(
+        f"{name}-alarms",
+        AlarmsArgs(
+            load_balancer_arn_suffix=service.load_balancer_arn_suffix,
+            target_group_arn_suffix=service.target_group_arn_suffix,
+            cluster_name=service.cluster_name,
+            service_name=service.service_name,
+            database_identifier=database.identifier,
+            database_storage_gb=config.database.storage_gb,
+            cache_member_ids=cache.member_ids,
+            email=aws_config.alarm_email,
+        ),
+        top,
+    )
+
+    repository = deploy_repository(config)
+    assert repository is not None  # validated in infra.config.aws_problems
+    identity = DeployIdentity(
+        f"{name}-identity",
+        DeployIdentityArgs(
+            repository=repository,
+            environment=deploy_environment(config),
+            create_provider=aws_config.create_oidc_provider,
+            provider_arn=aws_config.oidc_provider_arn,
+            role_prefix=f"{name}-",
+        ),
+        top,
+    )
+
+    outputs: dict[str, pulumi.Input[object]] = {
+        "target": config.target,
+        "tier": config.tier,
+        "region": aws_config.region,
+        "serviceUrl": service.url,
+        "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
+        "tls": "enabled" if service.tls else TLS_DISABLED,
+        "image": image,
+        "imageDigest": digest,
+        "clusterName": service.cluster_name,
+        "serviceName": service.service_name,
+        "logGroup": service.log_group_name,
+        "databaseEndpoint": database.address,
+        "deployRoleArn": identity.role_arn,
+        "natGateways": network.nat_gateway_count,
+    }
+    _github_delivery(
+        config,
+        {
+            "AWS_DEPLOY_ROLE_ARN": identity.role_arn,
+            "AWS_REGION": aws_config.region,
+            "SERVICE_URL": service.url,
+            "PULUMI_STACK": config.stack,
+            "HEALTH_PATH": config.app.health_path,
+        },
+    )
+    return outputs
+
+
+def _github_delivery(config: StackConfig, variables: dict[str, pulumi.Input[str]]) -> None:
+    """Hand the deploy variables to the GitHub delivery, once that module exists."""
+    if importlib.util.find_spec("stacks.delivery") is None:
+        return
+    delivery = importlib.import_module("stacks.delivery")
+    delivery.github_delivery(config, variables)
