@@ -281,7 +281,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
                     ignore_changes=list(request.ignoreChanges),
-                delete_before_replace=bool(request.deleteBeforeReplace),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                     depends_on=list(request.dependencies),
                     provider=request.provider,
                 )

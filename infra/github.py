@@ -73,17 +73,24 @@ def _problems(args: GitHubDeliveryArgs) -> list[str]:
             problems.append(f"environment {env.name}: at most {MAX_REVIEWERS} reviewers")
         bad = [r for r in env.reviewers if not (_LOGIN.match(r) or _TEAM.match(r))]
         if bad:
-            problems.append(f"environment {env.name}: reviewers {bad} are neither a login "
-                            "nor 'org/team-slug'")
-        bad = [n for n in (*env.secrets, *env.variables)
-               if not _NAME.match(n) or n.upper().startswith("GITHUB_")]
+            problems.append(
+                f"environment {env.name}: reviewers {bad} are neither a login nor 'org/team-slug'"
+            )
+        bad = [
+            n
+            for n in (*env.secrets, *env.variables)
+            if not _NAME.match(n) or n.upper().startswith("GITHUB_")
+        ]
         if bad:
             problems.append(f"environment {env.name}: invalid secret/variable names {bad}")
     repository_scope = bool(
-        args.repository_secrets or args.repository_variables or args.protect_default_branch)
+        args.repository_secrets or args.repository_variables or args.protect_default_branch
+    )
     if repository_scope and not args.owns_repository:
-        problems.append("repository secrets, variables and the default-branch ruleset are "
-                        "managed only by the stack that owns the repository")
+        problems.append(
+            "repository secrets, variables and the default-branch ruleset are "
+            "managed only by the stack that owns the repository"
+        )
     if args.required_checks and not args.protect_default_branch:
         problems.append("required checks need protect_default_branch")
     return problems
@@ -94,11 +101,13 @@ def _branch_policy(
 ) -> github.RepositoryEnvironmentDeploymentBranchPolicyArgs | None:
     if policy == "protected":
         return github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
-            protected_branches=True, custom_branch_policies=False)
+            protected_branches=True, custom_branch_policies=False
+        )
     if policy == "default":
         # Custom policies; the one policy (the default branch) is its own resource below.
         return github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
-            protected_branches=False, custom_branch_policies=True)
+            protected_branches=False, custom_branch_policies=True
+        )
     return None  # any branch may deploy (ephemeral, preview)
 
 
@@ -223,7 +232,9 @@ class GitHubDelivery(pulumi.ComponentResource):
                 enforcement="active",
                 conditions=github.RepositoryRulesetConditionsArgs(
                     ref_name=github.RepositoryRulesetConditionsRefNameArgs(
-                        includes=["~DEFAULT_BRANCH"], excludes=[])),
+                        includes=["~DEFAULT_BRANCH"], excludes=[]
+                    )
+                ),
                 rules=github.RepositoryRulesetRulesArgs(
                     deletion=True,
                     non_fast_forward=True,
@@ -234,8 +245,10 @@ class GitHubDelivery(pulumi.ComponentResource):
                     ),
                     required_status_checks=(
                         github.RepositoryRulesetRulesRequiredStatusChecksArgs(
-                            required_checks=checks, strict_required_status_checks_policy=True)
-                        if checks else None
+                            required_checks=checks, strict_required_status_checks_policy=True
+                        )
+                        if checks
+                        else None
                     ),
                 ),
                 opts=pulumi.ResourceOptions(parent=self),

@@ -49,8 +49,10 @@ def _split(
         if name in PREVIEW_ONLY and not scope:
             scope = PREVIEW
         if scope not in scoped:
-            raise ValueError(f"github_delivery: variable {key!r} has an unknown scope "
-                             f"'{scope}/' (use {PREVIEW}/ or {EPHEMERAL}/)")
+            raise ValueError(
+                f"github_delivery: variable {key!r} has an unknown scope "
+                f"'{scope}/' (use {PREVIEW}/ or {EPHEMERAL}/)"
+            )
         scoped[scope][name] = value
     return scoped
 
@@ -64,32 +66,44 @@ def environments(
     scoped = _split(variables)
     clashes = sorted(set(scoped[""]) & set(gh.variables))
     if clashes:
-        raise ValueError(f"github.variables {clashes} are also written by the stack from its "
-                         "outputs; remove them from the stack file")
+        raise ValueError(
+            f"github.variables {clashes} are also written by the stack from its "
+            "outputs; remove them from the stack file"
+        )
     own = config.github_environment
     shared = {k: scoped[""][k] for k in SHARED if k in scoped[""]}
-    result = [EnvironmentArgs(
-        name=own,
-        reviewers=gh.reviewers,
-        prevent_self_review=gh.prevent_self_review,
-        can_admins_bypass=gh.can_admins_bypass,
-        wait_timer_minutes=gh.wait_timer_minutes,
-        branch_policy=gh.branch_policy,
-        secrets=secret_values(gh.secrets),
-        variables={"PULUMI_STACK": config.stack, "HEALTH_PATH": config.app.health_path,
-                   **scoped[""], **gh.variables},
-    )]
+    result = [
+        EnvironmentArgs(
+            name=own,
+            reviewers=gh.reviewers,
+            prevent_self_review=gh.prevent_self_review,
+            can_admins_bypass=gh.can_admins_bypass,
+            wait_timer_minutes=gh.wait_timer_minutes,
+            branch_policy=gh.branch_policy,
+            secrets=secret_values(gh.secrets),
+            variables={
+                "PULUMI_STACK": config.stack,
+                "HEALTH_PATH": config.app.health_path,
+                **scoped[""],
+                **gh.variables,
+            },
+        )
+    ]
     if gh.preview_environment:
         # Serves pull requests: no reviewers, any branch, and only a read-only role.
-        result.append(EnvironmentArgs(
-            name=f"{own}-preview",
-            variables={"PULUMI_STACK": config.stack, **shared, **scoped[PREVIEW]},
-        ))
+        result.append(
+            EnvironmentArgs(
+                name=f"{own}-preview",
+                variables={"PULUMI_STACK": config.stack, **shared, **scoped[PREVIEW]},
+            )
+        )
     if gh.ephemeral_environment:
-        result.append(EnvironmentArgs(
-            name=gh.ephemeral_environment,
-            variables={"HEALTH_PATH": config.app.health_path, **shared, **scoped[EPHEMERAL]},
-        ))
+        result.append(
+            EnvironmentArgs(
+                name=gh.ephemeral_environment,
+                variables={"HEALTH_PATH": config.app.health_path, **shared, **scoped[EPHEMERAL]},
+            )
+        )
     return result
 
 
@@ -114,8 +128,7 @@ def github_delivery(
             environments=environments(config, variables),
             default_branch=gh.default_branch,
             owns_repository=gh.owns_repository,
-            repository_secrets=secret_values(gh.repository_secrets) if gh.owns_repository
-            else {},
+            repository_secrets=secret_values(gh.repository_secrets) if gh.owns_repository else {},
             repository_variables=dict(gh.repository_variables) if gh.owns_repository else {},
             protect_default_branch=gh.protect_default_branch,
             required_checks=gh.required_checks,
@@ -178,14 +191,21 @@ def github_claim_problems(project_dir: Path, stack: str | None = None) -> list[C
     problems = []
     for repository, stacks in sorted(owners.items()):
         if len(stacks) > 1 and (stack is None or stack in stacks):
-            problems.append(ConfigProblem(
-                f"{PROJECT}:github.ownsRepository",
-                f"{files(stacks)} both own {repository}'s repository secrets, variables and "
-                "branch rules: set ownsRepository: true in exactly one stack", "true"))
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:github.ownsRepository",
+                    f"{files(stacks)} both own {repository}'s repository secrets, variables and "
+                    "branch rules: set ownsRepository: true in exactly one stack",
+                    "true",
+                )
+            )
     for (repository, environment), stacks in sorted(environments.items()):
         if len(stacks) > 1 and (stack is None or stack in stacks):
-            problems.append(ConfigProblem(
-                f"{PROJECT}:github.environment",
-                f"{files(stacks)} both manage the GitHub environment '{environment}' of "
-                f"{repository}: give each stack its own (github.environment)"))
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:github.environment",
+                    f"{files(stacks)} both manage the GitHub environment '{environment}' of "
+                    f"{repository}: give each stack its own (github.environment)",
+                )
+            )
     return problems

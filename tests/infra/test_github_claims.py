@@ -1,0 +1,117 @@
+"""Across stack files: one owner per repository scope and per GitHub environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import load_stack_config
+from stacks import StackConfigError
+from stacks.delivery import github_claim_problems, github_delivery
+from tests.harness import PROJECT_DIR, run_components
+
+REPO = {"owner": "acme", "repository": "agent"}
+
+
+def project(tmp_path: Path, stacks: dict[str, dict[str, Any] | None]) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text("name: agent-deploy\nruntime: python\n")
+    for stack, github in stacks.items():
+        tier = stack if stack in ("staging", "production") else "ephemeral"
+        config: dict[str, Any] = {"agent-deploy:target": "aws", "agent-deploy:tier": tier}
+        if github is not None:
+            config["agent-deploy:github"] = github
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return tmp_path
+
+
+def test_two_stacks_owning_the_repository(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        {
+            "staging": {**REPO, "ownsRepository": True},
+            "production": {"owner": "Acme", "repository": "Agent", "ownsRepository": True},
+            "qa": {**REPO, "environment": "qa"},
+        },
+    )
+    (problem,) = github_claim_problems(root)
+    assert problem.key == "agent-deploy:github.ownsRepository"
+    assert "Pulumi.production.yaml and Pulumi.staging.yaml" in problem.message
+    assert "acme/agent" in problem.message
+    assert github_claim_problems(root, "staging") == [problem]
+    assert github_claim_problems(root, "qa") == []  # not involved
+
+
+def test_one_owner_per_repository_is_fine(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        {
+            "staging": {**REPO, "ownsRepository": True},
+            "production": {**REPO, "ownsRepository": False},
+            "other": {"owner": "acme", "repository": "other-repo", "ownsRepository": True},
+            "local": None,
+        },
+    )
+    assert github_claim_problems(root) == []
+
+
+@pytest.mark.parametrize(
+    ("second", "clash"),
+    [
+        ({**REPO, "environment": "staging"}, "staging"),
+        ({**REPO, "environment": "STAGING"}, "staging"),
+        ({**REPO, "environment": "staging-preview"}, "staging-preview"),
+        ({**REPO, "environment": "qa", "ephemeralEnvironment": "ephemeral"}, "ephemeral"),
+    ],
+)
+def test_two_stacks_managing_one_environment(
+    tmp_path: Path,
+    second: dict[str, Any],
+    clash: str,
+) -> None:
+    root = project(
+        tmp_path,
+        {
+            "staging": {**REPO, "ephemeralEnvironment": "ephemeral"},
+            "qa": second,
+        },
+    )
+    (problem,) = github_claim_problems(root, "qa")
+    assert problem.key == "agent-deploy:github.environment"
+    assert f"'{clash}'" in problem.message
+    assert "Pulumi.qa.yaml and Pulumi.staging.yaml" in problem.message
+
+
+def test_pr_stack_files_are_left_to_their_own_rule(tmp_path: Path) -> None:
+    # Pulumi.pr.yaml and CI's copies of it are refused a github section by config itself.
+    root = project(tmp_path, {"staging": REPO, "pr": REPO, "pr-7": REPO})
+    assert github_claim_problems(root) == []
+
+
+def test_the_program_refuses_to_fight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(
+        tmp_path,
+        {
+            "staging": {**REPO, "ownsRepository": True},
+            "production": {**REPO, "ownsRepository": True},
+        },
+    )
+    monkeypatch.setattr("stacks.delivery.PROJECT_ROOT", root)
+    raw = {
+        "agent-deploy:target": "aws",
+        "agent-deploy:tier": "staging",
+        "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
+        "agent-deploy:github": json.dumps({**REPO, "ownsRepository": True}),
+    }
+    config = load_stack_config("staging", raw)
+    with pytest.raises(StackConfigError) as caught:
+        run_components(lambda: github_delivery(config, {}), stack="staging")
+    assert "Pulumi.production.yaml and Pulumi.staging.yaml" in str(caught.value)
+    assert caught.value.problems[0].key == "agent-deploy:github.ownsRepository"
+
+
+def test_this_projects_stack_files_agree() -> None:
+    assert github_claim_problems(PROJECT_DIR) == []
