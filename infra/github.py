@@ -6,7 +6,7 @@ One component per stack manages
   environment and a shared ephemeral one;
 - their Actions secrets (`value`, never the deprecated plaintext fields) and variables, which
   carry what the workflows read from the stack (service URL, region, deploy role ARN, stack);
-- repository-level secrets, variables and the default-branch ruleset, only when the stack
+- repository-level secrets, variables and the default branch's protection, only when the stack
   owns the repository scope, so two stacks never manage the same repository setting.
 
 Everything comes in through typed args: this module never reads Pulumi config. The GitHub
@@ -29,7 +29,6 @@ _LOGIN = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$")
 _TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DEFAULT_BRANCH_RULESET = "default-branch"
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def _problems(args: GitHubDeliveryArgs) -> list[str]:
     )
     if repository_scope and not args.owns_repository:
         problems.append(
-            "repository secrets, variables and the default-branch ruleset are "
+            "repository secrets, variables and the default branch's protection are "
             "managed only by the stack that owns the repository"
         )
     if args.required_checks and not args.protect_default_branch:
@@ -220,36 +219,28 @@ class GitHubDelivery(pulumi.ComponentResource):
                 opts=self._keyed(),
             )
         if args.protect_default_branch:
-            checks = [
-                github.RepositoryRulesetRulesRequiredStatusChecksRequiredCheckArgs(context=c)
-                for c in args.required_checks
-            ]
-            github.RepositoryRuleset(
-                f"{self._name}-{DEFAULT_BRANCH_RULESET}",
-                name=DEFAULT_BRANCH_RULESET,
-                repository=self._repository,
-                target="branch",
-                enforcement="active",
-                conditions=github.RepositoryRulesetConditionsArgs(
-                    ref_name=github.RepositoryRulesetConditionsRefNameArgs(
-                        includes=["~DEFAULT_BRANCH"], excludes=[]
+            # A classic branch protection rule, not a ruleset: an environment whose policy is
+            # "protected branches" only counts branch protection rules, and with none in the
+            # repository GitHub lets *every* branch deploy to it.
+            github.BranchProtection(
+                f"{self._name}-default-branch",
+                repository_id=self._repository,
+                pattern=args.default_branch,
+                enforce_admins=True,
+                allows_deletions=False,
+                allows_force_pushes=False,
+                # Changes arrive by pull request, so CI runs before they land.
+                required_pull_request_reviews=[
+                    github.BranchProtectionRequiredPullRequestReviewArgs(
+                        required_approving_review_count=0, dismiss_stale_reviews=True
                     )
-                ),
-                rules=github.RepositoryRulesetRulesArgs(
-                    deletion=True,
-                    non_fast_forward=True,
-                    # Changes arrive by pull request, so CI runs before they land.
-                    pull_request=github.RepositoryRulesetRulesPullRequestArgs(
-                        required_approving_review_count=0,
-                        dismiss_stale_reviews_on_push=True,
-                    ),
-                    required_status_checks=(
-                        github.RepositoryRulesetRulesRequiredStatusChecksArgs(
-                            required_checks=checks, strict_required_status_checks_policy=True
-                        )
-                        if checks
-                        else None
-                    ),
-                ),
+                ],
+                required_status_checks=[
+                    github.BranchProtectionRequiredStatusCheckArgs(
+                        strict=True, contexts=list(args.required_checks)
+                    )
+                ]
+                if args.required_checks
+                else [],
                 opts=pulumi.ResourceOptions(parent=self),
             )

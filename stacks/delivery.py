@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -27,6 +28,7 @@ from cli.stackfile import EPHEMERAL_STACK, EPHEMERAL_TEMPLATE, load_stack_file, 
 from infra.config import (
     PROJECT,
     TIER_PRESETS,
+    TIERS,
     ConfigError,
     ConfigProblem,
     StackConfig,
@@ -140,8 +142,17 @@ def github_delivery(
 # --------------------------------------------------------------------------------------------
 # Across stacks: one owner per repository scope and per environment, checked offline.
 # --------------------------------------------------------------------------------------------
-def _claims(stack: str, config: Mapping[str, str]) -> tuple[str, list[str], bool] | None:
-    """(owner/repo, environments, ownsRepository) a stack file claims, read leniently."""
+@dataclass(frozen=True)
+class _Claim:
+    repository: str  # owner/repo, lower case
+    environments: list[str]
+    owns_repository: bool
+    protects_default_branch: bool
+    protected_branch_policy: bool
+
+
+def _claims(stack: str, config: Mapping[str, str]) -> _Claim | None:
+    """What a stack file's `github` section claims, read leniently (tier presets applied)."""
     try:
         section = json.loads(config.get(f"{PROJECT}:github", "null"))
     except ValueError:
@@ -152,15 +163,21 @@ def _claims(stack: str, config: Mapping[str, str]) -> tuple[str, list[str], bool
     if not isinstance(owner, str) or not isinstance(repository, str):
         return None
     tier = config.get(f"{PROJECT}:tier", "ephemeral")
-    preset = TIER_PRESETS.get(tier, TIER_PRESETS["ephemeral"])["github"]  # type: ignore[call-overload]
-    own = section.get("environment") or stack
+    preset = next((TIER_PRESETS[t]["github"] for t in TIERS if t == tier), {})
+    merged = {**preset, **section}
+    own = str(merged.get("environment") or stack)
     names = [own]
-    if section.get("previewEnvironment", preset.get("previewEnvironment")) is True:
+    if merged.get("previewEnvironment") is True:
         names.append(f"{own}-preview")
-    if isinstance(section.get("ephemeralEnvironment"), str):
-        names.append(section["ephemeralEnvironment"])
-    owns = section.get("ownsRepository") is True
-    return f"{owner}/{repository}".lower(), [str(n) for n in names], owns
+    if isinstance(merged.get("ephemeralEnvironment"), str):
+        names.append(merged["ephemeralEnvironment"])
+    return _Claim(
+        repository=f"{owner}/{repository}".lower(),
+        environments=names,
+        owns_repository=merged.get("ownsRepository") is True,
+        protects_default_branch=merged.get("protectDefaultBranch") is True,
+        protected_branch_policy=merged.get("branchPolicy") == "protected",
+    )
 
 
 def github_claim_problems(project_dir: Path, stack: str | None = None) -> list[ConfigProblem]:
@@ -173,17 +190,22 @@ def github_claim_problems(project_dir: Path, stack: str | None = None) -> list[C
     """
     environments: dict[tuple[str, str], list[str]] = {}
     owners: dict[str, list[str]] = {}
+    protected: dict[str, list[str]] = {}
+    relying: dict[str, list[str]] = {}
     for name in stack_names(project_dir):
         if name == EPHEMERAL_TEMPLATE or EPHEMERAL_STACK.match(name):
             continue
-        claimed = _claims(name, load_stack_file(project_dir, name).config)
-        if claimed is None:
+        claim = _claims(name, load_stack_file(project_dir, name).config)
+        if claim is None:
             continue
-        repository, names, owns = claimed
-        for environment in names:
-            environments.setdefault((repository, environment.lower()), []).append(name)
-        if owns:
-            owners.setdefault(repository, []).append(name)
+        for environment in claim.environments:
+            environments.setdefault((claim.repository, environment.lower()), []).append(name)
+        if claim.owns_repository:
+            owners.setdefault(claim.repository, []).append(name)
+        if claim.owns_repository and claim.protects_default_branch:
+            protected.setdefault(claim.repository, []).append(name)
+        if claim.protected_branch_policy:
+            relying.setdefault(claim.repository, []).append(name)
 
     def files(stacks: list[str]) -> str:
         return " and ".join(f"Pulumi.{s}.yaml" for s in stacks)
@@ -197,6 +219,19 @@ def github_claim_problems(project_dir: Path, stack: str | None = None) -> list[C
                     f"{files(stacks)} both own {repository}'s repository secrets, variables and "
                     "branch rules: set ownsRepository: true in exactly one stack",
                     "true",
+                )
+            )
+    for repository, stacks in sorted(relying.items()):
+        if repository not in protected and (stack is None or stack in stacks):
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:github.branchPolicy",
+                    f"{files(stacks)}: branchPolicy 'protected' lets only protected branches "
+                    f"deploy, but no stack file protects {repository}'s default branch, and "
+                    "without a protection rule GitHub lets every branch deploy: set "
+                    "protectDefaultBranch: true in the stack that ownsRepository, or use "
+                    "branchPolicy: default",
+                    json.dumps("protected"),
                 )
             )
     for (repository, environment), stacks in sorted(environments.items()):

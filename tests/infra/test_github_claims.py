@@ -15,6 +15,7 @@ from stacks.delivery import github_claim_problems, github_delivery
 from tests.harness import PROJECT_DIR, run_components
 
 REPO = {"owner": "acme", "repository": "agent"}
+OWNER = {**REPO, "ownsRepository": True, "protectDefaultBranch": True}
 
 
 def project(tmp_path: Path, stacks: dict[str, dict[str, Any] | None]) -> Path:
@@ -32,7 +33,7 @@ def test_two_stacks_owning_the_repository(tmp_path: Path) -> None:
     root = project(
         tmp_path,
         {
-            "staging": {**REPO, "ownsRepository": True},
+            "staging": OWNER,
             "production": {"owner": "Acme", "repository": "Agent", "ownsRepository": True},
             "qa": {**REPO, "environment": "qa"},
         },
@@ -49,7 +50,7 @@ def test_one_owner_per_repository_is_fine(tmp_path: Path) -> None:
     root = project(
         tmp_path,
         {
-            "staging": {**REPO, "ownsRepository": True},
+            "staging": OWNER,
             "production": {**REPO, "ownsRepository": False},
             "other": {"owner": "acme", "repository": "other-repo", "ownsRepository": True},
             "local": None,
@@ -83,6 +84,18 @@ def test_two_stacks_managing_one_environment(
     assert problem.key == "agent-deploy:github.environment"
     assert f"'{clash}'" in problem.message
     assert "Pulumi.qa.yaml and Pulumi.staging.yaml" in problem.message
+
+
+def test_protected_branch_policy_needs_a_protected_default_branch(tmp_path: Path) -> None:
+    root = project(tmp_path, {"staging": {**REPO, "ownsRepository": True}, "production": REPO})
+    (problem,) = github_claim_problems(root, "production")
+    assert problem.key == "agent-deploy:github.branchPolicy"
+    assert "Pulumi.production.yaml" in problem.message and "every branch" in problem.message
+    assert github_claim_problems(root, "staging") == []
+    # Either protect the default branch from the owning stack, or allow only that branch.
+    assert github_claim_problems(project(tmp_path, {"staging": OWNER, "production": REPO})) == []
+    default = {**REPO, "branchPolicy": "default"}
+    assert github_claim_problems(project(tmp_path, {"staging": REPO, "production": default})) == []
 
 
 def test_pr_stack_files_are_left_to_their_own_rule(tmp_path: Path) -> None:

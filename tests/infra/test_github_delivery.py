@@ -24,7 +24,7 @@ ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
 REPO_SECRET = "github:index/actionsSecret:ActionsSecret"
 REPO_VARIABLE = "github:index/actionsVariable:ActionsVariable"
-RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
+PROTECTION = "github:index/branchProtection:BranchProtection"
 PROVIDER = "pulumi:providers:github"
 COMPONENT = "agent-deploy:github:Delivery"
 
@@ -277,15 +277,18 @@ def test_repository_scope_only_from_the_owning_stack() -> None:
     assert (variable["variableName"], variable["value"]) == ("PULUMI_BACKEND_URL", "s3://b")
     # The repository secret is not copied into an environment.
     assert "DEPLOY_KEY" not in secrets_of(run, "staging")
-    ruleset = run.one(RULESET).plain
-    assert ruleset["target"] == "branch" and ruleset["enforcement"] == "active"
-    assert ruleset["conditions"]["refName"]["includes"] == ["~DEFAULT_BRANCH"]
-    checks = ruleset["rules"]["requiredStatusChecks"]
-    assert [c["context"] for c in checks["requiredChecks"]] == ["lint", "test"]
-    assert ruleset["rules"]["deletion"] is True and ruleset["rules"]["nonFastForward"] is True
+    protection = run.one(PROTECTION).plain
+    assert protection["repositoryId"] == "agent" and protection["pattern"] == "main"
+    assert protection["enforceAdmins"] is True
+    assert protection["allowsDeletions"] is False and protection["allowsForcePushes"] is False
+    (checks,) = protection["requiredStatusChecks"]
+    assert checks == {"strict": True, "contexts": ["lint", "test"]}
+    assert protection["requiredPullRequestReviews"][0]["requiredApprovingReviewCount"] == 0
 
     others = deliver(stack_config("staging"))
-    assert not others.of_type(REPO_SECRET) + others.of_type(REPO_VARIABLE) + others.of_type(RULESET)
+    assert (
+        not others.of_type(REPO_SECRET) + others.of_type(REPO_VARIABLE) + others.of_type(PROTECTION)
+    )
 
 
 def test_component_refuses_repository_scope_without_ownership() -> None:
