@@ -44,6 +44,11 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
+    name = args.inputs.get("name")
+    return name if isinstance(name, str) else f"{args.name}-{_stable_number(args.name, 7):07d}"
+
+
 def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     service = args.typ.split(":")[1].split("/")[0]
     region = "us-east-1"
@@ -67,55 +72,93 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     },
     # AWS: what the provider computes on create (endpoints, URLs, ARN suffixes).
     "aws:ecr/repository:Repository": lambda a: {
-        **_arn(a), "registryId": MOCK_ACCOUNT,
-        "repositoryUrl": f"{MOCK_ACCOUNT}.dkr.ecr.{MOCK_REGION}.amazonaws.com/{a.name}"},
+        **_arn(a),
+        "registryId": MOCK_ACCOUNT,
+        "repositoryUrl": f"{MOCK_ACCOUNT}.dkr.ecr.{MOCK_REGION}.amazonaws.com/{a.name}",
+    },
     "aws:rds/instance:Instance": lambda a: {
-        **_arn(a), "address": f"{a.name}.mock.{MOCK_REGION}.rds.amazonaws.com",
+        **_arn(a),
+        "address": f"{a.name}.mock.{MOCK_REGION}.rds.amazonaws.com",
         "endpoint": f"{a.name}.mock.{MOCK_REGION}.rds.amazonaws.com:5432",
         "identifier": a.inputs.get("identifier", a.name),
-        "masterUserSecrets": [{
-            "secretArn": f"arn:aws:secretsmanager:{MOCK_REGION}:{MOCK_ACCOUNT}:secret:"
-                         f"rds!db-{_stable_number(a.name)}-AbCdEf",
-            "secretStatus": "active", "kmsKeyId": ""}]},
+        "masterUserSecrets": [
+            {
+                "secretArn": f"arn:aws:secretsmanager:{MOCK_REGION}:{MOCK_ACCOUNT}:secret:"
+                f"rds!db-{_stable_number(a.name)}-AbCdEf",
+                "secretStatus": "active",
+                "kmsKeyId": "",
+            }
+        ],
+    },
     "aws:elasticache/replicationGroup:ReplicationGroup": lambda a: {
         **_arn(a),
-        "primaryEndpointAddress": f"master.{a.name}.mock.euw1.cache.amazonaws.com"},
+        "primaryEndpointAddress": f"master.{a.name}.mock.euw1.cache.amazonaws.com",
+    },
     "aws:lb/loadBalancer:LoadBalancer": lambda a: {
-        **_arn(a), "dnsName": f"{a.name}-{_stable_number(a.name)}.{MOCK_REGION}.elb.amazonaws.com",
-        "arnSuffix": f"app/{a.name}/{_stable_number(a.name, 16)}"},
+        **_arn(a),
+        "dnsName": f"{a.name}-{_stable_number(a.name)}.{MOCK_REGION}.elb.amazonaws.com",
+        "arnSuffix": f"app/{a.name}/{_stable_number(a.name, 16)}",
+    },
     "aws:lb/targetGroup:TargetGroup": lambda a: {
-        **_arn(a), "arnSuffix": f"targetgroup/{a.name}/{_stable_number(a.name, 16)}"},
+        **_arn(a),
+        "arnSuffix": f"targetgroup/{a.name}/{_stable_number(a.name, 16)}",
+    },
     "aws:secretsmanager/secret:Secret": lambda a: {
-        "arn": f"arn:aws:secretsmanager:{MOCK_REGION}:{MOCK_ACCOUNT}:secret:{a.name}-AbCdEf"},
+        "arn": f"arn:aws:secretsmanager:{MOCK_REGION}:{MOCK_ACCOUNT}:secret:{a.name}-AbCdEf"
+    },
     "aws:iam/role:Role": lambda a: {
-        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/{a.name}", "name": a.name},
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/{a.name}",
+        "name": a.name,
+    },
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda a: {
-        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"},
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+    },
     "aws:cloudwatch/logGroup:LogGroup": lambda a: {
-        "arn": f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:"
-               f"{a.inputs.get('name', a.name)}"},
+        "arn": f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:{a.inputs.get('name', a.name)}"
+    },
     "aws:ecs/cluster:Cluster": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
+    # Auto-named resources whose name others reference: Pulumi appends a random suffix.
+    "aws:rds/subnetGroup:SubnetGroup": lambda a: {**_arn(a), "name": _autoname(a)},
+    "aws:rds/parameterGroup:ParameterGroup": lambda a: {**_arn(a), "name": _autoname(a)},
+    "aws:elasticache/subnetGroup:SubnetGroup": lambda a: {**_arn(a), "name": _autoname(a)},
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda a: {"registryId": MOCK_ACCOUNT},
     "aws:ecs/service:Service": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
 }
 
 CALL_MOCKS: dict[str, CallMock] = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": lambda a: {
         "names": [f"{MOCK_REGION}{z}" for z in "abc"],
-        "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)], "id": MOCK_REGION},
+        "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)],
+        "id": MOCK_REGION,
+    },
     "aws:index/getRegion:getRegion": lambda a: {
-        "name": MOCK_REGION, "region": MOCK_REGION, "id": MOCK_REGION},
+        "name": MOCK_REGION,
+        "region": MOCK_REGION,
+        "id": MOCK_REGION,
+    },
     "aws:index/getCallerIdentity:getCallerIdentity": lambda a: {
-        "accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock",
-        "userId": "AIDAMOCK", "id": MOCK_ACCOUNT},
+        "accountId": MOCK_ACCOUNT,
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock",
+        "userId": "AIDAMOCK",
+        "id": MOCK_ACCOUNT,
+    },
     "aws:index/getPartition:getPartition": lambda a: {
-        "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
+        "partition": "aws",
+        "dnsSuffix": "amazonaws.com",
+        "id": "aws",
+    },
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda a: {
-        "userName": "AWS", "password": "mock-ecr-token",
+        "userName": "AWS",
+        "password": "mock-ecr-token",
         "proxyEndpoint": f"https://{MOCK_ACCOUNT}.dkr.ecr.{MOCK_REGION}.amazonaws.com",
-        "authorizationToken": "QVdTOm1vY2stZWNyLXRva2Vu", "id": MOCK_ACCOUNT},
+        "authorizationToken": "QVdTOm1vY2stZWNyLXRva2Vu",
+        "id": MOCK_ACCOUNT,
+    },
     "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": lambda a: {
         "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
-        "url": "token.actions.githubusercontent.com", "clientIdLists": ["sts.amazonaws.com"]},
+        "url": "token.actions.githubusercontent.com",
+        "clientIdLists": ["sts.amazonaws.com"],
+    },
     "github:index/getUser:getUser": lambda a: {
         "id": str(_stable_number(a["username"])),
         "login": a["username"],

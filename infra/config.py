@@ -119,7 +119,9 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "flowLogs": False,
             "autoscaling": False,
             "loadBalancerDeletionProtection": False,
-            # pr-<n> stacks use the account's GitHub OIDC provider instead of creating it.
+            # pr-<n> stacks deploy with the shared `ephemeral` role staging creates (see
+            # infra/aws/identity.py): they create no role and no OIDC provider of their own.
+            "deployRole": False,
             "createOidcProvider": False,
             # Deleted secrets go at once, so `pulumi destroy` then `up` can reuse the stack.
             "secretRecoveryDays": 0,
@@ -152,6 +154,7 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "flowLogs": False,
             "autoscaling": True,
             "loadBalancerDeletionProtection": False,
+            "deployRole": True,
             "createOidcProvider": True,
             "secretRecoveryDays": 7,
         },
@@ -183,6 +186,7 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "flowLogs": True,
             "autoscaling": True,
             "loadBalancerDeletionProtection": True,
+            "deployRole": True,
             "createOidcProvider": True,
             "secretRecoveryDays": 30,
         },
@@ -528,6 +532,7 @@ class AwsConfig(_Section):
     autoscaling: bool
     load_balancer_deletion_protection: bool
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)
+    deploy_role: bool
     create_oidc_provider: bool
     secret_recovery_days: int = Field(ge=0, le=30)
     # The repository the deploy role trusts when there is no `github` section: "owner/repo".
@@ -1058,8 +1063,16 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
                 )
             )
 
+    if 0 < aws.secret_recovery_days < 7:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.secretRecoveryDays",
+                "Secrets Manager accepts 0 (delete at once) or 7-30 days",
+                str(aws.secret_recovery_days),
+            )
+        )
     repository = deploy_repository(config)
-    if repository is None:
+    if repository is None and (aws.deploy_role or config.github is not None):
         problems.append(
             ConfigProblem(
                 f"{PROJECT}:aws.githubRepository",

@@ -8,15 +8,13 @@ ambient `aws:region`.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pulumi
 import pulumi_aws as aws
 
 from infra.aws.alarms import Alarms, AlarmsArgs
 from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
-from infra.aws.identity import DeployIdentity, DeployIdentityArgs
+from infra.aws.identity import DeployIdentity, DeployIdentityArgs, GitHubRole
 from infra.aws.network import AwsNetwork, AwsNetworkArgs
 from infra.aws.registry import Registry, RegistryArgs
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
@@ -30,6 +28,7 @@ from infra.config import (
 )
 from infra.image import RegistryLogin
 from stacks import secret_values
+from stacks.delivery import github_delivery
 from stacks.images import build_image
 
 TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
@@ -211,19 +210,22 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         top,
     )
 
-    repository = deploy_repository(config)
-    assert repository is not None  # validated in infra.config.aws_problems
-    identity = DeployIdentity(
-        f"{name}-identity",
-        DeployIdentityArgs(
-            repository=repository,
-            environment=deploy_environment(config),
-            create_provider=aws_config.create_oidc_provider,
-            provider_arn=aws_config.oidc_provider_arn,
-            role_prefix=f"{name}-",
-        ),
-        top,
-    )
+    roles = _github_roles(config, name)
+    role_arns: dict[str, pulumi.Output[str]] = {}
+    if roles:
+        repository = deploy_repository(config)
+        assert repository is not None  # validated in infra.config.aws_problems
+        identity = DeployIdentity(
+            f"{name}-identity",
+            DeployIdentityArgs(
+                repository=repository,
+                roles=roles,
+                create_provider=aws_config.create_oidc_provider,
+                provider_arn=aws_config.oidc_provider_arn,
+            ),
+            top,
+        )
+        role_arns = identity.role_arns
 
     outputs: dict[str, pulumi.Input[object]] = {
         "target": config.target,
@@ -238,25 +240,46 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "serviceName": service.service_name,
         "logGroup": service.log_group_name,
         "databaseEndpoint": database.address,
-        "deployRoleArn": identity.role_arn,
         "natGateways": network.nat_gateway_count,
     }
-    _github_delivery(
-        config,
-        {
-            "AWS_DEPLOY_ROLE_ARN": identity.role_arn,
-            "AWS_REGION": aws_config.region,
-            "SERVICE_URL": service.url,
-            "PULUMI_STACK": config.stack,
-            "HEALTH_PATH": config.app.health_path,
-        },
-    )
+    if "deploy" in role_arns:
+        outputs["deployRoleArn"] = role_arns["deploy"]
+    if "preview" in role_arns:
+        outputs["previewRoleArn"] = role_arns["preview"]
+    if "ephemeral" in role_arns:
+        outputs["ephemeralDeployRoleArn"] = role_arns["ephemeral"]
+
+    # What the workflows read, per GitHub environment (stacks/delivery.py scopes the keys).
+    variables: dict[str, pulumi.Input[str]] = {
+        "AWS_REGION": aws_config.region,
+        "SERVICE_URL": service.url,
+        "PULUMI_STACK": config.stack,
+        "HEALTH_PATH": config.app.health_path,
+    }
+    if "deploy" in role_arns:
+        variables["AWS_DEPLOY_ROLE_ARN"] = role_arns["deploy"]
+    if "preview" in role_arns:
+        variables["AWS_PREVIEW_ROLE_ARN"] = role_arns["preview"]
+    if "ephemeral" in role_arns:
+        variables["ephemeral/AWS_DEPLOY_ROLE_ARN"] = role_arns["ephemeral"]
+    github_delivery(config, variables)
     return outputs
 
 
-def _github_delivery(config: StackConfig, variables: dict[str, pulumi.Input[str]]) -> None:
-    """Hand the deploy variables to the GitHub delivery, once that module exists."""
-    if importlib.util.find_spec("stacks.delivery") is None:
-        return
-    delivery = importlib.import_module("stacks.delivery")
-    delivery.github_delivery(config, variables)
+def _github_roles(config: StackConfig, name: str) -> list[GitHubRole]:
+    """The GitHub Actions roles this stack owns (see infra/aws/identity.py)."""
+    assert config.aws is not None
+    roles = []
+    if config.aws.deploy_role:
+        roles.append(GitHubRole("deploy", deploy_environment(config), role_prefix=f"{name}-"))
+    github = config.github
+    if github is not None and github.preview_environment:
+        roles.append(GitHubRole("preview", f"{config.github_environment}-preview", None))
+    if github is not None and github.ephemeral_environment:
+        # Deploys the pr-<n> stacks: IAM only on their roles (`<app>-pr-<n>-...`).
+        roles.append(
+            GitHubRole(
+                "ephemeral", github.ephemeral_environment, role_prefix=f"{config.app.name}-pr-"
+            )
+        )
+    return roles

@@ -1,9 +1,15 @@
-"""The GitHub Actions deploy role: trusted through GitHub's OIDC provider by exactly one
-repository's jobs in exactly one GitHub environment."""
+"""GitHub Actions roles: each trusted through GitHub's OIDC provider by exactly one
+repository's jobs in exactly one GitHub environment.
+
+A stack has a deploy role for its own environment, a read-only role for its `-preview`
+environment (pull-request previews), and staging also the deploy role of the shared
+`ephemeral` environment the pr-<n> stacks deploy from (IAM limited to `<app>-pr-*` roles).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -12,16 +18,48 @@ import pulumi_aws as aws
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
+ROLE_ACTIONS = (
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:UpdateRole",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:GetRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:ListInstanceProfilesForRole",
+    "iam:PassRole",
+)
+OIDC_ACTIONS = (
+    "iam:GetOpenIDConnectProvider",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:DeleteOpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider",
+    "iam:UpdateOpenIDConnectProviderThumbprint",
+    "iam:AddClientIDToOpenIDConnectProvider",
+)
+
+
+@dataclass(frozen=True)
+class GitHubRole:
+    label: str  # resource name suffix: deploy, preview, ephemeral
+    environment: str  # GitHub environment whose jobs may assume it
+    # Deploy roles: name prefix of the IAM roles they may manage. None: a read-only role.
+    role_prefix: str | None
 
 
 @dataclass(frozen=True)
 class DeployIdentityArgs:
     repository: str  # owner/repo
-    environment: str  # GitHub environment the deploy jobs run in
+    roles: Sequence[GitHubRole]
     create_provider: bool
     provider_arn: str | None = None
-    # Name prefix of the IAM roles this stack manages (the deploy role may manage those only).
-    role_prefix: str = ""
 
 
 def subject(repository: str, environment: str) -> str:
@@ -52,8 +90,14 @@ def trust_policy(provider_arn: str, repository: str, environment: str) -> str:
     )
 
 
+def _trusting(repository: str, environment: str) -> Callable[[str], str]:
+    return lambda provider_arn: trust_policy(provider_arn, repository, environment)
+
+
 class DeployIdentity(pulumi.ComponentResource):
-    role_arn: pulumi.Output[str]
+    """`role_arns` maps each role's label to its ARN."""
+
+    role_arns: dict[str, pulumi.Output[str]]
     provider_arn: pulumi.Output[str]
 
     def __init__(
@@ -76,77 +120,72 @@ class DeployIdentity(pulumi.ComponentResource):
             provider_arn = aws.iam.get_open_id_connect_provider_output(
                 url=GITHUB_OIDC_URL, opts=invoke
             ).arn
-        role = aws.iam.Role(
-            f"{name}-deploy",
-            description=f"GitHub Actions deploys of {args.repository} ({args.environment})",
-            assume_role_policy=provider_arn.apply(
-                lambda arn: trust_policy(arn, args.repository, args.environment)
-            ),
-            max_session_duration=3600,
-            opts=child,
-        )
         partition = aws.get_partition_output(opts=invoke).partition
         account = aws.get_caller_identity_output(opts=invoke).account_id
+        self.role_arns = {}
+        for spec in args.roles:
+            role = aws.iam.Role(
+                f"{name}-{spec.label}",
+                description=(
+                    f"GitHub Actions {'deploys' if spec.role_prefix is not None else 'previews'}"
+                    f" of {args.repository} ({spec.environment})"
+                ),
+                assume_role_policy=provider_arn.apply(_trusting(args.repository, spec.environment)),
+                max_session_duration=3600,
+                opts=child,
+            )
+            if spec.role_prefix is None:
+                # `pulumi preview` reads; it changes nothing.
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-{spec.label}-read-only",
+                    role=role.name,
+                    policy_arn=pulumi.Output.concat(
+                        "arn:", partition, ":iam::aws:policy/ReadOnlyAccess"
+                    ),
+                    opts=child,
+                )
+            else:
+                self._deploy_policies(
+                    f"{name}-{spec.label}", role, spec.role_prefix, partition, account
+                )
+            self.role_arns[spec.label] = role.arn
+        self.provider_arn = provider_arn
+        self.register_outputs({"roleArns": self.role_arns})
+
+    def _deploy_policies(
+        self,
+        name: str,
+        role: aws.iam.Role,
+        role_prefix: str,
+        partition: pulumi.Output[str],
+        account: pulumi.Output[str],
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=self)
         # Pulumi manages VPC, ECS, RDS, ElastiCache, ... (PowerUserAccess, AWS-managed) and
-        # the IAM roles of this stack only (its name prefix), never IAM users or other roles.
+        # the IAM roles under the stack's prefix only, never IAM users or other roles.
         aws.iam.RolePolicyAttachment(
-            f"{name}-deploy-power-user",
+            f"{name}-power-user",
             role=role.name,
             policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/PowerUserAccess"),
             opts=child,
         )
         roles = pulumi.Output.concat(
-            "arn:", partition, ":iam::", account, ":role/", args.role_prefix, "*"
+            "arn:", partition, ":iam::", account, ":role/", role_prefix, "*"
         )
         oidc = pulumi.Output.concat(
             "arn:", partition, ":iam::", account, ":oidc-provider/", GITHUB_OIDC_HOST
         )
         aws.iam.RolePolicy(
-            f"{name}-deploy-iam",
+            f"{name}-iam",
             role=role.id,
             policy=pulumi.Output.json_dumps(
                 {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": [
-                                "iam:GetRole",
-                                "iam:CreateRole",
-                                "iam:DeleteRole",
-                                "iam:UpdateRole",
-                                "iam:TagRole",
-                                "iam:UntagRole",
-                                "iam:UpdateAssumeRolePolicy",
-                                "iam:PutRolePolicy",
-                                "iam:GetRolePolicy",
-                                "iam:DeleteRolePolicy",
-                                "iam:ListRolePolicies",
-                                "iam:ListAttachedRolePolicies",
-                                "iam:AttachRolePolicy",
-                                "iam:DetachRolePolicy",
-                                "iam:ListInstanceProfilesForRole",
-                                "iam:PassRole",
-                            ],
-                            "Resource": [roles],
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": [
-                                "iam:GetOpenIDConnectProvider",
-                                "iam:CreateOpenIDConnectProvider",
-                                "iam:DeleteOpenIDConnectProvider",
-                                "iam:TagOpenIDConnectProvider",
-                                "iam:UpdateOpenIDConnectProviderThumbprint",
-                                "iam:AddClientIDToOpenIDConnectProvider",
-                            ],
-                            "Resource": [oidc],
-                        },
+                        {"Effect": "Allow", "Action": list(ROLE_ACTIONS), "Resource": [roles]},
+                        {"Effect": "Allow", "Action": list(OIDC_ACTIONS), "Resource": [oidc]},
                     ],
                 }
             ),
             opts=child,
         )
-        self.role_arn = role.arn
-        self.provider_arn = provider_arn
-        self.register_outputs({"roleArn": self.role_arn})

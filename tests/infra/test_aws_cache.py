@@ -1,0 +1,63 @@
+"""ElastiCache per tier: encryption, auth token, own subnet group, failover in production."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.engine import _stable_number, is_secret
+from tests.infra.test_aws_fixtures import container, tier_run
+
+
+def _suffix(name: str) -> str:
+    # The mock's stand-in for Pulumi's random auto-name suffix.
+    return f"{_stable_number(name, 7):07d}"
+
+
+GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+TIERS = ("ephemeral", "staging", "production")
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_cache_is_encrypted_and_authenticated(tier: str) -> None:
+    run = tier_run(tier)
+    group = run.one(GROUP)
+    assert group.plain["engine"] == "valkey"
+    assert group.plain["atRestEncryptionEnabled"] is True  # ElastiCache.4
+    assert group.plain["transitEncryptionEnabled"] is True  # ElastiCache.5
+    assert is_secret(group.inputs["authToken"])  # ElastiCache.6
+    assert len(group.plain["authToken"]) >= 32
+    # ElastiCache.7: its own subnet group, of private subnets.
+    subnets = run.one("aws:elasticache/subnetGroup:SubnetGroup")
+    assert group.plain["subnetGroupName"] == f"{subnets.name}-{_suffix(subnets.name)}"
+    assert all("-private-" in s for s in subnets.plain["subnetIds"])
+    assert group.plain["securityGroupIds"] == [f"agent-{run.stack}-cache-sg-id"]
+
+
+@pytest.mark.parametrize(
+    ("tier", "nodes", "failover", "snapshots"),
+    [("ephemeral", 1, False, 0), ("staging", 1, False, 1), ("production", 2, True, 7)],
+)
+def test_failover_and_snapshots_by_tier(
+    tier: str, nodes: int, failover: bool, snapshots: int
+) -> None:
+    group = tier_run(tier).one(GROUP).plain
+    assert group["numCacheClusters"] == nodes
+    assert group["automaticFailoverEnabled"] is failover  # ElastiCache.3
+    assert group["multiAzEnabled"] is failover
+    assert group["snapshotRetentionLimit"] == snapshots  # ElastiCache.1 (production >= 1)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_redis_url_is_tls_with_the_token_in_a_secret(tier: str) -> None:
+    run = tier_run(tier)
+    token = run.one(GROUP).plain["authToken"]
+    version = run.one(
+        "aws:secretsmanager/secretVersion:SecretVersion", f"agent-{run.stack}-secrets-redis-url"
+    )
+    assert version.is_secret("secretString")
+    assert version.plain["secretString"] == (
+        f"rediss://:{token}@master.agent-{run.stack}-cache.mock.euw1.cache.amazonaws.com:6379/0"
+    )
+    secrets = {s["name"]: s["valueFrom"] for s in container(run)["secrets"]}
+    assert secrets["REDIS_URL"] == secrets["REDIS_URI"]
+    assert token not in str(container(run))

@@ -1,0 +1,145 @@
+"""RDS PostgreSQL per tier: private, encrypted, TLS-only, managed password, protection."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.engine import _stable_number
+from infra.config import performance_insights_supported
+from tests.infra.test_aws_fixtures import container, tier_run
+
+
+def _suffix(name: str) -> str:
+    # The mock's stand-in for Pulumi's random auto-name suffix.
+    return f"{_stable_number(name, 7):07d}"
+
+
+RDS = "aws:rds/instance:Instance"
+TIERS = ("ephemeral", "staging", "production")
+
+
+def _db(tier: str) -> dict:
+    return tier_run(tier).one(RDS).plain
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_database_is_private_encrypted_and_logged(tier: str) -> None:
+    db = _db(tier)
+    assert db["engine"] == "postgres" and db["engineVersion"] == "16"
+    assert db["publiclyAccessible"] is False  # RDS.2
+    assert db["storageEncrypted"] is True  # RDS.3
+    assert db["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]  # RDS.9
+    assert db["autoMinorVersionUpgrade"] is True  # RDS.13
+    assert db["copyTagsToSnapshot"] is True  # RDS.17
+    assert db["username"] == "agent_admin" != "postgres"  # RDS.25
+    assert db["manageMasterUserPassword"] is True and "password" not in db
+    assert db["maxAllocatedStorage"] >= db["allocatedStorage"]
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_database_lives_in_private_subnets_only(tier: str) -> None:
+    run = tier_run(tier)
+    group = run.one("aws:rds/subnetGroup:SubnetGroup")
+    # RDS.46
+    assert group.plain["subnetIds"]
+    assert all("-private-" in s for s in group.plain["subnetIds"])
+    assert run.one(RDS).plain["dbSubnetGroupName"] == f"{group.name}-{_suffix(group.name)}"
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_database_accepts_only_the_service_security_group(tier: str) -> None:
+    run = tier_run(tier)
+    name = f"agent-{run.stack}"
+    db = run.one(RDS).plain
+    assert db["vpcSecurityGroupIds"] == [f"{name}-db-sg-id"]
+    rules = [
+        r
+        for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.plain["securityGroupId"] == f"{name}-db-sg-id"
+    ]
+    # EC2.18/19: the only way in is from the tasks' security group, on 5432.
+    assert len(rules) == 1
+    assert rules[0].plain["referencedSecurityGroupId"] == f"{name}-tasks-id"
+    assert rules[0].plain["fromPort"] == rules[0].plain["toPort"] == 5432
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_tls_is_forced(tier: str) -> None:
+    params = tier_run(tier).one("aws:rds/parameterGroup:ParameterGroup").plain
+    assert params["family"] == "postgres16"
+    # CKV2_AWS_69
+    assert {"name": "rds.force_ssl", "value": "1", "applyMethod": "immediate"} in params[
+        "parameters"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tier", "days", "multi_az", "protected"),
+    [("ephemeral", 1, False, False), ("staging", 7, False, False), ("production", 14, True, True)],
+)
+def test_backups_multi_az_and_protection_by_tier(
+    tier: str, days: int, multi_az: bool, protected: bool
+) -> None:
+    run = tier_run(tier)
+    db = run.one(RDS)
+    assert db.plain["backupRetentionPeriod"] == days  # RDS.11 (>= 7 outside ephemeral)
+    assert db.plain["multiAz"] is multi_az  # RDS.5
+    assert db.plain["deletionProtection"] is protected  # RDS.8
+    assert db.protect is protected  # Pulumi refuses to delete it
+
+
+@pytest.mark.parametrize(
+    ("tier", "final"), [("ephemeral", False), ("staging", True), ("production", True)]
+)
+def test_final_snapshot_except_ephemeral(tier: str, final: bool) -> None:
+    db = _db(tier)
+    assert db["skipFinalSnapshot"] is (not final)
+    if final:
+        assert db["finalSnapshotIdentifier"] == f"agent-{tier_run(tier).stack}-db-final"
+    else:
+        # Destroyable in one `pulumi destroy`: nothing is kept behind.
+        assert "finalSnapshotIdentifier" not in db
+        assert db["deleteAutomatedBackups"] is True
+
+
+@pytest.mark.parametrize(
+    ("tier", "klass", "insights"),
+    [
+        ("ephemeral", "db.t4g.micro", False),
+        ("staging", "db.t4g.small", False),
+        ("production", "db.m7g.large", True),
+    ],
+)
+def test_instance_class_and_performance_insights(tier: str, klass: str, insights: bool) -> None:
+    db = _db(tier)
+    assert db["instanceClass"] == klass
+    assert db["performanceInsightsEnabled"] is insights
+
+
+def test_performance_insights_table() -> None:
+    assert not performance_insights_supported("db.t4g.micro")
+    assert not performance_insights_supported("db.t3.small")
+    assert performance_insights_supported("db.t4g.medium")
+    assert performance_insights_supported("db.r7g.xlarge")
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_database_url_has_no_password_and_password_comes_from_the_rds_secret(tier: str) -> None:
+    run = tier_run(tier)
+    version = run.one(
+        "aws:secretsmanager/secretVersion:SecretVersion", f"agent-{run.stack}-secrets-database-url"
+    )
+    assert version.is_secret("secretString")
+    url = version.plain["secretString"]
+    db = run.one(RDS)
+    assert url == (
+        f"postgresql://agent_admin@{db.name}.mock.eu-west-1.rds.amazonaws.com:5432"
+        "/agent?sslmode=require"
+    )
+    secrets = {s["name"]: s["valueFrom"] for s in container(run)["secrets"]}
+    # The RDS-managed (rotating) secret, its `password` JSON key: never a stale copy.
+    assert secrets["PGPASSWORD"].startswith(
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-"
+    )
+    assert secrets["PGPASSWORD"].endswith(":password::")
+    assert secrets["DATABASE_URL"] == secrets["DATABASE_URI"]
