@@ -54,7 +54,9 @@ def image_size(reference: str) -> int:
 
 def base_image(dockerfile: Path) -> str:
     """The runtime base the Dockerfile names (its last FROM)."""
-    froms = [line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM ")]
+    froms = [
+        line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM ")
+    ]
     return froms[-1]
 
 
