@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import pulumi
 import pulumi_github as github
@@ -110,6 +110,23 @@ def _branch_policy(
     return None  # any branch may deploy (ephemeral, preview)
 
 
+def _not_secret(name: str, value: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A variable's value, refused if it is a secret: GitHub shows variables in plain text
+    (settings page, job logs), so a secret Output must become an Actions secret instead."""
+    output = pulumi.Output.from_input(value)
+    secret: pulumi.Output[bool] = pulumi.Output.from_input(output.is_secret())
+
+    def check(pair: list[Any]) -> str:
+        is_secret, text = pair
+        if is_secret:
+            raise ValueError(
+                f"GitHub variable {name} would publish a secret value: pass it as a secret instead"
+            )
+        return str(text)
+
+    return pulumi.Output.all(secret, output).apply(check)
+
+
 class GitHubDelivery(pulumi.ComponentResource):
     """`environments` maps each managed environment name to its (resolved) name output."""
 
@@ -196,7 +213,7 @@ class GitHubDelivery(pulumi.ComponentResource):
                 repository=self._repository,
                 environment=name,
                 variable_name=variable,
-                value=value,
+                value=_not_secret(f"{env.name}/{variable}", value),
                 opts=self._keyed(),
             )
         return name
@@ -215,7 +232,7 @@ class GitHubDelivery(pulumi.ComponentResource):
                 f"{self._name}-repo-var-{variable}",
                 repository=self._repository,
                 variable_name=variable,
-                value=value,
+                value=_not_secret(variable, value),
                 opts=self._keyed(),
             )
         if args.protect_default_branch:

@@ -348,3 +348,9 @@ def test_nothing_is_created_without_a_github_section() -> None:
     run = run_components(lambda: results.append(github_delivery(config, {"X": "1"})))
     assert results == [None]
     assert run.resources == [] and run.invokes == []
+
+
+def test_a_secret_output_never_becomes_a_plain_variable() -> None:
+    leaked = pulumi.Output.secret("postgresql://admin:hunter2@db/agent")
+    with pytest.raises(Exception, match="staging/DATABASE_URL would publish a secret value"):
+        deliver(stack_config("staging"), variables={"DATABASE_URL": leaked})
