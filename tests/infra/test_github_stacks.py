@@ -57,9 +57,27 @@ def test_staging_environments_and_the_variables_the_workflows_read(staging: Prog
     assert own["AWS_DEPLOY_ROLE_ARN"] == staging.outputs["deployRoleArn"]
     assert own["AWS_REGION"] == staging.outputs["region"] == "eu-west-1"
     assert own["PULUMI_STACK"] == "staging" and own["HEALTH_PATH"] == "/health"
-    # The deploy role is not handed to pull-request environments.
-    assert "AWS_DEPLOY_ROLE_ARN" not in variables(staging, "staging-preview")
-    assert variables(staging, "ephemeral").get("AWS_DEPLOY_ROLE_ARN") != own["AWS_DEPLOY_ROLE_ARN"]
+    # Each environment gets the role trusted for it alone: pull requests never see the
+    # staging deploy role.
+    assert variables(staging, "staging-preview") == {
+        "AWS_PREVIEW_ROLE_ARN": staging.outputs["previewRoleArn"],
+        "AWS_REGION": "eu-west-1",
+        "PULUMI_STACK": "staging",
+    }
+    assert variables(staging, "ephemeral") == {
+        "AWS_DEPLOY_ROLE_ARN": staging.outputs["ephemeralDeployRoleArn"],
+        "AWS_REGION": "eu-west-1",
+        "HEALTH_PATH": "/health",
+    }
+    assert (
+        len(
+            {
+                staging.outputs[k]
+                for k in ("deployRoleArn", "previewRoleArn", "ephemeralDeployRoleArn")
+            }
+        )
+        == 3
+    )
 
 
 def test_staging_deploys_from_main_and_protects_it(staging: ProgramRun) -> None:
