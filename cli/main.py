@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from cli.engine import ProgramRun, Resource, redact, run_program
 from cli.stackfile import StackFileError, load_stack_file
+from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
 
 
@@ -65,6 +66,7 @@ def _container_summary(inputs: dict[str, Any]) -> list[str]:
 # Nested settings worth a line of their own, by resource type. Targets add theirs.
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "docker:index/container:Container": _container_summary,
+    **AWS_SUMMARIES,
 }
 
 

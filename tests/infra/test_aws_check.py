@@ -1,0 +1,46 @@
+"""`agent-deploy check` lists the AWS stacks' resources, offline."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from cli.main import check
+from tests.harness import PROJECT_DIR
+
+
+def _check(stack: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    assert check(stack, as_json_output=False, project_dir=PROJECT_DIR, out=out, err=err) == 0, (
+        err.getvalue()
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("stack", ["staging", "production", "pr-42"])
+def test_check_lists_the_aws_runtime(stack: str) -> None:
+    text = _check(stack)
+    for component in (
+        "agent-deploy:aws:Network",
+        "agent-deploy:aws:Registry",
+        "agent-deploy:aws:Database",
+        "agent-deploy:aws:Cache",
+        "agent-deploy:aws:AppSecrets",
+        "agent-deploy:aws:Service",
+        "agent-deploy:aws:Alarms",
+    ):
+        assert f"{component}  agent-{stack}" in text
+    assert f"aws:rds/instance:Instance  agent-{stack}-db" in text
+    assert "network=private" in text and "PUBLIC" not in text
+    assert "circuitBreaker=rollback" in text
+    assert "tls: disabled: set aws.certificateArn" in text
+
+
+def test_check_shows_production_protection() -> None:
+    text = _check("production")
+    assert "posture=encrypted,multi-az,deletion-protected" in text
+    assert "posture=tls,encrypted,failover" in text
+    assert "[protected]" in text
+    assert "assignPublicIp=false" in text
+    assert "natGateways: 2" in text
