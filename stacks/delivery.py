@@ -24,7 +24,13 @@ from pathlib import Path
 import pulumi
 import pulumi_github as github
 
-from cli.stackfile import EPHEMERAL_STACK, EPHEMERAL_TEMPLATE, load_stack_file, stack_names
+from cli.stackfile import (
+    EPHEMERAL_STACK,
+    EPHEMERAL_TEMPLATE,
+    StackFileError,
+    load_stack_file,
+    stack_names,
+)
 from infra.config import (
     PROJECT,
     TIER_PRESETS,
@@ -195,7 +201,11 @@ def github_claim_problems(project_dir: Path, stack: str | None = None) -> list[C
     for name in stack_names(project_dir):
         if name == EPHEMERAL_TEMPLATE or EPHEMERAL_STACK.match(name):
             continue
-        claim = _claims(name, load_stack_file(project_dir, name).config)
+        try:
+            stack_file = load_stack_file(project_dir, name)
+        except StackFileError:
+            continue  # unreadable: `agent-deploy check --stack <name>` reports it
+        claim = _claims(name, stack_file.config)
         if claim is None:
             continue
         for environment in claim.environments:

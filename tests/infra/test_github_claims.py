@@ -98,6 +98,13 @@ def test_protected_branch_policy_needs_a_protected_default_branch(tmp_path: Path
     assert github_claim_problems(project(tmp_path, {"staging": REPO, "production": default})) == []
 
 
+def test_an_unreadable_stack_file_does_not_block_the_others(tmp_path: Path) -> None:
+    root = project(tmp_path, {"staging": OWNER, "qa": {**REPO, "environment": "staging"}})
+    (root / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
+    (problem,) = github_claim_problems(root, "staging")
+    assert "Pulumi.qa.yaml and Pulumi.staging.yaml" in problem.message
+
+
 def test_pr_stack_files_are_left_to_their_own_rule(tmp_path: Path) -> None:
     # Pulumi.pr.yaml and CI's copies of it are refused a github section by config itself.
     root = project(tmp_path, {"staging": REPO, "pr": REPO, "pr-7": REPO})
