@@ -1121,6 +1121,14 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
                 str(aws.log_retention_days),
             )
         )
+    if config.app.image is not None and "@sha256:" not in config.app.image:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.image",
+                "production runs an image pinned by digest: use <repository>@sha256:<digest>",
+                json.dumps(config.app.image),
+            )
+        )
     if config.app.min_instances < 2:
         problems.append(
             ConfigProblem(

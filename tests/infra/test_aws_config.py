@@ -113,6 +113,7 @@ def test_bad_input_is_named(override: dict[str, Any], key: str, words: str) -> N
         ({"aws": {"natGateways": "none"}}, "agent-deploy:aws.natGateways"),
         ({"aws": {"logRetentionDays": 30}}, "agent-deploy:aws.logRetentionDays"),
         ({"app": {"minInstances": 1}}, "agent-deploy:app.minInstances"),
+        ({"app": {"image": "ghcr.io/example/agent:v1"}}, "agent-deploy:app.image"),
     ],
 )
 def test_production_refuses_to_switch_protection_off(override: dict[str, Any], key: str) -> None:
