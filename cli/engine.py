@@ -340,19 +340,13 @@ def _resolve(value: Any) -> tuple[Any, bool]:
     return (UNKNOWN if not known else resolved), secret
 
 
-def run_program(
+def _run(
     stack: str,
+    program: Callable[[], None],
     config: dict[str, str],
     secret_keys: set[str],
-    *,
-    project_dir: Path,
-    preview: bool = False,
+    preview: bool,
 ) -> ProgramRun:
-    """Execute `project_dir/__main__.py` for `stack` under mocks and return what it registered.
-
-    Exceptions from the program (a StackConfigError, say) propagate unchanged, after the
-    runtime has drained, so nothing is left running for the next run.
-    """
     mocks = _Mocks(preview)
     monitor = _RecordingMonitor(mocks)
     settings.ROOT.set(None)  # a fresh root stack per run: runs never see each other
@@ -360,12 +354,6 @@ def run_program(
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
-
-    def program() -> None:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-
     try:
         _sync_await(run_pulumi_func(program))
     except Exception as error:
@@ -383,6 +371,28 @@ def run_program(
     return ProgramRun(stack, preview, monitor.registrations, outputs, secret_outputs, mocks.invokes)
 
 
+def run_program(
+    stack: str,
+    config: dict[str, str],
+    secret_keys: set[str],
+    *,
+    project_dir: Path,
+    preview: bool = False,
+) -> ProgramRun:
+    """Execute `project_dir/__main__.py` for `stack` under mocks and return what it registered.
+
+    Exceptions from the program (a StackConfigError, say) propagate unchanged, after the
+    runtime has drained, so nothing is left running for the next run.
+    """
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    return _run(stack, program, config, secret_keys, preview)
+
+
 def run_function(
     stack: str,
     function: Callable[[], Any],
@@ -397,26 +407,10 @@ def run_function(
     handling as `run_program`, without `__main__.py`. What `function` returns is exported as
     the stack output `result` when it is not None.
     """
-    mocks = _Mocks(preview)
-    monitor = _RecordingMonitor(mocks)
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    pulumi.runtime.set_all_config(dict(config or {}), sorted(secret_keys or ()))
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
 
     def program() -> None:
         result = function()
         if result is not None:
             pulumi.export("result", result)
 
-    _sync_await(run_pulumi_func(program))
-    root = settings.get_root_resource()
-    exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
-    outputs: dict[str, Any] = {}
-    secret_outputs: set[str] = set()
-    for name, value in exported.items():
-        outputs[name], secret = _resolve(value)
-        if secret:
-            secret_outputs.add(name)
-    return ProgramRun(stack, preview, monitor.registrations, outputs, secret_outputs, mocks.invokes)
+    return _run(stack, program, config or {}, secret_keys or set(), preview)
