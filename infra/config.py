@@ -110,8 +110,12 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "automaticFailover": False,
             "snapshotDays": 0,
         },
-        "github": {"branchPolicy": "none", "preventSelfReview": False, "canAdminsBypass": True,
-                   "previewEnvironment": False},
+        "github": {
+            "branchPolicy": "none",
+            "preventSelfReview": False,
+            "canAdminsBypass": True,
+            "previewEnvironment": False,
+        },
         "aws": {
             "natGateways": "none",
             "logRetentionDays": 7,
@@ -145,8 +149,12 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "automaticFailover": False,
             "snapshotDays": 1,
         },
-        "github": {"branchPolicy": "default", "preventSelfReview": False,
-                   "canAdminsBypass": True, "previewEnvironment": True},
+        "github": {
+            "branchPolicy": "default",
+            "preventSelfReview": False,
+            "canAdminsBypass": True,
+            "previewEnvironment": True,
+        },
         "aws": {
             "natGateways": "none",
             "logRetentionDays": 30,
@@ -177,8 +185,12 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "automaticFailover": True,
             "snapshotDays": 7,
         },
-        "github": {"branchPolicy": "protected", "preventSelfReview": True,
-                   "canAdminsBypass": False, "previewEnvironment": True},
+        "github": {
+            "branchPolicy": "protected",
+            "preventSelfReview": True,
+            "canAdminsBypass": False,
+            "previewEnvironment": True,
+        },
         "aws": {
             "natGateways": "perAz",
             "logRetentionDays": 365,
@@ -375,8 +387,14 @@ Reviewer = Annotated[str, Field(description="A GitHub login, or 'org/team-slug' 
 
 # Environment variables the stack itself writes (from its outputs); the workflows read them.
 GITHUB_STACK_VARIABLES = frozenset(
-    {"PULUMI_STACK", "HEALTH_PATH", "SERVICE_URL", "AWS_REGION", "AWS_DEPLOY_ROLE_ARN",
-     "AWS_PREVIEW_ROLE_ARN"}
+    {
+        "PULUMI_STACK",
+        "HEALTH_PATH",
+        "SERVICE_URL",
+        "AWS_REGION",
+        "AWS_DEPLOY_ROLE_ARN",
+        "AWS_PREVIEW_ROLE_ARN",
+    }
 )
 # The token that runs the pulumi-github provider is set by hand: a stack never manages it.
 GITHUB_UNMANAGED_SECRETS = frozenset({"PULUMI_GITHUB_TOKEN", "PULUMI_GITHUB_PREVIEW_TOKEN"})
@@ -477,8 +495,11 @@ class GitHubConfig(_Section):
 
     @model_validator(mode="after")
     def _repository_scope(self) -> GitHubConfig:
-        foreign = [r for r in self.reviewers
-                   if "/" in r and r.split("/", 1)[0].lower() != self.owner.lower()]
+        foreign = [
+            r
+            for r in self.reviewers
+            if "/" in r and r.split("/", 1)[0].lower() != self.owner.lower()
+        ]
         if foreign:
             raise ValueError(
                 f"reviewers: team {', '.join(foreign)} is not in the organisation "
@@ -1140,7 +1161,6 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
     return problems
 
 
-
 # --------------------------------------------------------------------------------------------
 # GitHub: which stacks may manage a GitHub environment, and what production may not relax.
 # --------------------------------------------------------------------------------------------
@@ -1151,28 +1171,53 @@ def github_problems(config: StackConfig) -> list[ConfigProblem]:
         return []
     key = f"{PROJECT}:github"
     if config.target == "local":
-        return [ConfigProblem(key, "github is managed by cloud stacks only: the local stack has "
-                                   "no deploy environment; remove the section")]
+        return [
+            ConfigProblem(
+                key,
+                "github is managed by cloud stacks only: the local stack has "
+                "no deploy environment; remove the section",
+            )
+        ]
     if _EPHEMERAL_STACK.match(config.stack):
-        return [ConfigProblem(key, "pr-<n> stacks share Pulumi.pr.yaml and run without a "
-                                   "GitHub token: remove the section; the shared environment "
-                                   "they deploy from is github.ephemeralEnvironment of the "
-                                   "staging stack")]
+        return [
+            ConfigProblem(
+                key,
+                "pr-<n> stacks share Pulumi.pr.yaml and run without a "
+                "GitHub token: remove the section; the shared environment "
+                "they deploy from is github.ephemeralEnvironment of the "
+                "staging stack",
+            )
+        ]
     problems = []
     names = github.environment_names(config.stack)
     if len({n.lower() for n in names}) != len(names):
-        problems.append(ConfigProblem(
-            f"{key}.ephemeralEnvironment",
-            f"must differ from the stack's own environments ({', '.join(names[:-1])})",
-            json.dumps(github.ephemeral_environment)))
+        problems.append(
+            ConfigProblem(
+                f"{key}.ephemeralEnvironment",
+                f"must differ from the stack's own environments ({', '.join(names[:-1])})",
+                json.dumps(github.ephemeral_environment),
+            )
+        )
     if config.tier == "production":
         refusals: list[tuple[str, bool, str, str | None]] = [
-            ("branchPolicy", github.branch_policy == "none",
-             "production deploys only from protected branches", json.dumps(github.branch_policy)),
-            ("reviewers", not github.reviewers,
-             "production needs at least one required reviewer", None),
-            ("preventSelfReview", not github.prevent_self_review,
-             "production cannot let the person who started a deploy approve it", "false"),
+            (
+                "branchPolicy",
+                github.branch_policy == "none",
+                "production deploys only from protected branches",
+                json.dumps(github.branch_policy),
+            ),
+            (
+                "reviewers",
+                not github.reviewers,
+                "production needs at least one required reviewer",
+                None,
+            ),
+            (
+                "preventSelfReview",
+                not github.prevent_self_review,
+                "production cannot let the person who started a deploy approve it",
+                "false",
+            ),
         ]
         for field, violated, message, value in refusals:
             if violated:

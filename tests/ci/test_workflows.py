@@ -39,9 +39,11 @@ PINNED = re.compile(
 # The policy pack is passed once it exists (policy/PulumiPolicy.yaml), never before: a
 # `policyPacks` input pointing at nothing fails every preview and deploy.
 EXPECTED_POLICY_PACK = (
-    "policy" if (Path(__file__).resolve().parents[2] / "policy" / "PulumiPolicy.yaml").is_file()
+    "policy"
+    if (Path(__file__).resolve().parents[2] / "policy" / "PulumiPolicy.yaml").is_file()
     else None
 )
+
 
 def _load(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
