@@ -886,13 +886,15 @@ def load_stack_config(
     sections: dict[str, Any] = {}
     secret_set = set(secret_keys)
     secret_sections: set[str] = set()
-    referenced = _referenced_names(
-        {k.removeprefix(f"{PROJECT}:"): _maybe_json(v) for k, v in raw.items()}
-    )
-    for key, text in raw.items():
-        namespace, _, name = key.partition(":")
-        if namespace != PROJECT:
-            continue
+    # Each key of ours decoded once; other namespaces (`aws:region`) are not ours to check.
+    values = {
+        key.removeprefix(f"{PROJECT}:"): _maybe_json(text)
+        for key, text in raw.items()
+        if key.startswith(f"{PROJECT}:")
+    }
+    referenced = _referenced_names(values)
+    for name, value in values.items():
+        key = f"{PROJECT}:{name}"
         if name in referenced:
             continue
         if name not in SECTIONS:
@@ -907,9 +909,8 @@ def load_stack_config(
         if key in secret_set:
             secret_sections.add(name)
         if name in {"target", "tier"}:
-            sections[name] = text
+            sections[name] = raw[key]
             continue
-        value = _maybe_json(text)
         if not isinstance(value, dict):
             problems.append(
                 ConfigProblem(
