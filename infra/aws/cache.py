@@ -10,6 +10,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from infra.aws.firewall import service_only_security_group
+
 REDIS_PORT = 6379
 
 
@@ -41,27 +43,12 @@ class Cache(pulumi.ComponentResource):
     ) -> None:
         super().__init__("agent-deploy:aws:Cache", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description=f"{name} {args.engine}", opts=child
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-service",
-            security_group_id=security_group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol="tcp",
-            from_port=REDIS_PORT,
-            to_port=REDIS_PORT,
-            description=f"{args.engine} from the service",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-service-out",
-            security_group_id=args.client_security_group_id,
-            referenced_security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=REDIS_PORT,
-            to_port=REDIS_PORT,
-            description=f"service to {args.engine}",
+        security_group = service_only_security_group(
+            name,
+            vpc_id=args.vpc_id,
+            client_security_group_id=args.client_security_group_id,
+            port=REDIS_PORT,
+            label=args.engine,
             opts=child,
         )
         # ElastiCache.7: its own subnet group, of private subnets.

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.firewall import service_only_security_group
+
 POSTGRES_PORT = 5432
 
 
@@ -48,28 +50,12 @@ class Database(pulumi.ComponentResource):
     ) -> None:
         super().__init__("agent-deploy:aws:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description=f"{name} PostgreSQL", opts=child
-        )
-        # EC2.18/19: the database accepts connections from the service's tasks only.
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-service",
-            security_group_id=security_group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="PostgreSQL from the service",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-service-out",
-            security_group_id=args.client_security_group_id,
-            referenced_security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            description="service to PostgreSQL",
+        security_group = service_only_security_group(
+            name,
+            vpc_id=args.vpc_id,
+            client_security_group_id=args.client_security_group_id,
+            port=POSTGRES_PORT,
+            label="PostgreSQL",
             opts=child,
         )
         # RDS.46: the subnet group holds private subnets only.
