@@ -356,41 +356,39 @@ class Service(pulumi.ComponentResource):
                 max_capacity=args.max_count,
                 opts=child,
             )
-            aws.appautoscaling.Policy(
-                f"{name}-cpu",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                scalable_dimension=target.scalable_dimension,
-                resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration={
-                    "target_value": args.cpu_target_percent,
-                    "predefined_metric_specification": {
-                        "predefined_metric_type": "ECSServiceAverageCPUUtilization"
-                    },
-                    "scale_in_cooldown": 120,
-                    "scale_out_cooldown": 60,
-                },
-                opts=child,
-            )
-            aws.appautoscaling.Policy(
-                f"{name}-requests",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                scalable_dimension=target.scalable_dimension,
-                resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration={
-                    "target_value": args.requests_per_target,
-                    "predefined_metric_specification": {
-                        "predefined_metric_type": "ALBRequestCountPerTarget",
-                        "resource_label": pulumi.Output.concat(
+            metric_spec = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs  # noqa: E501
+            metrics = {
+                "cpu": (
+                    args.cpu_target_percent,
+                    metric_spec(predefined_metric_type="ECSServiceAverageCPUUtilization"),
+                ),
+                "requests": (
+                    args.requests_per_target,
+                    metric_spec(
+                        predefined_metric_type="ALBRequestCountPerTarget",
+                        resource_label=pulumi.Output.concat(
                             load_balancer.arn_suffix, "/", target_group.arn_suffix
                         ),
-                    },
-                    "scale_in_cooldown": 120,
-                    "scale_out_cooldown": 60,
-                },
-                opts=child,
-            )
+                    ),
+                ),
+            }
+            for suffix, (target_value, metric) in metrics.items():
+                aws.appautoscaling.Policy(
+                    f"{name}-{suffix}",
+                    policy_type="TargetTrackingScaling",
+                    service_namespace=target.service_namespace,
+                    scalable_dimension=target.scalable_dimension,
+                    resource_id=target.resource_id,
+                    target_tracking_scaling_policy_configuration=(
+                        aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                            target_value=target_value,
+                            predefined_metric_specification=metric,
+                            scale_in_cooldown=120,
+                            scale_out_cooldown=60,
+                        )
+                    ),
+                    opts=child,
+                )
 
         scheme = "https" if self.tls else "http"
         self.url = pulumi.Output.concat(scheme, "://", load_balancer.dns_name)
