@@ -5,16 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_random as random
 
-from infra.local.containers import (
-    RESTART_POLICY,
-    WAIT_TIMEOUT_SECONDS,
-    health,
-    named_volume,
-    remote_image,
-)
+from infra.local.containers import backing_container, health
 
 REDIS_PORT = 6379
 
@@ -41,12 +34,13 @@ class LocalRedis(pulumi.ComponentResource):
         password_env: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.concat("REDISCLI_AUTH=", password.result)
         )
-        image = remote_image(name, args.image, self)
-        volume = named_volume(name, self)
-        container = docker.Container(
+        container = backing_container(
             name,
-            name=name,
-            image=image.image_id,
+            parent=self,
+            image=args.image,
+            network=args.network,
+            hostname=args.hostname,
+            data_path="/data",
             # REDISCLI_AUTH serves both the server flag and redis-cli in the health check,
             # so the password is never written into the command line of the resource.
             envs=[password_env],
@@ -55,15 +49,7 @@ class LocalRedis(pulumi.ComponentResource):
                 "-c",
                 'exec redis-server --appendonly yes --requirepass "$REDISCLI_AUTH"',
             ],
-            volumes=[docker.ContainerVolumeArgs(container_path="/data", volume_name=volume.name)],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[args.hostname])
-            ],
             healthcheck=health(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
-            restart=RESTART_POLICY,
-            wait=True,
-            wait_timeout=WAIT_TIMEOUT_SECONDS,
-            opts=child,
         )
         self.container_name = container.name
         self.url = pulumi.Output.secret(

@@ -5,16 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_random as random
 
-from infra.local.containers import (
-    RESTART_POLICY,
-    WAIT_TIMEOUT_SECONDS,
-    health,
-    named_volume,
-    remote_image,
-)
+from infra.local.containers import backing_container, health
 
 POSTGRES_PORT = 5432
 
@@ -44,30 +37,15 @@ class LocalPostgres(pulumi.ComponentResource):
         password_env: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.concat("POSTGRES_PASSWORD=", password.result)
         )
-        image = remote_image(name, args.image, self)
-        volume = named_volume(name, self)
-        container = docker.Container(
+        container = backing_container(
             name,
-            name=name,
-            image=image.image_id,
-            envs=[
-                f"POSTGRES_USER={args.username}",
-                f"POSTGRES_DB={args.database}",
-                password_env,
-            ],
-            volumes=[
-                docker.ContainerVolumeArgs(
-                    container_path="/var/lib/postgresql/data", volume_name=volume.name
-                )
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[args.hostname])
-            ],
+            parent=self,
+            image=args.image,
+            network=args.network,
+            hostname=args.hostname,
+            data_path="/var/lib/postgresql/data",
+            envs=[f"POSTGRES_USER={args.username}", f"POSTGRES_DB={args.database}", password_env],
             healthcheck=health(["CMD", "pg_isready", "-U", args.username, "-d", args.database]),
-            restart=RESTART_POLICY,
-            wait=True,
-            wait_timeout=WAIT_TIMEOUT_SECONDS,
-            opts=child,
         )
         self.container_name = container.name
         self.url = pulumi.Output.secret(

@@ -7,13 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.local.containers import (
-    RESTART_POLICY,
-    WAIT_TIMEOUT_SECONDS,
-    health,
-    named_volume,
-    remote_image,
-)
+from infra.local.containers import backing_container, health
 
 CHROMA_PORT = 8000
 _TCP_PROBE = (
@@ -36,30 +30,20 @@ class LocalChroma(pulumi.ComponentResource):
         self, name: str, args: LocalChromaArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agent-deploy:local:Chroma", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        image = remote_image(name, args.image, self)
-        volume = named_volume(name, self)
-        docker.Container(
+        backing_container(
             name,
-            name=name,
-            image=image.image_id,
+            parent=self,
+            image=args.image,
+            network=args.network,
+            hostname=args.hostname,
+            data_path="/chroma/chroma",
             envs=["ANONYMIZED_TELEMETRY=FALSE", "IS_PERSISTENT=TRUE"],
-            volumes=[
-                docker.ContainerVolumeArgs(container_path="/chroma/chroma", volume_name=volume.name)
-            ],
             ports=[
                 docker.ContainerPortArgs(
                     internal=CHROMA_PORT, external=args.host_port, ip="127.0.0.1"
                 )
             ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[args.hostname])
-            ],
             healthcheck=health(["CMD", "python", "-c", _TCP_PROBE]),
-            restart=RESTART_POLICY,
-            wait=True,
-            wait_timeout=WAIT_TIMEOUT_SECONDS,
-            opts=child,
         )
         self.env = {"CHROMA_HOST": args.hostname, "CHROMA_PORT": str(CHROMA_PORT)}
         self.register_outputs({})
