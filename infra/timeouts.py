@@ -27,8 +27,13 @@ class Timeouts:
 
     @property
     def stop(self) -> int:
-        """The container's `stopTimeout`: SIGKILL only after the graceful shutdown."""
-        return min(FARGATE_MAX_STOP_SECONDS, self.run + 10)
+        """How long a stopping container gets before SIGKILL: after the graceful shutdown."""
+        return self.run + 10
+
+    @property
+    def fargate_stop(self) -> int:
+        """The ECS `stopTimeout`, within Fargate's maximum (validation keeps `stop` below it)."""
+        return min(FARGATE_MAX_STOP_SECONDS, self.stop)
 
     @property
     def deregistration_delay(self) -> int:

@@ -165,7 +165,7 @@ def container_definition(
             "startPeriod": 30,
         },
         **_hardened(),
-        "stopTimeout": args.timeouts.stop,
+        "stopTimeout": args.timeouts.fargate_stop,
     }
     if args.init is None:
         return [app]
