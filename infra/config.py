@@ -35,6 +35,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.timeouts import AWS_MAX_RUN_TIMEOUT_SECONDS, FARGATE_MAX_STOP_SECONDS
+
 PROJECT = "agent-deploy"
 
 Target: TypeAlias = Literal["local", "aws", "gcp"]
@@ -51,7 +53,12 @@ _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _SECRET_LIKE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE|DSN)(_|$)")
 _RESERVED_ENV = frozenset(
     {"DATABASE_URL", "DATABASE_URI", "REDIS_URL", "REDIS_URI", "PORT", "POSTGRES_URI"}
+    # Set by the stacks from app.runTimeoutSeconds, aws.vpcCidr and their own secrets.
+    | {"RUN_TIMEOUT_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "KEEPALIVE_TIMEOUT_SECONDS"}
+    | {"FORWARDED_ALLOW_IPS", "AUTH_TOKENS", "PGPASSWORD"}
 )
+# The least-privilege role the app connects as on AWS (created by `python -m src.db_bootstrap`).
+DATABASE_APP_USER = "agent_app"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 _AWS_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$")
@@ -318,6 +325,12 @@ class AppConfig(_Section):
     health_path: UrlPath = "/health"
     readiness_path: UrlPath = "/ready"
     liveness_path: UrlPath = "/live"
+    run_timeout_seconds: int = Field(
+        default=100,
+        ge=1,
+        le=3600,
+        description="Longest run; every load balancer, drain and shutdown timeout derives from it.",
+    )
     cpu: int = Field(gt=0, description="CPU units, 1024 = one vCPU.")
     memory: int = Field(gt=0, description="MiB.")
     min_instances: int = Field(ge=0)
@@ -1045,6 +1058,24 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
                 f"Fargate with cpu {config.app.cpu} accepts memory {min(allowed)}-{max(allowed)} "
                 f"MiB in steps of {sorted(allowed)[1] - sorted(allowed)[0]}",
                 str(config.app.memory),
+            )
+        )
+    if config.app.run_timeout_seconds > AWS_MAX_RUN_TIMEOUT_SECONDS:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.runTimeoutSeconds",
+                f"at most {AWS_MAX_RUN_TIMEOUT_SECONDS} on AWS: a stopping task gets the run "
+                f"timeout + 10 s to finish, and Fargate allows {FARGATE_MAX_STOP_SECONDS} s",
+                str(config.app.run_timeout_seconds),
+            )
+        )
+    if config.database.username == DATABASE_APP_USER:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:database.username",
+                f"'{DATABASE_APP_USER}' is the application user the stack creates; "
+                "pick another master user name",
+                json.dumps(config.database.username),
             )
         )
     for problem in (

@@ -18,8 +18,9 @@ from infra.aws.identity import DeployIdentity, DeployIdentityArgs, GitHubRole
 from infra.aws.network import AwsNetwork, AwsNetworkArgs
 from infra.aws.registry import Registry, RegistryArgs
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
-from infra.aws.service import Service, ServiceArgs
+from infra.aws.service import InitContainer, Service, ServiceArgs, ecr_repository_arn
 from infra.config import (
+    DATABASE_APP_USER,
     PROJECT,
     StackConfig,
     deploy_environment,
@@ -27,11 +28,15 @@ from infra.config import (
     performance_insights_supported,
 )
 from infra.image import RegistryLogin
+from infra.timeouts import Timeouts
 from stacks import secret_values
 from stacks.delivery import github_delivery
 from stacks.images import build_image
 
 TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
+# The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
+RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
+DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -77,6 +82,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     if config.app.image is not None:
         image = config.app.image
         digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
+        # A private image in (another) ECR repository: the execution role must pull it.
+        repository_arn = ecr_repository_arn(config.app.image)
     else:
         registry = Registry(
             f"{name}-registry",
@@ -138,27 +145,47 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         top,
     )
 
+    # The app connects as a least-privilege user with a password of its own; the init container
+    # creates or updates that user with the RDS-managed (rotating) master password, which only
+    # it receives, read fresh at each task start.
+    app_database_url = pulumi.Output.concat(
+        f"postgresql://{DATABASE_APP_USER}@",
+        database.address,
+        f":{database.port}/{config.database.name}",
+        f"?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}",
+    )
     secrets = AppSecrets(
         f"{name}-secrets",
         AppSecretsArgs(
             values={
                 **secret_values(config.app.secrets),
-                "DATABASE_URL": database.url,
+                "DATABASE_URL": app_database_url,
                 "REDIS_URL": cache.url,
             },
+            generated=("AUTH_TOKENS", "DATABASE_APP_PASSWORD"),
             recovery_window_days=aws_config.secret_recovery_days,
         ),
         top,
     )
-    # RDS rotates the master password in its own secret: the task reads the current one at
-    # start through the secret's JSON key, and the URL above carries none.
-    password = pulumi.Output.concat(database.master_secret_arn, ":password::")
+    master_password = pulumi.Output.concat(database.master_secret_arn, ":password::")
+    app_password = secrets.arns["DATABASE_APP_PASSWORD"]
     value_from: dict[str, pulumi.Input[str]] = {
-        **secrets.arns,
+        **{k: v for k, v in secrets.arns.items() if k != "DATABASE_APP_PASSWORD"},
         "DATABASE_URI": secrets.arns["DATABASE_URL"],
         "REDIS_URI": secrets.arns["REDIS_URL"],
-        "PGPASSWORD": password,
+        "PGPASSWORD": app_password,
     }
+    db_init = InitContainer(
+        name="db-init",
+        command=DB_BOOTSTRAP,
+        env={**config.app.env, "DATABASE_ADMIN_USER": config.database.username},
+        secrets={
+            "DATABASE_URL": secrets.arns["DATABASE_URL"],
+            "DATABASE_ADMIN_PASSWORD": master_password,
+            "DATABASE_APP_PASSWORD": app_password,
+        },
+    )
+    timeouts = Timeouts(config.app.run_timeout_seconds)
 
     service = Service(
         name,
@@ -177,7 +204,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             cpu=config.app.cpu,
             memory=config.app.memory,
             port=config.app.port,
-            health_path=config.app.health_path,
+            liveness_path=config.app.liveness_path,
             readiness_path=config.app.readiness_path,
             desired_count=max(config.app.min_instances, 1),
             min_count=max(config.app.min_instances, 1),
@@ -187,10 +214,19 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             log_retention_days=aws_config.log_retention_days,
             load_balancer_deletion_protection=aws_config.load_balancer_deletion_protection,
             health_check_grace_seconds=aws_config.health_check_grace_seconds,
+            timeouts=timeouts,
             certificate_arn=aws_config.certificate_arn,
-            env={**config.app.env, "PORT": str(config.app.port)},
+            env={
+                **config.app.env,
+                "PORT": str(config.app.port),
+                # The load balancer's nodes: the only proxies whose X-Forwarded-For counts.
+                "FORWARDED_ALLOW_IPS": aws_config.vpc_cidr,
+                **timeouts.app_env(load_balanced=True),
+            },
             secrets=value_from,
             secret_arns=[*secrets.arns.values(), database.master_secret_arn],
+            init=db_init,
+            start_after=[network, database, cache, secrets],
         ),
         top,
     )
@@ -241,6 +277,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "logGroup": service.log_group_name,
         "databaseEndpoint": database.address,
         "natGateways": network.nat_gateway_count,
+        # Clients send it as `Authorization: Bearer`; read with --show-secrets, never printed.
+        "apiToken": secrets.generated["AUTH_TOKENS"],
     }
     if "deploy" in role_arns:
         outputs["deployRoleArn"] = role_arns["deploy"]

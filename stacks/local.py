@@ -11,6 +11,7 @@ from infra.local.database import LocalPostgres, LocalPostgresArgs
 from infra.local.network import LocalNetwork
 from infra.local.service import LocalService, LocalServiceArgs
 from infra.local.vector import LocalChroma, LocalChromaArgs
+from infra.timeouts import Timeouts
 from stacks import secret_values
 from stacks.images import build_image
 
@@ -58,7 +59,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             network=network.name,
             port=config.app.port,
             host_port=local.host_port,
-            health_path=config.app.health_path,
+            liveness_path=config.app.liveness_path,
+            timeouts=Timeouts(config.app.run_timeout_seconds),
             env=env,
             secret_env={
                 # The LangGraph server reads the *_URI names; our reference app reads both.
@@ -77,4 +79,6 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "serviceUrl": service.url,
         "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
         "image": image_ref,
+        # Clients send it as `Authorization: Bearer`; read with --show-secrets, never printed.
+        "apiToken": service.api_token,
     }

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+
+from infra.tokens import generate_token
 
 
 @dataclass(frozen=True)
 class AppSecretsArgs:
     # Environment variable name -> secret value (a Pulumi secret).
     values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Variable names whose value is generated here (random, alphanumeric), never typed in.
+    generated: Sequence[str] = ()
     recovery_window_days: int = 7
 
 
 class AppSecrets(pulumi.ComponentResource):
-    """`arns` maps each variable name to the ARN of the secret holding its value."""
+    """`arns` maps each variable name to the ARN of the secret holding its value; `generated`
+    the generated values (Pulumi secrets), for the stack outputs that hand them to clients."""
 
     arns: dict[str, pulumi.Output[str]]
+    generated: dict[str, pulumi.Output[str]]
 
     def __init__(
         self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None
@@ -27,8 +33,13 @@ class AppSecrets(pulumi.ComponentResource):
         super().__init__("agent-deploy:aws:AppSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.arns = {}
-        for variable, value in sorted(args.values.items()):
-            slug = variable.lower().replace("_", "-")
+        self.generated = {
+            variable: generate_token(f"{name}-{_slug(variable)}", parent=self)
+            for variable in args.generated
+        }
+        values = {**args.values, **self.generated}
+        for variable, value in sorted(values.items()):
+            slug = _slug(variable)
             secret = aws.secretsmanager.Secret(
                 f"{name}-{slug}",
                 description=f"{variable} for {name}",
@@ -43,3 +54,7 @@ class AppSecrets(pulumi.ComponentResource):
             )
             self.arns[variable] = secret.arn
         self.register_outputs({"arns": self.arns})
+
+
+def _slug(variable: str) -> str:
+    return variable.lower().replace("_", "-")

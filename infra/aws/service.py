@@ -5,11 +5,15 @@ filesystem, logs to its own log group and gets every credential through `secrets
 (`valueFrom` a Secrets Manager ARN), never `environment`. Two roles: the execution role may
 pull this repository's images, write this log group and read exactly these secrets; the task
 role (what the app itself may call) starts empty.
+
+An optional non-essential init container (same image) runs to completion before the app
+starts, with secrets of its own the app never sees (the database master password).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +21,42 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.probe import http_probe
+from infra.timeouts import Timeouts
+
 CONTAINER = "app"
 TMP = "/tmp"  # noqa: S108 - a task-private volume, not a shared host directory
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
 _ARCHITECTURES = {"linux/arm64": "ARM64", "linux/amd64": "X86_64"}
+# ARM64 on Fargate Spot and `valueFrom` JSON keys need 1.4.0; pinned, so a new `LATEST` never
+# changes a running service without a commit.
+PLATFORM_VERSION = "1.4.0"
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)"
+    r"\.amazonaws\.com(?P<cn>\.cn)?"
+    r"/(?P<repository>[a-z0-9][a-z0-9._/-]*?)(?::[\w][\w.-]*)?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def ecr_repository_arn(image: str) -> str | None:
+    """The ECR repository an image reference pulls from, or None outside ECR."""
+    match = _ECR_IMAGE.match(image)
+    if match is None:
+        return None
+    region = match["region"]
+    partition = "aws-cn" if match["cn"] else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return f"arn:{partition}:ecr:{region}:{match['account']}:repository/{match['repository']}"
+
+
+@dataclass(frozen=True)
+class InitContainer:
+    """Runs once per task, before the app, which starts only if it exits 0."""
+
+    name: str
+    command: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Variable name -> `valueFrom`, seen by this container only.
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,7 +73,7 @@ class ServiceArgs:
     cpu: int
     memory: int
     port: int
-    health_path: str
+    liveness_path: str
     readiness_path: str
     desired_count: int
     min_count: int
@@ -47,12 +83,16 @@ class ServiceArgs:
     log_retention_days: int
     load_balancer_deletion_protection: bool
     health_check_grace_seconds: int
+    timeouts: Timeouts
     certificate_arn: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     # Variable name -> `valueFrom` (a secret ARN, optionally with `:json-key::`).
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # The secrets' ARNs, for the execution role's policy.
     secret_arns: Sequence[pulumi.Input[str]] = ()
+    init: InitContainer | None = None
+    # What must exist before a task starts (secret values, database, cache, network rules).
+    start_after: Sequence[pulumi.Resource] = ()
     cpu_target_percent: float = 60.0
     requests_per_target: float = 200.0
 
@@ -72,52 +112,74 @@ def _assume_role(service: str) -> str:
     )
 
 
-def _health_command(port: int, path: str) -> list[str]:
-    # The image's own Python: no curl or wget needed in a slim image.
-    code = (
-        "import sys, urllib.request; "
-        f"url = 'http://127.0.0.1:{port}{path}'; "
-        "sys.exit(urllib.request.urlopen(url, timeout=4).status != 200)"
-    )
-    return ["CMD", "python", "-c", code]
+def _logs(log_group: str, region: str, prefix: str) -> dict[str, Any]:
+    return {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": log_group,
+            "awslogs-region": region,
+            "awslogs-stream-prefix": prefix,
+        },
+    }
+
+
+def _hardened() -> dict[str, Any]:
+    return {
+        "privileged": False,  # ECS.4
+        "readonlyRootFilesystem": True,  # ECS.5
+        # The writable scratch volume next to the read-only root filesystem.
+        "mountPoints": [{"sourceVolume": "tmp", "containerPath": TMP, "readOnly": False}],
+        "linuxParameters": {"initProcessEnabled": True},
+    }
+
+
+def _variables(env: Mapping[str, str], secrets: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        # ECS.8: only non-secret settings here; credentials arrive through `secrets`.
+        "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
+    }
 
 
 def container_definition(
-    args: ServiceArgs, image: str, log_group: str, region: str, secrets: Mapping[str, str]
+    args: ServiceArgs,
+    image: str,
+    log_group: str,
+    region: str,
+    secrets: Mapping[str, str],
+    init_secrets: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": CONTAINER,
-            "image": image,
-            "essential": True,
-            "portMappings": [{"containerPort": args.port, "protocol": "tcp"}],
-            # ECS.8: only non-secret settings here; credentials arrive through `secrets`.
-            "environment": [{"name": k, "value": v} for k, v in sorted(args.env.items())],
-            "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
-            # ECS.9: logs to CloudWatch.
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {
-                    "awslogs-group": log_group,
-                    "awslogs-region": region,
-                    "awslogs-stream-prefix": CONTAINER,
-                },
-            },
-            "healthCheck": {
-                "command": _health_command(args.port, args.health_path),
-                "interval": 15,
-                "timeout": 5,
-                "retries": 3,
-                "startPeriod": 30,
-            },
-            "privileged": False,  # ECS.4
-            "readonlyRootFilesystem": True,  # ECS.5
-            # The writable scratch volume next to the read-only root filesystem.
-            "mountPoints": [{"sourceVolume": "tmp", "containerPath": TMP, "readOnly": False}],
-            "linuxParameters": {"initProcessEnabled": True},
-            "stopTimeout": 30,
-        }
-    ]
+    app: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image,
+        "essential": True,
+        "portMappings": [{"containerPort": args.port, "protocol": "tcp"}],
+        **_variables(args.env, secrets),
+        "logConfiguration": _logs(log_group, region, CONTAINER),  # ECS.9
+        "healthCheck": {
+            # Liveness only: a restart cannot fix a database that is away.
+            "command": http_probe(args.port, args.liveness_path),
+            "interval": 15,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 30,
+        },
+        **_hardened(),
+        "stopTimeout": args.timeouts.fargate_stop,
+    }
+    if args.init is None:
+        return [app]
+    init = {
+        "name": args.init.name,
+        "image": image,
+        "essential": False,
+        "command": list(args.init.command),
+        **_variables(args.init.env, init_secrets or {}),
+        "logConfiguration": _logs(log_group, region, args.init.name),
+        **_hardened(),
+    }
+    app["dependsOn"] = [{"containerName": args.init.name, "condition": "SUCCESS"}]
+    return [init, app]
 
 
 class Service(pulumi.ComponentResource):
@@ -142,7 +204,7 @@ class Service(pulumi.ComponentResource):
             settings=[{"name": "containerInsights", "value": "enabled"}],  # ECS.12
             opts=child,
         )
-        aws.ecs.ClusterCapacityProviders(
+        capacity_providers = aws.ecs.ClusterCapacityProviders(
             f"{name}-capacity",
             cluster_name=cluster.name,
             capacity_providers=["FARGATE", "FARGATE_SPOT"],
@@ -189,7 +251,7 @@ class Service(pulumi.ComponentResource):
                     "Resource": list(args.secret_arns),
                 }
             )
-        aws.iam.RolePolicy(
+        execution_policy = aws.iam.RolePolicy(
             f"{name}-execution",
             role=execution_role.id,
             policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
@@ -202,14 +264,18 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
 
+        init_secrets = dict(args.init.secrets) if args.init is not None else {}
         definitions = pulumi.Output.all(
             image=args.image,
             log_group=log_group.name,
             region=region,
             secrets=pulumi.Output.all(**dict(args.secrets)) if args.secrets else {},
+            init_secrets=pulumi.Output.all(**init_secrets) if init_secrets else {},
         ).apply(
             lambda v: json.dumps(
-                container_definition(args, v["image"], v["log_group"], v["region"], v["secrets"])
+                container_definition(
+                    args, v["image"], v["log_group"], v["region"], v["secrets"], v["init_secrets"]
+                )
             )
         )
         task_definition = aws.ecs.TaskDefinition(
@@ -239,8 +305,8 @@ class Service(pulumi.ComponentResource):
             drop_invalid_header_fields=True,  # ELB.4
             desync_mitigation_mode="defensive",  # ELB.12
             enable_deletion_protection=args.load_balancer_deletion_protection,  # ELB.6
-            # LLM responses stream for a while.
-            idle_timeout=120,
+            # Runs send nothing until they end: the idle timer must outlast the run timeout.
+            idle_timeout=args.timeouts.idle,
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
@@ -249,7 +315,8 @@ class Service(pulumi.ComponentResource):
             protocol="HTTP",
             target_type="ip",
             vpc_id=args.vpc_id,
-            deregistration_delay=30,
+            # Draining lets in-flight runs finish before ECS stops the task.
+            deregistration_delay=args.timeouts.deregistration_delay,
             health_check={
                 "path": args.readiness_path,
                 "matcher": "200",
@@ -318,7 +385,7 @@ class Service(pulumi.ComponentResource):
             task_definition=task_definition.arn,
             desired_count=args.desired_count,
             capacity_provider_strategies=[{"capacity_provider": capacity, "weight": 1}],
-            platform_version="LATEST",  # ECS.10
+            platform_version=PLATFORM_VERSION,  # ECS.10
             network_configuration={
                 "subnets": list(args.task_subnet_ids),
                 "security_groups": [args.task_security_group_id],
@@ -340,7 +407,14 @@ class Service(pulumi.ComponentResource):
             wait_for_steady_state=True,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=listeners,
+                # A task starting early fails on a missing secret value, permission or
+                # capacity provider, and a fresh stack trips the circuit breaker.
+                depends_on=[
+                    *listeners,
+                    capacity_providers,
+                    execution_policy,
+                    *args.start_after,
+                ],
                 # Autoscaling owns the running count once the service exists.
                 ignore_changes=["desiredCount"] if args.autoscaling else None,
             ),

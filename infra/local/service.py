@@ -1,4 +1,7 @@
-"""The app container: env from config, secrets from Pulumi secrets, port on loopback only."""
+"""The app container: env from config, secrets from Pulumi secrets, port on loopback only.
+
+It generates the stack's API token (`AUTH_TOKENS`), exposed as `api_token` for the stack output.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.local.containers import RESTART_POLICY, WAIT_TIMEOUT_SECONDS, health
+from infra.probe import http_probe
+from infra.timeouts import Timeouts
+from infra.tokens import generate_token
 
 
 @dataclass(frozen=True)
@@ -17,34 +23,29 @@ class LocalServiceArgs:
     network: pulumi.Input[str]
     port: int
     host_port: int
-    health_path: str
+    liveness_path: str
+    timeouts: Timeouts
     env: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
 
 
-def _health_probe(port: int, path: str) -> list[str]:
-    # The image's own Python: no curl or wget needed in a slim image.
-    url = f"http://127.0.0.1:{port}{path}"
-    code = (
-        "import sys, urllib.request; "
-        f"sys.exit(urllib.request.urlopen('{url}', timeout=4).status != 200)"
-    )
-    return ["CMD", "python", "-c", code]
-
-
 class LocalService(pulumi.ComponentResource):
     url: pulumi.Output[str]
     container_name: pulumi.Output[str]
+    api_token: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: LocalServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agent-deploy:local:Service", name, None, opts)
-        plain: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in sorted(args.env.items())]
+        self.api_token = generate_token(f"{name}-api-token", parent=self)
+        env = {**args.env, **args.timeouts.app_env(load_balanced=False)}
+        plain: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in sorted(env.items())]
+        secret_env = {**args.secret_env, "AUTH_TOKENS": self.api_token}
         secret: list[pulumi.Input[str]] = [
             pulumi.Output.secret(pulumi.Output.concat(k, "=", v))
-            for k, v in sorted(args.secret_env.items())
+            for k, v in sorted(secret_env.items())
         ]
         container = docker.Container(
             name,
@@ -58,12 +59,14 @@ class LocalService(pulumi.ComponentResource):
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network)],
             healthcheck=health(
-                _health_probe(args.port, args.health_path),
+                http_probe(args.port, args.liveness_path),
                 interval="10s",
                 retries=6,
                 start_period="20s",
             ),
             restart=RESTART_POLICY,
+            # `docker stop` waits out the app's graceful shutdown before SIGKILL.
+            stop_timeout=args.timeouts.stop,
             must_run=True,
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,

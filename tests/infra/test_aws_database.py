@@ -132,14 +132,17 @@ def test_database_url_has_no_password_and_password_comes_from_the_rds_secret(tie
     assert version.is_secret("secretString")
     url = version.plain["secretString"]
     db = run.one(RDS)
+    # The app's least-privilege user, the server certificate verified against the RDS CA.
     assert url == (
-        f"postgresql://agent_admin@{db.name}.mock.eu-west-1.rds.amazonaws.com:5432"
-        "/agent?sslmode=require"
+        f"postgresql://agent_app@{db.name}.mock.eu-west-1.rds.amazonaws.com:5432"
+        "/agent?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-global-bundle.pem"
     )
-    secrets = {s["name"]: s["valueFrom"] for s in container(run)["secrets"]}
-    # The RDS-managed (rotating) secret, its `password` JSON key: never a stale copy.
-    assert secrets["PGPASSWORD"].startswith(
+    secrets = {s["name"]: s["valueFrom"] for s in container(run, "db-init")["secrets"]}
+    # The RDS-managed (rotating) secret, its `password` JSON key, read at each task start by
+    # the init container only.
+    assert secrets["DATABASE_ADMIN_PASSWORD"].startswith(
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-"
     )
-    assert secrets["PGPASSWORD"].endswith(":password::")
-    assert secrets["DATABASE_URL"] == secrets["DATABASE_URI"]
+    assert secrets["DATABASE_ADMIN_PASSWORD"].endswith(":password::")
+    app = {s["name"]: s["valueFrom"] for s in container(run)["secrets"]}
+    assert app["DATABASE_URL"] == app["DATABASE_URI"] == secrets["DATABASE_URL"]

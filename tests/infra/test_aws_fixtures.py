@@ -50,11 +50,14 @@ def variant_run(label: str) -> ProgramRun:
     return run_stack("staging", overrides[label])
 
 
-def container(run: ProgramRun) -> dict[str, Any]:
+def containers(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    """The task definition's containers by name (the app and its `db-init` init container)."""
     task = run.one("aws:ecs/taskDefinition:TaskDefinition")
-    (definition,) = json.loads(task.plain["containerDefinitions"])
-    assert isinstance(definition, dict)
-    return definition
+    return {c["name"]: c for c in json.loads(task.plain["containerDefinitions"])}
+
+
+def container(run: ProgramRun, name: str = "app") -> dict[str, Any]:
+    return containers(run)[name]
 
 
 def policy(resource: Resource, key: str = "policy") -> dict[str, Any]:

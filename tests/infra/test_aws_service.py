@@ -6,11 +6,19 @@ import pytest
 
 from cli.engine import contains_secret
 from infra.aws.service import TLS_POLICY
-from tests.infra.test_aws_fixtures import APP_SECRETS, container, policy, tier_run, variant_run
+from tests.infra.test_aws_fixtures import (
+    APP_SECRETS,
+    container,
+    containers,
+    policy,
+    tier_run,
+    variant_run,
+)
 
 SERVICE = "aws:ecs/service:Service"
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
 TIERS = ("ephemeral", "staging", "production")
+VPC_CIDRS = {"ephemeral": "10.40.0.0/16", "staging": "10.20.0.0/16", "production": "10.30.0.0/16"}
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -47,7 +55,8 @@ def test_container_is_hardened_and_logs_to_cloudwatch(tier: str) -> None:
     assert logs["options"]["awslogs-group"] == f"/ecs/agent-{run.stack}"
     assert logs["options"]["awslogs-region"] == "eu-west-1"
     assert app["healthCheck"]["command"][0] == "CMD"
-    assert "/health" in app["healthCheck"]["command"][-1]
+    # Liveness, not /health: a restart cannot fix a database that is away.
+    assert app["healthCheck"]["command"][-1] == "http://127.0.0.1:8000/live"
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -59,6 +68,7 @@ def test_secrets_arrive_by_value_from_never_in_environment(tier: str) -> None:
     # ECS.8: every credential is a Secrets Manager reference.
     assert set(secrets) == {
         *APP_SECRETS,
+        "AUTH_TOKENS",
         "DATABASE_URL",
         "DATABASE_URI",
         "REDIS_URL",
@@ -67,7 +77,14 @@ def test_secrets_arrive_by_value_from_never_in_environment(tier: str) -> None:
     }
     assert all(v.startswith("arn:aws:secretsmanager:") for v in secrets.values())
     assert not set(secrets) & set(environment)
-    assert environment == {"LOG_FORMAT": "json", "PORT": "8000"}
+    assert environment == {
+        "LOG_FORMAT": "json",
+        "PORT": "8000",
+        "FORWARDED_ALLOW_IPS": VPC_CIDRS[tier],
+        "RUN_TIMEOUT_SECONDS": "100",
+        "SHUTDOWN_TIMEOUT_SECONDS": "105",
+        "KEEPALIVE_TIMEOUT_SECONDS": "120",
+    }
     # No secret value anywhere in the task definition or any other plain input.
     task = run.one(TASK)
     for value in APP_SECRETS.values():
@@ -99,7 +116,11 @@ def test_execution_role_reads_exactly_its_secrets_logs_and_repository(tier: str)
     name = f"agent-{run.stack}"
     statements = policy(run.one("aws:iam/rolePolicy:RolePolicy", f"{name}-execution"))["Statement"]
     by_action = {tuple(s["Action"]): s["Resource"] for s in statements}
-    secret_arns = {s["valueFrom"].removesuffix(":password::") for s in container(run)["secrets"]}
+    secret_arns = {
+        s["valueFrom"].removesuffix(":password::")
+        for definition in containers(run).values()
+        for s in definition["secrets"]
+    }
     # IAM.1/21: explicit actions on explicit ARNs; the one `*` is GetAuthorizationToken,
     # which AWS accepts only on `*`.
     assert sorted(by_action[("secretsmanager:GetSecretValue",)]) == sorted(secret_arns)
@@ -144,7 +165,8 @@ def test_service_deploys_safely(tier: str, desired: int, capacity: str) -> None:
     assert plain["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
     assert plain["deploymentMinimumHealthyPercent"] == 100
     assert plain["healthCheckGracePeriodSeconds"] >= 60
-    assert plain["platformVersion"] == "LATEST"  # ECS.10
+    # ECS.10, pinned: ARM64 on Fargate Spot needs 1.4.0, and LATEST would move on its own.
+    assert plain["platformVersion"] == "1.4.0"
     assert plain["desiredCount"] == desired
     assert plain["capacityProviderStrategies"] == [{"capacityProvider": capacity, "weight": 1}]
     assert plain["loadBalancers"][0]["containerPort"] == 8000
@@ -276,4 +298,4 @@ def test_outputs(tier: str) -> None:
     else:
         assert out["deployRoleArn"].startswith("arn:aws:iam::123456789012:role/")
     assert out["healthUrl"] == out["serviceUrl"] + "/health"
-    assert not run.secret_outputs
+    assert run.secret_outputs == {"apiToken"}

@@ -66,6 +66,7 @@ def test_app_gets_database_and_redis_urls_under_both_names(local: ProgramRun) ->
     assert password.plain["special"] is False  # the password is embedded in a URL unescaped
     assert env["OPENAI_API_KEY"] == "sk-test-123"
     assert env["LOG_FORMAT"] == "console" and env["PORT"] == "8000"
+    assert env["RUN_TIMEOUT_SECONDS"] == "100" and env["SHUTDOWN_TIMEOUT_SECONDS"] == "105"
 
 
 def test_database_and_redis_aliases_match_the_urls(local: ProgramRun) -> None:
@@ -105,7 +106,8 @@ def test_health_checks(local: ProgramRun) -> None:
     app = _container(local, "").plain["healthcheck"]["tests"]
     assert postgres == ["CMD", "pg_isready", "-U", "agent_admin", "-d", "agent"]
     assert redis == ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
-    assert app[:3] == ["CMD", "python", "-c"] and "http://127.0.0.1:8000/health" in app[3]
+    # Liveness, the URL passed as an argument, never spliced into the code.
+    assert app[:3] == ["CMD", "python", "-c"] and app[4:] == ["http://127.0.0.1:8000/live"]
 
 
 def test_app_waits_for_healthy_database_and_cache(local: ProgramRun) -> None:
@@ -122,7 +124,7 @@ def test_outputs(local: ProgramRun) -> None:
     assert local.outputs["serviceUrl"] == "http://127.0.0.1:8000"
     assert local.outputs["healthUrl"] == "http://127.0.0.1:8000/health"
     assert local.outputs["image"] == image
-    assert not local.secret_outputs
+    assert local.secret_outputs == {"apiToken"}
 
 
 def test_chroma_is_opt_in_and_wired_into_the_app() -> None:
