@@ -371,14 +371,17 @@ class AppConfig(_Section):
     @field_validator("env")
     @classmethod
     def _no_credentials_in_env(cls, value: dict[str, str]) -> dict[str, str]:
+        found = []
         for name in value:
             if name in _RESERVED_ENV:
-                raise ValueError(f"'{name}' is set by the stack itself; remove it from app.env")
-            if _SECRET_LIKE.search(name):
-                raise ValueError(
+                found.append(f"'{name}' is set by the stack itself; remove it from app.env")
+            elif _SECRET_LIKE.search(name):
+                found.append(
                     f"'{name}' looks like a credential: set it with "
                     f"`pulumi config set --secret {name} ...` and list it in app.secrets"
                 )
+        if found:
+            raise ValueError("; ".join(found))
         return value
 
     @field_validator("secrets")
@@ -830,6 +833,82 @@ def _problems_from(error: ValidationError, secret_sections: set[str]) -> list[Co
     return problems
 
 
+def _closest(value: str, choices: tuple[str, ...]) -> str | None:
+    """The choice a typo most likely meant: a prefix ('prod'), else a close spelling."""
+    lowered = value.lower()
+    prefixed = [c for c in choices if lowered and c.startswith(lowered)]
+    close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
+    return next(iter(prefixed or close), None)
+
+
+def _tier_problem(tier: str) -> ConfigProblem:
+    listed = [f"'{t}'" for t in TIERS]
+    close = _closest(tier, TIERS)
+    hint = f"; did you mean '{close}'?" if close else ""
+    return ConfigProblem(
+        f"{PROJECT}:tier",
+        f"Input should be {', '.join(listed[:-1])} or {listed[-1]}{hint}",
+        json.dumps(tier),
+    )
+
+
+def _stand_in(
+    merged: dict[str, Any], error: ValidationError, root: Path | None
+) -> tuple[StackConfig | None, set[str]]:
+    """The config with each failing setting put back to its preset (or default), so the
+    target and production rules still run and "all problems at once" holds.
+
+    Returns the stand-in and the keys it replaced (rules about those would only repeat the
+    field's own problem), or None when a section itself or a setting without a preset failed.
+    """
+    target = next((v for k, v in TARGET_DEFAULTS.items() if k == merged.get("target")), {})
+    preset = next((v for k, v in TIER_PRESETS.items() if k == merged.get("tier")), {})
+    base = _deep_merge(target, preset)
+    repaired = copy.deepcopy(merged)
+    keys: set[str] = set()
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        depth = 0
+        while depth < len(loc) and _model_at(loc[: depth + 1]) is not None:
+            depth += 1
+        field = loc[: depth + 1]
+        if len(field) < 2 or any(not isinstance(part, str) for part in field):
+            return None, set()
+        keys.add(_key(field))
+        parent: Any = repaired
+        default: Any = base
+        for part in map(str, field[:-1]):
+            parent = parent.get(part) if isinstance(parent, dict) else None
+            default = default.get(part, {}) if isinstance(default, dict) else {}
+        if not isinstance(parent, dict):
+            return None, set()
+        name = str(field[-1])
+        if isinstance(default, dict) and name in default:
+            parent[name] = copy.deepcopy(default[name])
+        elif (path := tuple(map(str, field))) in _STAND_IN_VALUES:
+            parent[name] = _STAND_IN_VALUES[path]
+        else:
+            parent.pop(name, None)
+    try:
+        return StackConfig.model_validate(repaired, context={"root": root}), keys
+    except ValidationError:
+        return None, set()
+
+
+# Required settings without a preset, stood in only so other rules run; rules on the keys
+# that depend on a stood-in setting are not reported (they would judge a value nobody wrote).
+_STAND_IN_VALUES: dict[tuple[str, ...], object] = {("aws", "region"): "us-east-1"}
+_DEPENDENT_KEYS: dict[str, tuple[str, ...]] = {
+    f"{PROJECT}:app.cpu": (f"{PROJECT}:app.memory",),
+    f"{PROJECT}:aws.region": (f"{PROJECT}:aws.certificateArn",),
+}
+
+
+def _follows_from(problem: ConfigProblem, repaired: set[str]) -> bool:
+    keys = repaired.union(*(_DEPENDENT_KEYS.get(k, ()) for k in repaired))
+    return any(problem.key == k or problem.key.startswith((f"{k}.", f"{k}[")) for k in keys)
+
+
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in override.items():
@@ -1112,6 +1191,10 @@ def load_stack_config(
 
     target = sections.get("target", "local")
     tier = sections.get("tier", "ephemeral")
+    if tier not in TIER_PRESETS:
+        # A typo gets one problem, and the closest tier's preset instead of "required" noise.
+        problems.append(_tier_problem(tier))
+        tier = sections["tier"] = _closest(tier, TIERS) or "ephemeral"
     merged: dict[str, Any] = {"stack": stack}
     if target in TARGET_DEFAULTS:
         merged = _deep_merge(merged, TARGET_DEFAULTS[target])
@@ -1126,14 +1209,18 @@ def load_stack_config(
 
     problems += _cross_field_problems(merged)
     config: StackConfig | None = None
+    repaired: set[str] = set()
     try:
         config = StackConfig.model_validate(merged, context={"root": root})
     except ValidationError as err:
         problems += _problems_from(err, secret_sections)
+        config, repaired = _stand_in(merged, err, root)
+    found = len(problems)
     if config is not None:
         problems += _production_problems(config)
         problems += github_problems(config)
         problems += aws_problems(config)
+    problems[found:] = [p for p in problems[found:] if not _follows_from(p, repaired)]
     problems += _secret_problems(raw, secret_set, referenced)
     problems += _secure_setting_problems(values, secret_sections)
     if problems:
