@@ -238,7 +238,7 @@ PRODUCTION_MIN_BACKUP_DAYS = 7
 # group family is derived from the major version, so a new major needs a line here only.
 ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
     "postgres": ("16", "17"),
-    "valkey": ("7.2", "8.0", "8.1", "8.2", "9.0"),
+    "valkey": ("7.2", "8.0", "8.1", "8.2", "9.0", "9.1"),
     "redis": ("6.0", "6.2", "7.0", "7.1"),
 }
 # The version a stack gets when it names none: it depends on the engine (Redis OSS has no 8.0).

@@ -11,6 +11,7 @@ from cli.engine import run_program
 from cli.stackfile import SECRET_PLACEHOLDER, load_stack_file
 from infra.config import (
     AWS_REGIONS,
+    DEFAULT_ENGINE_VERSIONS,
     ENGINE_VERSIONS,
     RDS_POSTGRES_CLASSES,
     ConfigError,
@@ -125,6 +126,13 @@ def test_cache_versions_the_engine_does_not_have_are_refused(
 def test_every_listed_cache_version_is_accepted(engine: str, version: str) -> None:
     cache = load("staging", {"cache": {"engine": engine, "engineVersion": version}}).cache
     assert (cache.engine, cache.engine_version) == (engine, version)
+
+
+def test_each_engine_default_is_a_version_the_engine_has() -> None:
+    assert set(DEFAULT_ENGINE_VERSIONS) == set(ENGINE_VERSIONS)
+    for engine, version in DEFAULT_ENGINE_VERSIONS.items():
+        assert version in ENGINE_VERSIONS[engine], engine
+    assert load("staging").database.engine_version == DEFAULT_ENGINE_VERSIONS["postgres"]
 
 
 @pytest.mark.parametrize("version", ENGINE_VERSIONS["postgres"])
