@@ -16,16 +16,20 @@ from __future__ import annotations
 import copy
 import difflib
 import ipaddress
+import itertools
 import json
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
 
+from pulumi_aws import Region
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -35,6 +39,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from cli.stackfile import SECRET_PLACEHOLDER
 from infra.timeouts import AWS_MAX_RUN_TIMEOUT_SECONDS, FARGATE_MAX_STOP_SECONDS
 
 PROJECT = "agent-deploy"
@@ -49,6 +54,14 @@ AVAILABLE_TARGETS: tuple[Target, ...] = ("local", "aws")
 SECTIONS = ("target", "tier", "app", "database", "cache", "github", "local", "aws")
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# RFC 3986 path characters without the quote (a path is also spliced into probes and URLs).
+_URL_PATH_PUNCTUATION = "/-._~!$&()*+,;=:@%"
+_URL_PATH_CHARS = frozenset(string.ascii_letters + string.digits + _URL_PATH_PUNCTUATION)
+_PERCENT_ESCAPES = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
+# `ipaddress.is_private` also accepts loopback, link-local and others that no VPC may use.
+RFC1918_NETWORKS = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 # Names that hold credentials: such a value must come from a Pulumi secret, never `app.env`.
 _SECRET_LIKE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE|DSN)(_|$)")
 _RESERVED_ENV = frozenset(
@@ -61,6 +74,8 @@ _RESERVED_ENV = frozenset(
 DATABASE_APP_USER = "agent_app"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 _AWS_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+# The provider's own region list (partitions included: `cn-*`, `us-gov-*`), not a pattern.
+AWS_REGIONS = frozenset(region.value for region in Region)
 _GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$")
 _GITHUB_TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _GITHUB_ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
@@ -223,6 +238,18 @@ TARGET_DEFAULTS: dict[Target, dict[str, dict[str, Any]]] = {
 # Production may tune these but never switch them off.
 PRODUCTION_MIN_BACKUP_DAYS = 7
 
+# Engine versions this program deploys, per engine; checked 2026-11 against the RDS for
+# PostgreSQL release calendar and ElastiCache "Supported engines and versions" (Redis OSS
+# stops at 7.1; 4.0/5.0 are in paid extended support and not offered here). The parameter
+# group family is derived from the major version, so a new major needs a line here only.
+ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "postgres": ("16", "17"),
+    "valkey": ("7.2", "8.0", "8.1", "8.2", "9.0", "9.1"),
+    "redis": ("6.0", "6.2", "7.0", "7.1"),
+}
+# The version a stack gets when it names none: it depends on the engine (Redis OSS has no 8.0).
+DEFAULT_ENGINE_VERSIONS: dict[str, str] = {"postgres": "16", "valkey": "8.0", "redis": "7.1"}
+
 
 # --------------------------------------------------------------------------------------------
 # Field types with messages that say what is allowed.
@@ -236,6 +263,16 @@ def _env_name(value: str) -> str:
 def _url_path(value: str) -> str:
     if not value.startswith("/") or any(c.isspace() for c in value):
         raise ValueError("must be a URL path starting with '/', without spaces")
+    if bad := sorted({c for c in value if c not in _URL_PATH_CHARS}):
+        raise ValueError(
+            f"contains {', '.join(repr(c) for c in bad)}: a URL path has only letters, digits "
+            f"and {_URL_PATH_PUNCTUATION} (no quotes, spaces, query or control characters)"
+        )
+    if not _PERCENT_ESCAPES.fullmatch(value) or len(value) > 1024:
+        raise ValueError(
+            "'%' must start an escape such as %20, and the load balancer takes at most "
+            "1024 characters"
+        )
     return value
 
 
@@ -246,9 +283,14 @@ def _resource_name(value: str) -> str:
 
 
 def _aws_region(value: str) -> str:
+    if value in AWS_REGIONS:
+        return value
     if not _AWS_REGION.match(value):
         raise ValueError("must be an AWS region code such as 'eu-west-1' or 'us-east-2'")
-    return value
+    close = difflib.get_close_matches(value, sorted(AWS_REGIONS), n=1, cutoff=0.8)
+    if close:
+        raise ValueError(f"no such AWS region; did you mean '{close[0]}'?")
+    raise ValueError(f"no such AWS region; the provider knows {', '.join(sorted(AWS_REGIONS))}")
 
 
 def _cidr(value: str) -> str:
@@ -256,7 +298,7 @@ def _cidr(value: str) -> str:
         network = ipaddress.IPv4Network(value, strict=True)
     except ValueError as err:
         raise ValueError(f"must be an IPv4 CIDR block such as '10.0.0.0/16' ({err})") from None
-    if not network.is_private:
+    if not any(network.subnet_of(private) for private in RFC1918_NETWORKS):
         raise ValueError("must be a private (RFC 1918) range")
     return value
 
@@ -341,14 +383,17 @@ class AppConfig(_Section):
     @field_validator("env")
     @classmethod
     def _no_credentials_in_env(cls, value: dict[str, str]) -> dict[str, str]:
+        found = []
         for name in value:
             if name in _RESERVED_ENV:
-                raise ValueError(f"'{name}' is set by the stack itself; remove it from app.env")
-            if _SECRET_LIKE.search(name):
-                raise ValueError(
+                found.append(f"'{name}' is set by the stack itself; remove it from app.env")
+            elif _SECRET_LIKE.search(name):
+                found.append(
                     f"'{name}' looks like a credential: set it with "
                     f"`pulumi config set --secret {name} ...` and list it in app.secrets"
                 )
+        if found:
+            raise ValueError("; ".join(found))
         return value
 
     @field_validator("secrets")
@@ -363,8 +408,54 @@ class AppConfig(_Section):
         return value
 
 
+# PostgreSQL's reserved key words (src/include/parser/kwlist.h, RESERVED_KEYWORD, 17): RDS
+# refuses them as the master user and database name, PostgreSQL as a role name.
+_POSTGRES_RESERVED = """
+    all analyse analyze and any array as asc asymmetric both case cast check collate column
+    constraint create current_catalog current_date current_role current_time current_timestamp
+    current_user default deferrable desc distinct do else end except false fetch for foreign from
+    grant group having in initially intersect into lateral leading limit localtime localtimestamp
+    not null offset on only or order placing primary references returning select session_user
+    some symmetric system_user table then to trailing true union unique user using variadic when
+    where window with"""
+POSTGRES_RESERVED_WORDS = frozenset(_POSTGRES_RESERVED.split())
+# Role names PostgreSQL itself refuses ('public', 'none', 'pg_*') and RDS's own roles.
+_RESERVED_ROLE = re.compile(r"^(public|none|pg_.*|rds_.*|rdsrepladmin|rdstopmgr)$")
+# Databases every RDS for PostgreSQL instance already has.
+_RESERVED_DATABASES = frozenset({"template0", "template1", "rdsadmin"})
+
+
+def _version_text(value: object) -> object:
+    """YAML reads an unquoted version as a number and drops digits (8.0 arrives as 8 from the
+    Pulumi CLI, 7.10 as 7.1), so only a whole major version such as 16 is taken as written."""
+    if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValueError(
+            f"write the version in quotes, e.g. engineVersion: '{value}': YAML reads an "
+            "unquoted version as a number and drops digits (8.0 becomes 8, 7.10 becomes 7.1)"
+        )
+    return value
+
+
+def _major_version_text(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(f"write the major version in quotes, e.g. engineVersion: '{int(value)}'")
+    return value
+
+
+def _postgres_version(value: str) -> str:
+    versions = ENGINE_VERSIONS["postgres"]
+    if value not in versions:
+        listed = [f"'{v}'" for v in versions]
+        raise ValueError(f"Input should be {', '.join(listed[:-1])} or {listed[-1]}")
+    return value
+
+
 class DatabaseConfig(_Section):
-    engine_version: Literal["16", "17"] = "16"
+    engine_version: Annotated[
+        str, BeforeValidator(_major_version_text), AfterValidator(_postgres_version)
+    ] = DEFAULT_ENGINE_VERSIONS["postgres"]
     name: str = Field(default="agent", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     username: str = Field(default="agent_admin", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     instance_class: str = Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
@@ -382,17 +473,55 @@ class DatabaseConfig(_Section):
     def _not_default_admin(cls, value: str) -> str:
         if value in {"postgres", "admin", "root", "rdsadmin"}:
             raise ValueError(f"'{value}' is a well-known admin name; choose another")
+        if _RESERVED_ROLE.match(value):
+            raise ValueError(
+                f"'{value}' is reserved for PostgreSQL's and RDS's own roles "
+                "(public, none, pg_*, rds_*); choose another"
+            )
+        return value
+
+    @field_validator("name", "username")
+    @classmethod
+    def _not_reserved_word(cls, value: str, info: ValidationInfo) -> str:
+        if value in POSTGRES_RESERVED_WORDS:
+            raise ValueError(
+                f"'{value}' is a PostgreSQL reserved word, which RDS refuses as a name; "
+                "choose another"
+            )
+        if info.field_name == "name" and value in _RESERVED_DATABASES:
+            raise ValueError(f"'{value}' is a database RDS creates itself; choose another")
         return value
 
 
 class CacheConfig(_Section):
     engine: Literal["valkey", "redis"] = "valkey"
-    engine_version: str = Field(default="8.0", pattern=r"^\d+(\.\d+)?$")
+    engine_version: Annotated[str, BeforeValidator(_version_text)] = Field(pattern=r"^\d+(\.\d+)?$")
     node_type: str = Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     nodes: int = Field(ge=1, le=6)
     automatic_failover: bool
     snapshot_days: int = Field(ge=0, le=35)
     encrypted: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_default_version(cls, data: Any) -> Any:
+        """The default version depends on the engine: Redis OSS has no 8.0."""
+        if not isinstance(data, dict) or {"engineVersion", "engine_version"} & set(data):
+            return data
+        engine = data.get("engine", "valkey")
+        default = DEFAULT_ENGINE_VERSIONS.get(engine if isinstance(engine, str) else "valkey")
+        return {**data, "engineVersion": default or DEFAULT_ENGINE_VERSIONS["valkey"]}
+
+    @field_validator("engine_version")
+    @classmethod
+    def _engine_offers_version(cls, value: str, info: ValidationInfo) -> str:
+        engine = info.data.get("engine")
+        versions = ENGINE_VERSIONS.get(engine) if isinstance(engine, str) else None
+        if versions is None or value in versions:
+            return value
+        label = {"valkey": "Valkey", "redis": "Redis OSS"}.get(str(engine), engine)
+        why = " (Redis OSS stops at 7.1: use engine: valkey for newer)" if engine == "redis" else ""
+        raise ValueError(f"ElastiCache {label} offers {', '.join(versions)}{why}")
 
 
 Reviewer = Annotated[str, Field(description="A GitHub login, or 'org/team-slug' for a team.")]
@@ -716,6 +845,82 @@ def _problems_from(error: ValidationError, secret_sections: set[str]) -> list[Co
     return problems
 
 
+def _closest(value: str, choices: tuple[str, ...]) -> str | None:
+    """The choice a typo most likely meant: a prefix ('prod'), else a close spelling."""
+    lowered = value.lower()
+    prefixed = [c for c in choices if lowered and c.startswith(lowered)]
+    close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
+    return next(iter(prefixed or close), None)
+
+
+def _tier_problem(tier: str) -> ConfigProblem:
+    listed = [f"'{t}'" for t in TIERS]
+    close = _closest(tier, TIERS)
+    hint = f"; did you mean '{close}'?" if close else ""
+    return ConfigProblem(
+        f"{PROJECT}:tier",
+        f"Input should be {', '.join(listed[:-1])} or {listed[-1]}{hint}",
+        json.dumps(tier),
+    )
+
+
+def _stand_in(
+    merged: dict[str, Any], error: ValidationError, root: Path | None
+) -> tuple[StackConfig | None, set[str]]:
+    """The config with each failing setting put back to its preset (or default), so the
+    target and production rules still run and "all problems at once" holds.
+
+    Returns the stand-in and the keys it replaced (rules about those would only repeat the
+    field's own problem), or None when a section itself or a setting without a preset failed.
+    """
+    target = next((v for k, v in TARGET_DEFAULTS.items() if k == merged.get("target")), {})
+    preset = next((v for k, v in TIER_PRESETS.items() if k == merged.get("tier")), {})
+    base = _deep_merge(target, preset)
+    repaired = copy.deepcopy(merged)
+    keys: set[str] = set()
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        depth = 0
+        while depth < len(loc) and _model_at(loc[: depth + 1]) is not None:
+            depth += 1
+        field = loc[: depth + 1]
+        if len(field) < 2 or any(not isinstance(part, str) for part in field):
+            return None, set()
+        keys.add(_key(field))
+        parent: Any = repaired
+        default: Any = base
+        for part in map(str, field[:-1]):
+            parent = parent.get(part) if isinstance(parent, dict) else None
+            default = default.get(part, {}) if isinstance(default, dict) else {}
+        if not isinstance(parent, dict):
+            return None, set()
+        name = str(field[-1])
+        if isinstance(default, dict) and name in default:
+            parent[name] = copy.deepcopy(default[name])
+        elif (path := tuple(map(str, field))) in _STAND_IN_VALUES:
+            parent[name] = _STAND_IN_VALUES[path]
+        else:
+            parent.pop(name, None)
+    try:
+        return StackConfig.model_validate(repaired, context={"root": root}), keys
+    except ValidationError:
+        return None, set()
+
+
+# Required settings without a preset, stood in only so other rules run; rules on the keys
+# that depend on a stood-in setting are not reported (they would judge a value nobody wrote).
+_STAND_IN_VALUES: dict[tuple[str, ...], object] = {("aws", "region"): "us-east-1"}
+_DEPENDENT_KEYS: dict[str, tuple[str, ...]] = {
+    f"{PROJECT}:app.cpu": (f"{PROJECT}:app.memory",),
+    f"{PROJECT}:aws.region": (f"{PROJECT}:aws.certificateArn",),
+}
+
+
+def _follows_from(problem: ConfigProblem, repaired: set[str]) -> bool:
+    keys = repaired.union(*(_DEPENDENT_KEYS.get(k, ()) for k in repaired))
+    return any(problem.key == k or problem.key.startswith((f"{k}.", f"{k}[")) for k in keys)
+
+
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in override.items():
@@ -785,6 +990,16 @@ _CROSS_FIELD_RULES: list[tuple[str, str, str, Callable[[Any, Any], bool], str]] 
         "maxStorageGb ({a}) is below storageGb ({b})",
     ),
     (
+        "database",
+        "maxStorageGb",
+        "storageGb",
+        # RDS storage autoscaling needs a maximum at least 10 % above storage; equal turns it off.
+        lambda hi, lo: lo < hi and 10 * hi < 11 * lo,
+        "maxStorageGb ({a}) must be at least 10% above storageGb ({b}), i.e. {b_plus_10} or "
+        "more, for RDS storage autoscaling; set it equal to storageGb ({b}) to turn "
+        "autoscaling off",
+    ),
+    (
         "cache",
         "automaticFailover",
         "nodes",
@@ -811,7 +1026,9 @@ def _cross_field_problems(merged: Mapping[str, Any]) -> list[ConfigProblem]:
         if isinstance(a, bool | int) and isinstance(b, bool | int) and violated(a, b):
             problems.append(
                 ConfigProblem(
-                    f"{PROJECT}:{section}.{first}", message.format(a=a, b=b), json.dumps(a)
+                    f"{PROJECT}:{section}.{first}",
+                    message.format(a=a, b=b, b_plus_10=-(-11 * int(b) // 10)),
+                    json.dumps(a),
                 )
             )
     target = merged.get("target")
@@ -861,6 +1078,55 @@ def _secret_problems(
                     f"is set in plain text: re-set it with `pulumi config set --secret {name}`"
                     " and remove the plain value from the stack file",
                     "[redacted]",
+                )
+            )
+    return problems
+
+
+# Maps deployed in plain text (task definition, GitHub variables, Pulumi state), each with the
+# list that takes a secret's name instead.
+_PLAIN_MAPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "app": (("env", "app.secrets"),),
+    "github": (
+        ("variables", "github.secrets"),
+        ("repositoryVariables", "github.repositorySecrets"),
+    ),
+}
+
+
+def _secure_setting_problems(
+    values: Mapping[str, Any], secret_sections: set[str]
+) -> list[ConfigProblem]:
+    """A `secure:` value nested in app/github would be deployed in plain text: refuse it.
+
+    Pulumi marks the whole section secret and passes it decrypted, so at deployment only the
+    section is known; offline (`check`) the value is a placeholder and its key is named."""
+    problems = []
+    for section in sorted(secret_sections & set(_PLAIN_MAPS)):
+        body = values.get(section)
+        found = False
+        for field, secrets in _PLAIN_MAPS[section]:
+            entries = body.get(field) if isinstance(body, Mapping) else None
+            for name, value in entries.items() if isinstance(entries, Mapping) else ():
+                if value == SECRET_PLACEHOLDER:
+                    found = True
+                    problems.append(
+                        ConfigProblem(
+                            f"{PROJECT}:{section}.{field}.{name}",
+                            f"is a `secure:` value, but {section}.{field} is deployed in plain "
+                            f"text: run `pulumi config set --secret {name} <value>` and list "
+                            f"{name} in {secrets}",
+                            "[secret]",
+                        )
+                    )
+        if not found:
+            lists = " or ".join(secrets for _, secrets in _PLAIN_MAPS[section])
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:{section}",
+                    f"holds a `secure:` value, but {section} settings are deployed in plain "
+                    "text: give each secret its own key (`pulumi config set --secret NAME "
+                    f"<value>`) and list NAME in {lists}",
                 )
             )
     return problems
@@ -937,6 +1203,10 @@ def load_stack_config(
 
     target = sections.get("target", "local")
     tier = sections.get("tier", "ephemeral")
+    if tier not in TIER_PRESETS:
+        # A typo gets one problem, and the closest tier's preset instead of "required" noise.
+        problems.append(_tier_problem(tier))
+        tier = sections["tier"] = _closest(tier, TIERS) or "ephemeral"
     merged: dict[str, Any] = {"stack": stack}
     if target in TARGET_DEFAULTS:
         merged = _deep_merge(merged, TARGET_DEFAULTS[target])
@@ -951,15 +1221,20 @@ def load_stack_config(
 
     problems += _cross_field_problems(merged)
     config: StackConfig | None = None
+    repaired: set[str] = set()
     try:
         config = StackConfig.model_validate(merged, context={"root": root})
     except ValidationError as err:
         problems += _problems_from(err, secret_sections)
+        config, repaired = _stand_in(merged, err, root)
+    found = len(problems)
     if config is not None:
         problems += _production_problems(config)
         problems += github_problems(config)
         problems += aws_problems(config)
+    problems[found:] = [p for p in problems[found:] if not _follows_from(p, repaired)]
     problems += _secret_problems(raw, secret_set, referenced)
+    problems += _secure_setting_problems(values, secret_sections)
     if problems:
         raise ConfigError(stack, problems)
     assert config is not None
@@ -987,11 +1262,44 @@ FARGATE_SIZES: dict[int, frozenset[int]] = {
     8192: frozenset(range(16384, 61441, 4096)),
     16384: frozenset(range(32768, 122881, 8192)),
 }
-# Instance families RDS for PostgreSQL and ElastiCache offer (Graviton and current Intel).
-RDS_POSTGRES_FAMILIES = frozenset(
-    {"t3", "t4g", "m5", "m6g", "m6i", "m7g", "m7i", "m8g", "r5", "r6g", "r6i", "r7g", "r7i", "r8g"}
-)
-ELASTICACHE_FAMILIES = frozenset({"t3", "t4g", "m5", "m6g", "m7g", "r5", "r6g", "r7g", "c7gn"})
+# The sizes of each instance family this program offers (Graviton and current Intel), checked
+# 2026-11 against "Supported DB engines for DB instance classes" (RDS for PostgreSQL) and
+# "Supported node types" (ElastiCache). A region may lack some; AWS then refuses at deploy.
+_BURSTABLE = ("micro", "small", "medium", "large", "xlarge", "2xlarge")
+_TO_16X = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
+_TO_24X = (*_TO_16X, "24xlarge")
+_TO_32X = (*_TO_24X, "32xlarge")
+_TO_48X = (*_TO_24X, "48xlarge")
+RDS_POSTGRES_CLASSES: dict[str, tuple[str, ...]] = {
+    "t3": _BURSTABLE,
+    "t4g": _BURSTABLE,
+    "m5": _TO_24X,
+    "m6g": _TO_16X,
+    "m6i": _TO_32X,
+    "m7g": _TO_16X,
+    "m7i": _TO_48X,
+    "m8g": _TO_48X,
+    "r5": _TO_24X,
+    "r6g": _TO_16X,
+    "r6i": _TO_32X,
+    "r7g": _TO_16X,
+    "r7i": _TO_48X,
+    "r8g": _TO_48X,
+}
+_CACHE_5_SIZES = ("large", "xlarge", "2xlarge", "4xlarge", "12xlarge", "24xlarge")
+ELASTICACHE_NODE_TYPES: dict[str, tuple[str, ...]] = {
+    "t3": ("micro", "small", "medium"),
+    "t4g": ("micro", "small", "medium"),
+    "m5": _CACHE_5_SIZES,
+    "m6g": _TO_16X,
+    "m7g": _TO_16X,
+    "r5": _CACHE_5_SIZES,
+    "r6g": _TO_16X,
+    "r7g": _TO_16X,
+    "c7gn": _TO_16X,
+}
+RDS_POSTGRES_FAMILIES = frozenset(RDS_POSTGRES_CLASSES)
+ELASTICACHE_FAMILIES = frozenset(ELASTICACHE_NODE_TYPES)
 _SIZE = re.compile(r"^(micro|small|medium|large|\d*xlarge)$")
 # Performance Insights is not offered on the smallest burstable classes.
 PERFORMANCE_INSIGHTS_UNSUPPORTED = frozenset(
@@ -1000,6 +1308,8 @@ PERFORMANCE_INSIGHTS_UNSUPPORTED = frozenset(
 # Each subnet is carved as 1/16 of the VPC and must hold at least a /24 (251 usable addresses:
 # Fargate tasks, NAT and load balancer nodes each take one).
 MIN_VPC_PREFIX = 20
+# AWS's largest VPC block.
+MAX_VPC_PREFIX = 16
 # Ranges some AWS services and Docker use internally; a VPC there breaks them in odd ways.
 RESERVED_CIDRS = ("172.17.0.0/16",)
 
@@ -1027,7 +1337,14 @@ def _instance_class_problem(
 ) -> ConfigProblem | None:
     _, family, size = value.split(".", 2) if value.count(".") == 2 else (prefix, "", "")
     if family in families and _SIZE.match(size):
-        return None
+        sizes = (RDS_POSTGRES_CLASSES if prefix == "db" else ELASTICACHE_NODE_TYPES)[family]
+        if size in sizes:
+            return None
+        return ConfigProblem(
+            f"{PROJECT}:{key}",
+            f"{prefix}.{family} comes only in {', '.join(sizes)}",
+            json.dumps(value),
+        )
     return ConfigProblem(
         f"{PROJECT}:{key}",
         f"not a {prefix}.<family>.<size> class AWS offers here; families: "
@@ -1055,8 +1372,7 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
         problems.append(
             ConfigProblem(
                 f"{PROJECT}:app.memory",
-                f"Fargate with cpu {config.app.cpu} accepts memory {min(allowed)}-{max(allowed)} "
-                f"MiB in steps of {sorted(allowed)[1] - sorted(allowed)[0]}",
+                f"Fargate with cpu {config.app.cpu} accepts memory {_fargate_memories(allowed)}",
                 str(config.app.memory),
             )
         )
@@ -1098,6 +1414,14 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
         )
 
     vpc = ipaddress.IPv4Network(aws.vpc_cidr)
+    if vpc.prefixlen < MAX_VPC_PREFIX:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.vpcCidr",
+                f"too large: AWS accepts VPC blocks from /{MAX_VPC_PREFIX} to /28",
+                json.dumps(aws.vpc_cidr),
+            )
+        )
     if vpc.prefixlen > MIN_VPC_PREFIX:
         problems.append(
             ConfigProblem(
@@ -1116,6 +1440,7 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
                 )
             )
 
+    problems += _aws_refusals(config, aws)
     if 0 < aws.secret_recovery_days < 7:
         problems.append(
             ConfigProblem(
@@ -1139,6 +1464,43 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
                 f"{PROJECT}:aws.githubRepository",
                 f"differs from the github section's {repository}; remove one",
                 json.dumps(aws.github_repository),
+            )
+        )
+    return problems
+
+
+def _fargate_memories(allowed: frozenset[int]) -> str:
+    """Every allowed value, and the range when they are evenly spaced."""
+    values = sorted(allowed)
+    listed = f"{', '.join(str(v) for v in values[:-1])} or {values[-1]} MiB"
+    steps = {b - a for a, b in itertools.pairwise(values)}
+    if len(values) > 2 and len(steps) == 1:
+        return f"{values[0]}-{values[-1]} MiB in steps of {steps.pop()}: {listed}"
+    return listed
+
+
+def _aws_refusals(config: StackConfig, aws: AwsConfig) -> list[ConfigProblem]:
+    """Combinations AWS refuses at deploy time that no single field shows."""
+    problems = []
+    if aws.certificate_arn is not None:
+        arn_region = aws.certificate_arn.split(":")[3]
+        if arn_region != aws.region:
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:aws.certificateArn",
+                    f"is in {arn_region}, but a load balancer in aws.region {aws.region} takes "
+                    f"only certificates from {aws.region} (ACM certificates are regional)",
+                    json.dumps(aws.certificate_arn),
+                )
+            )
+    # Production refuses it already, with its own message.
+    if not config.cache.encrypted and config.tier != "production":
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:cache.encrypted",
+                "ElastiCache accepts an auth token only with in-transit encryption, and the "
+                "cache always has one (no cache open to every task in the VPC): keep it true",
+                "false",
             )
         )
     return problems
