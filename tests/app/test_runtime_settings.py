@@ -123,3 +123,10 @@ def test_rds_ca_bundle_parses_and_is_current():
     names = {dict(item[0] for item in c["subject"])["commonName"] for c in certificates}
     assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in names
     assert "Amazon RDS eu-west-1 Root CA ECC384 G1" in names
+
+
+def test_a_missing_sslrootcert_stops_start_up_and_the_shipped_bundle_is_accepted(env):
+    with pytest.raises(SettingsError, match=r"DATABASE_URL .*sslrootcert='/nope.pem': no such"):
+        env(DATABASE_URL="postgresql://app@db/agent?sslmode=verify-full&sslrootcert=/nope.pem")
+    url = f"postgresql://app@db/agent?sslmode=verify-full&sslrootcert={RDS_BUNDLE}"
+    assert "sslmode=verify-full" in env(DATABASE_URL=url).database_url.get_secret_value()

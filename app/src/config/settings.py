@@ -111,6 +111,9 @@ def normalize_database_url(raw: str) -> str:
             name, value = "sslmode", {"true": "require", "false": "disable"}.get(value, value)
         if name == "sslmode" and value not in _SSLMODES:
             raise ValueError(f"sslmode={value!r} is not one of {sorted(_SSLMODES)}")
+        # libpq would only fail at the first connection; "system" is its OS-store keyword.
+        if name == "sslrootcert" and value != "system" and not Path(value).is_file():
+            raise ValueError(f"sslrootcert={value!r}: no such file (the CA bundle to verify with)")
         fixed.append((name, value))
     url = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(fixed), parts.fragment))
     try:
