@@ -87,14 +87,11 @@ class PostgresBreaker:
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = 0.0
 
-    @property
-    def down(self) -> bool:
-        """A Postgres failure was seen and no probe has succeeded since."""
-        return self._down
-
     def trip(self) -> None:
-        """Record a connection-level failure."""
+        """Record a connection-level failure; the next run probes afresh."""
         self._down = True
+        if self._probe is not None and self._probe.done():
+            self._probe = None
 
     async def admit(self) -> None:
         """Return when Postgres is believed up; raise psycopg.OperationalError otherwise."""
@@ -107,8 +104,8 @@ class PostgresBreaker:
         await asyncio.shield(self._probe)
 
     async def _run_probe(self) -> None:
-        kwargs = {**self._kwargs(), "connect_timeout": max(round(CHECK_TIMEOUT_SECONDS), 1)}
         try:
+            kwargs = {**self._kwargs(), "connect_timeout": max(round(CHECK_TIMEOUT_SECONDS), 1)}
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS + 1):
                 conn = await psycopg.AsyncConnection.connect(self._conninfo, **kwargs)
                 async with conn:
