@@ -122,7 +122,9 @@ class PooledPostgresSaver(AsyncPostgresSaver):
     Upstream serialises every operation through one asyncio.Lock, which a saver sharing a single
     connection needs; over a pool each operation borrows its own connection, and the lock only
     queued runs (N runs x pool timeout when Postgres is down, one connection used of ten when
-    it is up). Connection failures trip the breaker so later runs fail fast.
+    it is up). Ordering does not rely on it: a run's checkpoint puts are chained by LangGraph's
+    loop (each waits for the previous), and runs on one thread are exclusive (ThreadLock).
+    Connection failures trip the breaker so later runs fail fast.
     """
 
     def __init__(
