@@ -7,6 +7,7 @@ prints anything else.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import uvicorn
@@ -35,7 +36,9 @@ def main() -> int:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
-        timeout_graceful_shutdown=20,
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
+        # After SIGTERM: stop accepting, let in-flight runs finish, then close the pools.
+        timeout_graceful_shutdown=math.ceil(settings.graceful_shutdown_seconds),
     )
     return 0
 

@@ -1,5 +1,6 @@
 """The production Dockerfile, unchanged, built with BuildKit and run like on AWS: read-only root
-filesystem with a writable /tmp, against the test Postgres and Redis, host network.
+filesystem and no mount of our own on /tmp (the image's VOLUME must make it writable, as ECS
+does on Fargate), against the test Postgres and Redis, host network.
 
 The two images the Dockerfile names cannot be pulled here; `support/build-standins.sh` makes
 local stand-ins under the same tags (see its header). Without a Docker engine this test fails in
@@ -93,8 +94,6 @@ def container(
         "--network",
         "host",
         "--read-only",
-        "--tmpfs",
-        "/tmp:rw,nosuid,nodev,size=64m",
         "--env",
         f"PORT={port}",
         "--env",
@@ -150,9 +149,72 @@ def test_image_runs_healthy_as_non_root_on_a_read_only_root(container: tuple[str
         time.sleep(1)
     assert status == "healthy"
 
+    # /tmp is writable by the app user without any mount from the runtime, for tempfile too.
+    write = docker(
+        "exec",
+        name,
+        "python",
+        "-c",
+        "import pathlib, tempfile; pathlib.Path('/tmp/probe').write_text('x'); "
+        "tempfile.NamedTemporaryFile().write(b'x')",
+        check=False,
+    )
+    assert write.returncode == 0, write.stderr
+    assert docker("exec", name, "stat", "-c", "%u %a", "/tmp").stdout.split() == [uid, "1777"]
+    read_only = docker("exec", name, "touch", "/app/probe", check=False)
+    assert read_only.returncode != 0
+
     logs = docker("logs", name)
     output = logs.stdout + logs.stderr
     events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(e.get("event") == "service_started" for e in events)
     assert PG_PASSWORD not in output
     assert REDIS_PASSWORD not in output
+
+
+def test_image_declares_tmp_as_a_volume_owned_by_the_app_user(image: str):
+    """What ECS copies onto the task's /tmp bind mount on Fargate: the image VOLUME's owner and
+    mode (without a VOLUME it is root-owned 0755 and uid 10001 cannot write it)."""
+    volumes = json.loads(
+        docker("image", "inspect", "--format", "{{json .Config.Volumes}}", image).stdout
+    )
+    assert "/tmp" in volumes
+    stat = docker("run", "--rm", "--entrypoint", "stat", image, "-c", "%u %a", "/tmp")
+    assert stat.stdout.split() == ["10001", "1777"]
+
+
+def test_image_ships_a_parseable_rds_ca_bundle(image: str):
+    script = (
+        "import ssl; ctx = ssl.create_default_context("
+        "cafile='/etc/ssl/certs/rds-global-bundle.pem'); print(len(ctx.get_ca_certs()))"
+    )
+    result = docker("run", "--rm", "--read-only", image, "python", "-c", script)
+    assert int(result.stdout.strip()) >= 80
+
+
+def test_image_runs_the_database_bootstrap(image: str, postgres: PostgresServer):
+    app_user = f"app_{uuid.uuid4().hex[:8]}"
+    url = f"postgresql://{app_user}@127.0.0.1:{postgres.port}/postgres?sslmode=disable"
+    result = docker(
+        "run",
+        "--rm",
+        "--read-only",
+        "--network",
+        "host",
+        "--env",
+        f"DATABASE_URL={url}",
+        "--env",
+        "DATABASE_ADMIN_USER=agent",
+        "--env",
+        f"DATABASE_ADMIN_PASSWORD={PG_PASSWORD}",
+        "--env",
+        "DATABASE_APP_PASSWORD=app-Container-Pw-1",
+        image,
+        "python",
+        "-m",
+        "src.db_bootstrap",
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "db_bootstrap_done" in result.stdout
+    assert PG_PASSWORD not in result.stdout + result.stderr

@@ -7,10 +7,12 @@ repr, a log line or a validation error (`hide_input_in_errors`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from pydantic import (
@@ -42,6 +44,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "langsmith_endpoint": ("LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT"),
     "rate_limit_per_minute": ("RATE_LIMIT_PER_MINUTE",),
     "run_timeout_seconds": ("RUN_TIMEOUT_SECONDS",),
+    "keepalive_timeout_seconds": ("KEEPALIVE_TIMEOUT_SECONDS",),
+    "shutdown_timeout_seconds": ("SHUTDOWN_TIMEOUT_SECONDS",),
+    "database_password_file": ("DATABASE_PASSWORD_FILE",),
     "forwarded_allow_ips": ("FORWARDED_ALLOW_IPS",),
     "app_version": ("APP_VERSION",),
 }
@@ -52,6 +57,12 @@ _POSTGRES_DRIVER_SUFFIXES = {"asyncpg", "psycopg", "psycopg2", "psycopg3", "pg80
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 _REDIS_SCHEMES = {"redis", "rediss", "unix"}
 _PROVIDERS = {"openai", "anthropic"}
+#: Secrets that reach the process as plain environment variables (ECS `secrets`, init container).
+SECRET_ENV_NAMES = ("PGPASSWORD", "DATABASE_APP_PASSWORD", "DATABASE_ADMIN_PASSWORD")
+#: Comma-separated secrets (bearer tokens: several during a rotation).
+SECRET_LIST_ENV_NAMES = ("AUTH_TOKENS",)
+#: Seconds the graceful shutdown allows beyond the run timeout (the response must still be sent).
+SHUTDOWN_MARGIN_SECONDS = 5.0
 DEFAULT_MODELS = {"openai": "openai:gpt-4.1-mini", "anthropic": "anthropic:claude-haiku-4-5"}
 
 
@@ -100,6 +111,9 @@ def normalize_database_url(raw: str) -> str:
             name, value = "sslmode", {"true": "require", "false": "disable"}.get(value, value)
         if name == "sslmode" and value not in _SSLMODES:
             raise ValueError(f"sslmode={value!r} is not one of {sorted(_SSLMODES)}")
+        # libpq would only fail at the first connection; "system" is its OS-store keyword.
+        if name == "sslrootcert" and value != "system" and not Path(value).is_file():
+            raise ValueError(f"sslrootcert={value!r}: no such file (the CA bundle to verify with)")
         fixed.append((name, value))
     url = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(fixed), parts.fragment))
     try:
@@ -157,6 +171,17 @@ class Settings(BaseSettings):
     run_timeout_seconds: float = Field(
         120.0, gt=0, le=3600, validation_alias=_alias("run_timeout_seconds")
     )
+    # Above the load balancer's idle timeout, or it reuses connections uvicorn closed (502s).
+    keepalive_timeout_seconds: int = Field(
+        75, ge=1, le=4000, validation_alias=_alias("keepalive_timeout_seconds")
+    )
+    # Unset: run timeout + SHUTDOWN_MARGIN_SECONDS, so a deploy never cuts a run that may finish.
+    shutdown_timeout_seconds: float | None = Field(
+        None, gt=0, le=3600, validation_alias=_alias("shutdown_timeout_seconds")
+    )
+    database_password_file: Path | None = Field(
+        None, validation_alias=_alias("database_password_file")
+    )
     forwarded_allow_ips: str = Field("127.0.0.1", validation_alias=_alias("forwarded_allow_ips"))
     app_version: str = Field(
         default_factory=_package_version, validation_alias=_alias("app_version")
@@ -173,6 +198,20 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: object) -> object:
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         return validate_redis_url(raw) if isinstance(raw, str) else value
+
+    @field_validator("database_password_file")
+    @classmethod
+    def _check_password_file(cls, value: Path | None) -> Path | None:
+        """Read once at start-up so a wrong path stops the container, not the first run."""
+        if value is None:
+            return None
+        try:
+            password = value.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {str(value)!r}: {type(exc).__name__}") from None
+        if not password:
+            raise ValueError(f"{str(value)!r} is empty")
+        return value
 
     @field_validator("openai_api_key", "anthropic_api_key", "langsmith_api_key", mode="before")
     @classmethod
@@ -210,13 +249,25 @@ class Settings(BaseSettings):
                 return DEFAULT_MODELS[provider]
         return "offline"
 
+    @property
+    def graceful_shutdown_seconds(self) -> float:
+        """How long SIGTERM waits for in-flight requests."""
+        if self.shutdown_timeout_seconds is not None:
+            return self.shutdown_timeout_seconds
+        return self.run_timeout_seconds + SHUTDOWN_MARGIN_SECONDS
+
     def secret_values(self) -> list[str]:
         """Every secret this process knows, so the log redactor can strip them anywhere."""
-        values: list[str] = []
+        values: list[str] = [os.environ[n] for n in SECRET_ENV_NAMES if os.environ.get(n)]
+        for name in SECRET_LIST_ENV_NAMES:
+            values.extend(t.strip() for t in os.environ.get(name, "").split(",") if t.strip())
+        if self.database_password_file is not None:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                values.append(self.database_password_file.read_text("utf-8").rstrip("\r\n"))
         for url in (self.database_url, self.redis_url):
             password = urlsplit(url.get_secret_value()).password
-            if password:
-                values.append(password)
+            if password:  # as written and decoded: a URL-encoded token is logged decoded too
+                values.extend({password, unquote(password)})
         for key in (self.openai_api_key, self.anthropic_api_key, self.langsmith_api_key):
             if key is not None:
                 values.append(key.get_secret_value())

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
+import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -25,6 +29,122 @@ from src.config.settings import Settings
 log = get_logger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
+POOL_MAX_SIZE = 10
+#: How long a failed probe answers for everyone before the next request probes again.
+PROBE_INTERVAL_SECONDS = 1.0
+#: What AsyncPostgresSaver requires (autocommit, no prepared statements: also safe behind
+#: PgBouncer-style poolers).
+_CONNECTION_KWARGS: dict[str, Any] = {
+    "autocommit": True,
+    "prepare_threshold": None,
+    "row_factory": dict_row,
+}
+
+
+def read_password_file(path: Path) -> str:
+    """The password in `path`, without the trailing newline editors and secret mounts add."""
+    return path.read_text(encoding="utf-8").rstrip("\r\n")
+
+
+def connection_kwargs(password_file: Path | None) -> Callable[[], dict[str, Any]]:
+    """Connection arguments, resolved by the pool for every new connection.
+
+    Why a callable: a password rotated in `DATABASE_PASSWORD_FILE` is used by the next connection
+    without a restart. Without a file, libpq takes the password from the URL or `PGPASSWORD`.
+    """
+
+    def resolve() -> dict[str, Any]:
+        if password_file is None:
+            return dict(_CONNECTION_KWARGS)
+        return {**_CONNECTION_KWARGS, "password": read_password_file(password_file)}
+
+    return resolve
+
+
+class _NoWaitLock(asyncio.Lock):
+    """Stands in for the saver's process-wide lock: each operation has its own pooled connection."""
+
+    async def acquire(self) -> Literal[True]:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+class PostgresBreaker:
+    """Fail fast while Postgres is known to be down.
+
+    Why: a run that cannot get a connection waits for the pool timeout; once one has failed,
+    every later run would wait the same again. After a failure, runs first share one direct
+    probe (a new connection, refused at once when the server is gone) and get 503 within
+    milliseconds until a probe succeeds.
+    """
+
+    def __init__(self, conninfo: str, kwargs: Callable[[], dict[str, Any]]) -> None:
+        self._conninfo = conninfo
+        self._kwargs = kwargs
+        self._down = False
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = 0.0
+
+    def trip(self) -> None:
+        """Record a connection-level failure; the next run probes afresh."""
+        self._down = True
+        if self._probe is not None and self._probe.done():
+            self._probe = None
+
+    async def admit(self) -> None:
+        """Return when Postgres is believed up; raise psycopg.OperationalError otherwise."""
+        if not self._down:
+            return
+        stale = time.monotonic() - self._probed_at > PROBE_INTERVAL_SECONDS
+        if self._probe is None or (self._probe.done() and stale):
+            self._probed_at = time.monotonic()
+            self._probe = asyncio.create_task(self._run_probe(), name="postgres-probe")
+        await asyncio.shield(self._probe)
+
+    async def _run_probe(self) -> None:
+        try:
+            kwargs = {**self._kwargs(), "connect_timeout": max(round(CHECK_TIMEOUT_SECONDS), 1)}
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS + 1):
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, **kwargs)
+                async with conn:
+                    await conn.execute("SELECT 1")
+        except (OSError, TimeoutError, psycopg.Error) as exc:
+            raise psycopg.OperationalError(f"postgres unavailable: {type(exc).__name__}") from None
+        self._down = False
+        log.info("postgres_reachable_again", dependency="postgres")
+
+
+class PooledPostgresSaver(AsyncPostgresSaver):
+    """LangGraph's checkpointer over the pool, without its one process-wide lock.
+
+    Upstream serialises every operation through one asyncio.Lock, which a saver sharing a single
+    connection needs; over a pool each operation borrows its own connection, and the lock only
+    queued runs (N runs x pool timeout when Postgres is down, one connection used of ten when
+    it is up). Ordering does not rely on it: a run's checkpoint puts are chained by LangGraph's
+    loop (each waits for the previous), and runs on one thread are exclusive (ThreadLock).
+    Connection failures trip the breaker so later runs fail fast.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[DictRow]],
+        breaker: PostgresBreaker,
+    ) -> None:
+        super().__init__(pool)
+        self.lock = _NoWaitLock()
+        self.breaker = breaker
+
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        await self.breaker.admit()
+        try:
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+        except psycopg.OperationalError:  # includes psycopg_pool.PoolTimeout
+            self.breaker.trip()
+            raise
 
 
 @dataclass(frozen=True)
@@ -47,21 +167,22 @@ class Dependencies:
     """Postgres pool + LangGraph checkpointer + Redis client, with health checks."""
 
     def __init__(self, settings: Settings) -> None:
+        conninfo = settings.database_url.get_secret_value()
+        kwargs = connection_kwargs(settings.database_password_file)
         self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
-            settings.database_url.get_secret_value(),
+            conninfo,
             open=False,
             min_size=1,
-            max_size=10,
+            max_size=POOL_MAX_SIZE,
             timeout=5.0,
-            # Autocommit + no prepared statements: what AsyncPostgresSaver requires, and safe
-            # behind PgBouncer-style poolers.
-            kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+            kwargs=kwargs,
             # Verify a pooled connection before lending it, so a restarted Postgres costs one
             # reconnect instead of one failed request per stale connection.
             check=AsyncConnectionPool.check_connection,
             name="checkpointer",
         )
-        self.checkpointer = AsyncPostgresSaver(self.pool)
+        self.breaker = PostgresBreaker(conninfo, kwargs)
+        self.checkpointer = PooledPostgresSaver(self.pool, self.breaker)
         self.redis: Redis = Redis.from_url(
             settings.redis_url.get_secret_value(),
             socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
