@@ -199,7 +199,9 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "autoscaling": True,
             "loadBalancerDeletionProtection": True,
             "deployRole": True,
-            "createOidcProvider": True,
+            # One stack owns the account's GitHub OIDC provider (staging, in the one-account
+            # layout); production looks it up. Its own account: set createOidcProvider: true.
+            "createOidcProvider": False,
             "secretRecoveryDays": 30,
         },
     },
@@ -565,6 +567,14 @@ class AwsConfig(_Section):
     # Networks the VPC must never overlap (VPN, peered VPCs, other stacks' VPCs).
     peer_cidrs: list[Cidr] = Field(default_factory=list)
     health_check_grace_seconds: int = Field(default=60, ge=0, le=7200)
+    # What the preview role may read: the Pulumi state bucket (self-managed backend) and the
+    # KMS key of the `awskms://` secrets provider (a key ARN: IAM does not match aliases).
+    state_bucket: str | None = Field(
+        default=None, pattern=r"^[a-z0-9](?:[a-z0-9.-]{1,61})[a-z0-9]$"
+    )
+    secrets_provider_key_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
+    )
 
     @field_validator("log_retention_days")
     @classmethod
@@ -1002,6 +1012,11 @@ def deploy_repository(config: StackConfig) -> str | None:
     return config.aws.github_repository if config.aws is not None else None
 
 
+def ephemeral_stack(stack: str) -> bool:
+    """A pr-<n> stack: deployed by the shared `ephemeral` role, from Pulumi.pr.yaml."""
+    return _EPHEMERAL_STACK.match(stack) is not None
+
+
 def deploy_environment(config: StackConfig) -> str:
     """The GitHub environment whose jobs may assume the deploy role."""
     if config.github is None and config.aws is not None and config.aws.github_environment:
@@ -1102,6 +1117,7 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
                 "aws.githubRepository: owner/repo",
             )
         )
+    problems += _oidc_provider_problems(config)
     if config.github is not None and aws.github_repository not in (None, repository):
         problems.append(
             ConfigProblem(
@@ -1111,6 +1127,35 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
             )
         )
     return problems
+
+
+def _oidc_provider_problems(config: StackConfig) -> list[ConfigProblem]:
+    """The account's one GitHub OIDC provider: this stack creates it, or names or finds it."""
+    aws = config.aws
+    assert aws is not None
+    github = config.github
+    roles = aws.deploy_role or (
+        github is not None and (github.preview_environment or github.ephemeral_environment)
+    )
+    if aws.create_oidc_provider and aws.oidc_provider_arn is not None:
+        return [
+            ConfigProblem(
+                f"{PROJECT}:aws.oidcProviderArn",
+                "set with createOidcProvider: true; choose one: createOidcProvider: true (this "
+                "stack owns the account's provider) or oidcProviderArn (another stack owns it)",
+                json.dumps(aws.oidc_provider_arn),
+            )
+        ]
+    if aws.create_oidc_provider and not roles:
+        return [
+            ConfigProblem(
+                f"{PROJECT}:aws.createOidcProvider",
+                "this stack creates no GitHub role (deployRole: false, no preview or ephemeral "
+                "environment), so it would not create the provider either: set it to false",
+                "true",
+            )
+        ]
+    return []
 
 
 def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
@@ -1124,6 +1169,16 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
                 f"{PROJECT}:aws.flowLogs",
                 "production cannot turn off VPC flow logs (EC2.6)",
                 "false",
+            )
+        )
+    if aws.deploy_role and config.github is None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:github",
+                f"production's deploy role trusts the GitHub environment "
+                f"'{deploy_environment(config)}', which nobody protects without this section "
+                "(GitHub creates it unprotected on first use): add a github section (owner, "
+                "repository, reviewers), or set aws.deployRole: false",
             )
         )
     if aws.nat_gateways == "none":

@@ -53,6 +53,8 @@ class ServiceArgs:
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # The secrets' ARNs, for the execution role's policy.
     secret_arns: Sequence[pulumi.Input[str]] = ()
+    # The permissions boundary both task roles carry (the deploy role's, see identity.py).
+    permissions_boundary: pulumi.Input[str] | None = None
     cpu_target_percent: float = 60.0
     requests_per_target: float = 200.0
 
@@ -158,6 +160,7 @@ class Service(pulumi.ComponentResource):
         execution_role = aws.iam.Role(
             f"{name}-execution",
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         statements: list[dict[str, Any]] = [
@@ -199,6 +202,7 @@ class Service(pulumi.ComponentResource):
         task_role = aws.iam.Role(
             f"{name}-task",
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
 
