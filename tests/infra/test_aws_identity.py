@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -415,3 +417,16 @@ def test_alarm_email_subscription_from_config() -> None:
     (subscription,) = variant_run("tls").of_type("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.plain["protocol"] == "email"
     assert subscription.plain["endpoint"] == "oncall@example.com"
+
+
+@pytest.mark.parametrize("tier", ["staging", "production", "ephemeral"])
+def test_policies_fit_iams_size_limits(tier: str) -> None:
+    # IAM counts characters without whitespace: 10,240 for a role's inline policies (one per
+    # role here), 6,144 for a managed policy such as the boundary.
+    run = tier_run(tier)
+    for resource, limit in [
+        *((p, 10_240) for p in run.of_type("aws:iam/rolePolicy:RolePolicy")),
+        *((p, 6_144) for p in run.of_type(POLICY)),
+    ]:
+        size = len("".join(json.dumps(policy(resource)).split()))
+        assert size <= limit, (resource.name, size)
