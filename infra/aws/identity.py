@@ -30,16 +30,16 @@ AUDIENCE = "sts.amazonaws.com"
 # workflows ask for as much with `role-duration-seconds`.
 MAX_SESSION_SECONDS = 7200
 
-# Only with the boundary (these actions support the `iam:PermissionsBoundary` key).
+# What can grant a role more: only with the boundary (all support `iam:PermissionsBoundary`).
 BOUNDED_ROLE_ACTIONS = (
     "iam:CreateRole",
     "iam:PutRolePermissionsBoundary",
     "iam:PutRolePolicy",
+)
+# Harmless under the boundary, or taking away only (so roles made before it can go).
+ROLE_ACTIONS = (
     "iam:DeleteRolePolicy",
     "iam:DetachRolePolicy",
-)
-# Harmless on a role that carries the boundary: it never exceeds it.
-ROLE_ACTIONS = (
     "iam:DeleteRole",
     "iam:UpdateRole",
     "iam:UpdateRoleDescription",

@@ -164,7 +164,6 @@ def test_deploy_roles_create_and_edit_roles_only_with_their_boundary(
         "iam:CreateRole",
         "iam:PutRolePolicy",
         "iam:PutRolePermissionsBoundary",
-        "iam:DeleteRolePolicy",
     ):
         assert _can(tier, label, action, role, PermissionsBoundary=boundary), action
         assert not _can(tier, label, action, role), f"{action} without a boundary"
