@@ -295,7 +295,7 @@ class DeployIdentity(pulumi.ComponentResource):
     def _boundary(self, name: str, role_prefix: str) -> pulumi.Output[str]:
         statements = [
             {
-                "Sid": "TaskAndFlowLogActions",
+                "Sid": f"Stack{service.title()}",
                 "Effect": "Allow",
                 "Action": list(actions),
                 "Resource": [self._arn(resource, service=service, region="*")],

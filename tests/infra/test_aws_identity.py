@@ -419,7 +419,7 @@ def test_alarm_email_subscription_from_config() -> None:
 
 
 @pytest.mark.parametrize("tier", ["staging", "production", "ephemeral"])
-def test_policies_fit_iams_size_limits(tier: str) -> None:
+def test_policies_are_documents_iam_accepts(tier: str) -> None:
     # IAM counts characters without whitespace: 10,240 for a role's inline policies (one per
     # role here), 6,144 for a managed policy such as the boundary.
     run = tier_run(tier)
@@ -429,3 +429,6 @@ def test_policies_fit_iams_size_limits(tier: str) -> None:
     ]:
         size = len("".join(json.dumps(policy(resource)).split()))
         assert size <= limit, (resource.name, size)
+        # IAM refuses a policy whose statement ids repeat or are not alphanumeric.
+        sids = [s["Sid"] for s in policy(resource)["Statement"] if "Sid" in s]
+        assert len(sids) == len(set(sids)) and all(sid.isalnum() for sid in sids), sids
