@@ -567,6 +567,9 @@ class AwsConfig(_Section):
     # Networks the VPC must never overlap (VPN, peered VPCs, other stacks' VPCs).
     peer_cidrs: list[Cidr] = Field(default_factory=list)
     health_check_grace_seconds: int = Field(default=60, ge=0, le=7200)
+    # The account the stack deploys to: the provider refuses credentials of any other, and the
+    # stack files that create the GitHub OIDC provider must name different accounts.
+    account_id: str | None = None
     # What the preview role may read: the Pulumi state bucket (self-managed backend) and the
     # KMS key of the `awskms://` secrets provider (a key ARN: IAM does not match aliases).
     state_bucket: str | None = Field(
@@ -575,6 +578,16 @@ class AwsConfig(_Section):
     secrets_provider_key_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
     )
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_id(cls, value: object) -> object:
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d{12}", value)):
+            raise ValueError(
+                'must be the 12-digit AWS account id in quotes, such as "012345678901" (YAML '
+                "reads an unquoted number and drops its leading zeros)"
+            )
+        return value
 
     @field_validator("log_retention_days")
     @classmethod
@@ -1143,6 +1156,16 @@ def _oidc_provider_problems(config: StackConfig) -> list[ConfigProblem]:
                 f"{PROJECT}:aws.oidcProviderArn",
                 "set with createOidcProvider: true; choose one: createOidcProvider: true (this "
                 "stack owns the account's provider) or oidcProviderArn (another stack owns it)",
+                json.dumps(aws.oidc_provider_arn),
+            )
+        ]
+    provider_account = (aws.oidc_provider_arn or "").split(":")[4:5]
+    if aws.account_id is not None and provider_account not in ([], [aws.account_id]):
+        return [
+            ConfigProblem(
+                f"{PROJECT}:aws.oidcProviderArn",
+                f"is in account {provider_account[0]}, not aws.accountId {aws.account_id}: "
+                "roles trust only their own account's provider",
                 json.dumps(aws.oidc_provider_arn),
             )
         ]

@@ -21,6 +21,7 @@ from infra.aws.secrets import AppSecrets, AppSecretsArgs
 from infra.aws.service import Service, ServiceArgs
 from infra.config import (
     PROJECT,
+    ConfigError,
     StackConfig,
     deploy_environment,
     deploy_repository,
@@ -28,7 +29,8 @@ from infra.config import (
     performance_insights_supported,
 )
 from infra.image import RegistryLogin
-from stacks import secret_values
+from stacks import PROJECT_ROOT, StackConfigError, secret_values
+from stacks.accounts import oidc_provider_claim_problems
 from stacks.delivery import github_delivery
 from stacks.images import build_image
 
@@ -38,11 +40,14 @@ TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     aws_config = config.aws
     assert aws_config is not None  # validated: target aws has an aws section
+    if problems := oidc_provider_claim_problems(PROJECT_ROOT, config):
+        raise StackConfigError(ConfigError(config.stack, problems))
     name = f"{config.app.name}-{config.stack}"
     ephemeral = config.tier == "ephemeral"
     provider = aws.Provider(
         f"{name}-aws",
         region=aws_config.region,
+        allowed_account_ids=[aws_config.account_id] if aws_config.account_id else None,
         default_tags={
             "tags": {
                 "project": PROJECT,

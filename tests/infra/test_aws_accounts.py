@@ -3,12 +3,17 @@ environment, and the backend the preview role reads. Refused before anything is 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from infra.config import ConfigError, load_stack_config
+from cli.stackfile import load_stack_file
+from infra.config import ConfigError, StackConfig, load_stack_config
 from stacks import PROJECT_ROOT, StackConfigError
+from stacks.accounts import oidc_provider_claim_problems
 from tests.harness import run_stack, stack_inputs
 
 PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
@@ -91,3 +96,79 @@ def test_all_account_problems_are_reported_at_once() -> None:
         "agent-deploy:github",
         "agent-deploy:aws.oidcProviderArn",
     } <= set(found)
+
+
+def _project(tmp_path: Path, stacks: dict[str, dict[str, Any]]) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text("name: agent-deploy\nruntime: python\n")
+    for stack, aws in stacks.items():
+        config = {
+            "agent-deploy:target": "aws",
+            "agent-deploy:tier": "staging",
+            "agent-deploy:aws": {"region": "eu-west-1", "githubRepository": "acme/agent", **aws},
+        }
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return tmp_path
+
+
+def _load(root: Path, stack: str) -> StackConfig:
+    stack_file = load_stack_file(root, stack)
+    return load_stack_config(stack, stack_file.config, stack_file.secret_keys)
+
+
+@pytest.mark.parametrize(
+    ("staging", "qa", "clash"),
+    [
+        ({}, {}, "an account not named by aws.accountId"),
+        ({"accountId": "111111111111"}, {}, "an account not named by aws.accountId"),
+        ({"accountId": "111111111111"}, {"accountId": "111111111111"}, "account 111111111111"),
+        ({"accountId": "111111111111"}, {"accountId": "222222222222"}, None),
+        ({}, {"createOidcProvider": False}, None),
+        ({}, {"oidcProviderArn": PROVIDER_ARN, "createOidcProvider": False}, None),
+    ],
+)
+def test_one_stack_file_creates_the_provider_per_account(
+    tmp_path: Path, staging: dict[str, Any], qa: dict[str, Any], clash: str | None
+) -> None:
+    root = _project(tmp_path, {"staging": staging, "qa": qa, "pr": {}})
+    found = oidc_provider_claim_problems(root, _load(root, "staging"))
+    if clash is None:
+        assert found == []
+        return
+    (problem,) = found
+    assert problem.key == "agent-deploy:aws.createOidcProvider"
+    assert "Pulumi.qa.yaml and Pulumi.staging.yaml" in problem.message
+    assert clash in problem.message
+    if "createOidcProvider" not in qa:
+        (mirror,) = oidc_provider_claim_problems(root, _load(root, "qa"))
+        assert mirror.message == problem.message
+
+
+def test_a_second_owner_of_the_provider_is_refused_before_deploying() -> None:
+    with pytest.raises(StackConfigError) as caught:
+        run_stack("production", {"aws": {"createOidcProvider": True}})
+    (problem,) = caught.value.problems
+    assert problem.key == "agent-deploy:aws.createOidcProvider"
+    assert "Pulumi.production.yaml and Pulumi.staging.yaml" in problem.message
+
+
+@pytest.mark.parametrize(("account", "words"), [(123456789012, "in quotes"), ("12345", "12-digit")])
+def test_the_account_id_is_twelve_quoted_digits(account: object, words: str) -> None:
+    found = problems("staging", {"aws": {"accountId": account}})
+    assert words in found["agent-deploy:aws.accountId"]
+
+
+def test_a_named_account_pins_the_provider_and_the_oidc_provider_arn() -> None:
+    found = problems(
+        "staging",
+        {
+            "aws": {
+                "accountId": "999999999999",
+                "createOidcProvider": False,
+                "oidcProviderArn": PROVIDER_ARN,
+            }
+        },
+    )
+    assert "not aws.accountId 999999999999" in found["agent-deploy:aws.oidcProviderArn"]
+    run = run_stack("staging", {"aws": {"accountId": "123456789012"}})
+    (provider,) = [r for r in run.of_type("pulumi:providers:aws") if r.name == "agent-staging-aws"]
+    assert json.loads(provider.plain["allowedAccountIds"]) == ["123456789012"]

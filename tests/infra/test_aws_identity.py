@@ -102,12 +102,6 @@ def test_staging_owns_the_accounts_oidc_provider_and_production_looks_it_up() ->
     assert _trust(role)["Principal"] == {"Federated": PROVIDER_ARN}
 
 
-def test_production_in_its_own_account_creates_its_provider() -> None:
-    run = run_stack("production", {"aws": {"createOidcProvider": True}})
-    (provider,) = run.of_type(OIDC)
-    assert provider.plain["url"] == "https://token.actions.githubusercontent.com"
-
-
 def test_an_existing_provider_from_config() -> None:
     run = variant_run("existing-oidc")
     assert run.of_type(OIDC) == []
