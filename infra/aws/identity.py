@@ -166,9 +166,9 @@ class DeployIdentityArgs:
     repository: str  # owner/repo
     roles: Sequence[GitHubRole]
     create_provider: bool
-    provider_arn: str | None = None
     # Names of this stack's resources start with it (`<app>-<stack>-`): its secrets.
-    resource_prefix: str = ""
+    resource_prefix: str
+    provider_arn: str | None = None
     # The Pulumi state bucket and the secrets provider's KMS key a preview reads.
     state_bucket: str | None = None
     secrets_key_arn: str | None = None

@@ -74,8 +74,10 @@ def test_the_preview_role_refreshes_only_this_stacks_secrets(stack: str) -> None
     run = backend_run(stack)
     # Every secret the stack registers can be refreshed (SecretVersion reads the value).
     for secret in run.of_type("aws:secretsmanager/secret:Secret"):
-        arn = f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{secret.name}-AbCdEf"
-        assert _decide(run, "secretsmanager:GetSecretValue", arn) == "Allow", secret.name
+        # The physical name when the stack sets one, else Pulumi's autoname (`<name>-<hex>`).
+        name = secret.plain.get("name") or secret.plain.get("namePrefix") or secret.name
+        arn = f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-AbCdEf"
+        assert _decide(run, "secretsmanager:GetSecretValue", arn) == "Allow", name
     other = "production" if stack == "staging" else "staging"
     for foreign in (
         _secret(other),
