@@ -29,6 +29,9 @@ AUDIENCE = "sts.amazonaws.com"
 # The longest job (production deploy, `timeout-minutes: 90`) fits in one session; the
 # workflows ask for as much with `role-duration-seconds`.
 MAX_SESSION_SECONDS = 7200
+# The GitHub roles of every stack live under this path, which no deploy role's `role/<prefix>*`
+# matches: none can create, edit or pass one, its own included.
+GITHUB_ROLE_PATH = "/github-actions/"
 
 # What can grant a role more: only with the boundary (all support `iam:PermissionsBoundary`).
 BOUNDED_ROLE_ACTIONS = (
@@ -268,6 +271,7 @@ class DeployIdentity(pulumi.ComponentResource):
                 ),
                 assume_role_policy=provider_arn.apply(_trusting(args.repository, spec.environment)),
                 max_session_duration=MAX_SESSION_SECONDS,
+                path=GITHUB_ROLE_PATH,
                 opts=child,
             )
             if spec.role_prefix is None:
@@ -279,7 +283,7 @@ class DeployIdentity(pulumi.ComponentResource):
                     spec.role_prefix,
                     self.boundary_arns[spec.label],
                     boundaries,
-                    identity_roles=self._arn("role/", f"{name}-*"),
+                    github_roles=self._arn("role", GITHUB_ROLE_PATH, "*"),
                 )
             self.role_arns[spec.label] = role.arn
         self.provider_arn = provider_arn
@@ -408,7 +412,7 @@ class DeployIdentity(pulumi.ComponentResource):
         role_prefix: str,
         boundary: pulumi.Output[str],
         boundaries: list[pulumi.Output[str]],
-        identity_roles: pulumi.Output[str],
+        github_roles: pulumi.Output[str],
     ) -> None:
         child = pulumi.ResourceOptions(parent=self)
         # VPC, ECS, RDS, ElastiCache, ... (PowerUserAccess, AWS-managed: no IAM at all); IAM
@@ -504,7 +508,7 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Sid": "DenyGitHubRoles",
                 "Effect": "Deny",
                 "Action": ["iam:*"],
-                "Resource": [role.arn, identity_roles],
+                "Resource": [role.arn, github_roles],
             },
             {
                 "Sid": "DenyOidcProvider",

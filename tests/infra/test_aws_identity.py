@@ -221,9 +221,16 @@ def test_no_deploy_role_can_change_itself_or_the_other_github_roles(
 ) -> None:
     run = tier_run(tier)
     github_roles = [r for r in run.of_type(ROLE) if "-identity-" in r.name]
-    assert len(github_roles) >= 2
-    for target in github_roles:
-        arn = f"{ACCOUNT}:role/{target.name}"
+    assert {r.plain["path"] for r in github_roles} == {"/github-actions/"}
+    # Its own and its siblings (autonamed `<name>-<7 hex>`, under the path), and those of a
+    # stack whose name its prefix also matches (`staging-eu` for `agent-staging-`).
+    targets = [f"{ACCOUNT}:role/github-actions/{r.name}-1a2b3c4" for r in github_roles] + [
+        f"{ACCOUNT}:role/github-actions/{prefix}eu-identity-deploy-1a2b3c4"
+    ]
+    # The role's own ARN as IAM reports it.
+    own = run.one(ROLE, f"agent-{run.stack}-identity-{label}")
+    targets.append(f"{ACCOUNT}:role/{own.name}")
+    for arn in targets:
         for action in (
             "iam:AttachRolePolicy",
             "iam:PutRolePolicy",
@@ -236,12 +243,13 @@ def test_no_deploy_role_can_change_itself_or_the_other_github_roles(
                 [_deploy_policy(tier, label)],
                 action,
                 arn,
-                {"iam:PermissionsBoundary": boundary, "iam:PolicyARN": ATTACHABLE},
+                {
+                    "iam:PermissionsBoundary": boundary,
+                    "iam:PolicyARN": ATTACHABLE,
+                    "iam:PassedToService": "ecs-tasks.amazonaws.com",
+                },
             )
-            assert decision == "Deny", (label, action, target.name)
-    # Staging's own name prefix covers its GitHub roles: the explicit deny is what stops it.
-    if label == "deploy":
-        assert any(r.name.startswith(prefix) for r in github_roles)
+            assert decision == "Deny", (label, action, arn)
 
 
 @pytest.mark.parametrize(("tier", "label", "prefix", "boundary"), DEPLOY_ROLES)
