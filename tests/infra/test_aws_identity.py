@@ -351,10 +351,13 @@ def test_roles_last_as_long_as_the_longest_job() -> None:
             aws_steps = [s for s in steps if "configure-aws-credentials" in str(s.get("uses", ""))]
             if not aws_steps:
                 continue
-            assert job["timeout-minutes"] * 60 <= MAX_SESSION_SECONDS, (path.name, job_id)
+            # GitHub's default job timeout is 6 hours.
+            minutes = job.get("timeout-minutes", 360)
+            assert minutes * 60 <= MAX_SESSION_SECONDS, f"{path.name} {job_id}: {minutes} min"
             for step in aws_steps:
-                duration = int(step.get("with", {}).get("role-duration-seconds", 3600))
-                assert duration <= MAX_SESSION_SECONDS, (path.name, job_id)
+                duration = str(step.get("with", {}).get("role-duration-seconds", 3600))
+                if duration.isdigit():
+                    assert int(duration) <= MAX_SESSION_SECONDS, (path.name, job_id, duration)
 
 
 @pytest.mark.parametrize("tier", ["staging", "production"])
