@@ -221,7 +221,9 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "autoscaling": True,
             "loadBalancerDeletionProtection": True,
             "deployRole": True,
-            "createOidcProvider": True,
+            # One stack owns the account's GitHub OIDC provider (staging, in the one-account
+            # layout); production looks it up. Its own account: set createOidcProvider: true.
+            "createOidcProvider": False,
             "secretRecoveryDays": 30,
         },
     },
@@ -707,6 +709,27 @@ class AwsConfig(_Section):
     # Networks the VPC must never overlap (VPN, peered VPCs, other stacks' VPCs).
     peer_cidrs: list[Cidr] = Field(default_factory=list)
     health_check_grace_seconds: int = Field(default=60, ge=0, le=7200)
+    # The account the stack deploys to: the provider refuses credentials of any other, and the
+    # stack files that create the GitHub OIDC provider must name different accounts.
+    account_id: str | None = None
+    # What the preview role may read: the Pulumi state bucket (self-managed backend) and the
+    # KMS key of the `awskms://` secrets provider (a key ARN: IAM does not match aliases).
+    state_bucket: str | None = Field(
+        default=None, pattern=r"^[a-z0-9](?:[a-z0-9.-]{1,61})[a-z0-9]$"
+    )
+    secrets_provider_key_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
+    )
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_id(cls, value: object) -> object:
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d{12}", value)):
+            raise ValueError(
+                'must be the 12-digit AWS account id in quotes, such as "012345678901" (YAML '
+                "reads an unquoted number and drops its leading zeros)"
+            )
+        return value
 
     @field_validator("log_retention_days")
     @classmethod
@@ -1325,6 +1348,11 @@ def deploy_repository(config: StackConfig) -> str | None:
     return config.aws.github_repository if config.aws is not None else None
 
 
+def ephemeral_stack(stack: str) -> bool:
+    """A pr-<n> stack: deployed by the shared `ephemeral` role, from Pulumi.pr.yaml."""
+    return _EPHEMERAL_STACK.match(stack) is not None
+
+
 def deploy_environment(config: StackConfig) -> str:
     """The GitHub environment whose jobs may assume the deploy role."""
     if config.github is None and config.aws is not None and config.aws.github_environment:
@@ -1458,6 +1486,7 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
                 "aws.githubRepository: owner/repo",
             )
         )
+    problems += _oidc_provider_problems(config)
     if config.github is not None and aws.github_repository not in (None, repository):
         problems.append(
             ConfigProblem(
@@ -1506,6 +1535,45 @@ def _aws_refusals(config: StackConfig, aws: AwsConfig) -> list[ConfigProblem]:
     return problems
 
 
+def _oidc_provider_problems(config: StackConfig) -> list[ConfigProblem]:
+    """The account's one GitHub OIDC provider: this stack creates it, or names or finds it."""
+    aws = config.aws
+    assert aws is not None
+    github = config.github
+    roles = aws.deploy_role or (
+        github is not None and (github.preview_environment or github.ephemeral_environment)
+    )
+    if aws.create_oidc_provider and aws.oidc_provider_arn is not None:
+        return [
+            ConfigProblem(
+                f"{PROJECT}:aws.oidcProviderArn",
+                "set with createOidcProvider: true; choose one: createOidcProvider: true (this "
+                "stack owns the account's provider) or oidcProviderArn (another stack owns it)",
+                json.dumps(aws.oidc_provider_arn),
+            )
+        ]
+    provider_account = (aws.oidc_provider_arn or "").split(":")[4:5]
+    if aws.account_id is not None and provider_account not in ([], [aws.account_id]):
+        return [
+            ConfigProblem(
+                f"{PROJECT}:aws.oidcProviderArn",
+                f"is in account {provider_account[0]}, not aws.accountId {aws.account_id}: "
+                "roles trust only their own account's provider",
+                json.dumps(aws.oidc_provider_arn),
+            )
+        ]
+    if aws.create_oidc_provider and not roles:
+        return [
+            ConfigProblem(
+                f"{PROJECT}:aws.createOidcProvider",
+                "this stack creates no GitHub role (deployRole: false, no preview or ephemeral "
+                "environment), so it would not create the provider either: set it to false",
+                "true",
+            )
+        ]
+    return []
+
+
 def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
     aws = config.aws
     if aws is None or config.tier != "production":
@@ -1517,6 +1585,16 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
                 f"{PROJECT}:aws.flowLogs",
                 "production cannot turn off VPC flow logs (EC2.6)",
                 "false",
+            )
+        )
+    if aws.deploy_role and config.github is None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:github",
+                f"production's deploy role trusts the GitHub environment "
+                f"'{deploy_environment(config)}', which nobody protects without this section "
+                "(GitHub creates it unprotected on first use): add a github section (owner, "
+                "repository, reviewers), or set aws.deployRole: false",
             )
         )
     if aws.nat_gateways == "none":

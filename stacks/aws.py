@@ -14,7 +14,7 @@ import pulumi_aws as aws
 from infra.aws.alarms import Alarms, AlarmsArgs
 from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
-from infra.aws.identity import DeployIdentity, DeployIdentityArgs, GitHubRole
+from infra.aws.identity import DeployIdentity, DeployIdentityArgs, GitHubRole, boundary_arn
 from infra.aws.network import AwsNetwork, AwsNetworkArgs
 from infra.aws.registry import Registry, RegistryArgs
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
@@ -22,14 +22,17 @@ from infra.aws.service import InitContainer, Service, ServiceArgs, ecr_repositor
 from infra.config import (
     DATABASE_APP_USER,
     PROJECT,
+    ConfigError,
     StackConfig,
     deploy_environment,
     deploy_repository,
+    ephemeral_stack,
     performance_insights_supported,
 )
 from infra.image import RegistryLogin
 from infra.timeouts import Timeouts
-from stacks import secret_values
+from stacks import PROJECT_ROOT, StackConfigError, secret_values
+from stacks.accounts import oidc_provider_claim_problems
 from stacks.delivery import github_delivery
 from stacks.images import build_image
 
@@ -42,11 +45,14 @@ DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     aws_config = config.aws
     assert aws_config is not None  # validated: target aws has an aws section
+    if problems := oidc_provider_claim_problems(PROJECT_ROOT, config):
+        raise StackConfigError(ConfigError(config.stack, problems))
     name = f"{config.app.name}-{config.stack}"
     ephemeral = config.tier == "ephemeral"
     provider = aws.Provider(
         f"{name}-aws",
         region=aws_config.region,
+        allowed_account_ids=[aws_config.account_id] if aws_config.account_id else None,
         default_tags={
             "tags": {
                 "project": PROJECT,
@@ -58,6 +64,32 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     )
     top = pulumi.ResourceOptions(providers=[provider])
     invoke = pulumi.InvokeOutputOptions(provider=provider)
+
+    roles = _github_roles(config, name)
+    role_arns: dict[str, pulumi.Output[str]] = {}
+    # Every role this stack creates carries the boundary of the role that deploys it.
+    boundary: pulumi.Output[str] | None = None
+    if roles:
+        repository = deploy_repository(config)
+        assert repository is not None  # validated in infra.config.aws_problems
+        identity = DeployIdentity(
+            f"{name}-identity",
+            DeployIdentityArgs(
+                repository=repository,
+                roles=roles,
+                create_provider=aws_config.create_oidc_provider,
+                provider_arn=aws_config.oidc_provider_arn,
+                resource_prefix=f"{name}-",
+                state_bucket=aws_config.state_bucket,
+                secrets_key_arn=aws_config.secrets_provider_key_arn,
+            ),
+            top,
+        )
+        role_arns = identity.role_arns
+        boundary = identity.boundary_arns.get("deploy")
+    if boundary is None and ephemeral_stack(config.stack):
+        # Deployed by staging's `ephemeral` role, whose boundary staging creates.
+        boundary = boundary_arn(_pr_role_prefix(config), invoke)
 
     # Production keeps tasks private behind NAT; cheaper tiers give them a public IP, and
     # only the load balancer's security group can reach them.
@@ -72,6 +104,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             flow_logs=aws_config.flow_logs,
             log_retention_days=aws_config.log_retention_days,
             public_ports=(80, 443) if aws_config.certificate_arn else (80,),
+            permissions_boundary=boundary,
         ),
         top,
     )
@@ -227,6 +260,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             secret_arns=[*secrets.arns.values(), database.master_secret_arn],
             init=db_init,
             start_after=[network, database, cache, secrets],
+            permissions_boundary=boundary,
         ),
         top,
     )
@@ -245,23 +279,6 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         ),
         top,
     )
-
-    roles = _github_roles(config, name)
-    role_arns: dict[str, pulumi.Output[str]] = {}
-    if roles:
-        repository = deploy_repository(config)
-        assert repository is not None  # validated in infra.config.aws_problems
-        identity = DeployIdentity(
-            f"{name}-identity",
-            DeployIdentityArgs(
-                repository=repository,
-                roles=roles,
-                create_provider=aws_config.create_oidc_provider,
-                provider_arn=aws_config.oidc_provider_arn,
-            ),
-            top,
-        )
-        role_arns = identity.role_arns
 
     outputs: dict[str, pulumi.Input[object]] = {
         "target": config.target,
@@ -317,7 +334,12 @@ def _github_roles(config: StackConfig, name: str) -> list[GitHubRole]:
         # Deploys the pr-<n> stacks: IAM only on their roles (`<app>-pr-<n>-...`).
         roles.append(
             GitHubRole(
-                "ephemeral", github.ephemeral_environment, role_prefix=f"{config.app.name}-pr-"
+                "ephemeral", github.ephemeral_environment, role_prefix=_pr_role_prefix(config)
             )
         )
     return roles
+
+
+def _pr_role_prefix(config: StackConfig) -> str:
+    """The pr-<n> stacks' roles (`<app>-pr-<n>-...`), managed by the `ephemeral` role."""
+    return f"{config.app.name}-pr-"

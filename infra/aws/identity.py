@@ -1,9 +1,17 @@
 """GitHub Actions roles: each trusted through GitHub's OIDC provider by exactly one
 repository's jobs in exactly one GitHub environment.
 
-A stack has a deploy role for its own environment, a read-only role for its `-preview`
+A stack has a deploy role for its own environment, a preview role for its `-preview`
 environment (pull-request previews), and staging also the deploy role of the shared
-`ephemeral` environment the pr-<n> stacks deploy from (IAM limited to `<app>-pr-*` roles).
+`ephemeral` environment the pr-<n> stacks deploy from.
+
+Any branch can reach the preview and ephemeral roles, and unreviewed code on `main` the
+staging one, so no role here may become more than it is: a deploy role creates and edits only
+roles under its name prefix, only with its permissions boundary (which grants no IAM at all),
+attaches only allowlisted managed policies, and cannot touch the boundary, the GitHub roles
+or the OIDC provider. Those are changed by an administrator's `pulumi up`
+(docs/aws-accounts.md). The preview role reads what a preview of these resource types reads,
+and no data.
 """
 
 from __future__ import annotations
@@ -18,31 +26,133 @@ import pulumi_aws as aws
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-ROLE_ACTIONS = (
-    "iam:GetRole",
+# The longest job (production deploy, `timeout-minutes: 90`) fits in one session; the
+# workflows ask for as much with `role-duration-seconds`.
+MAX_SESSION_SECONDS = 7200
+# The GitHub roles of every stack live under this path, which no deploy role's `role/<prefix>*`
+# matches: none can create, edit or pass one, its own included.
+GITHUB_ROLE_PATH = "/github-actions/"
+
+# What can grant a role more: only with the boundary (all support `iam:PermissionsBoundary`).
+BOUNDED_ROLE_ACTIONS = (
     "iam:CreateRole",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+)
+# Harmless under the boundary, or taking away only (so roles made before it can go).
+ROLE_ACTIONS = (
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
     "iam:DeleteRole",
     "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy",
     "iam:TagRole",
     "iam:UntagRole",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:PutRolePolicy",
+)
+ROLE_READ_ACTIONS = (
+    "iam:GetRole",
     "iam:GetRolePolicy",
-    "iam:DeleteRolePolicy",
     "iam:ListRolePolicies",
     "iam:ListAttachedRolePolicies",
-    "iam:AttachRolePolicy",
-    "iam:DetachRolePolicy",
+    "iam:ListRoleTags",
     "iam:ListInstanceProfilesForRole",
-    "iam:PassRole",
 )
-OIDC_ACTIONS = (
-    "iam:GetOpenIDConnectProvider",
+# Services the stacks pass their roles to: ECS tasks and VPC flow logs.
+PASSED_TO = ("ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com")
+# AWS-managed policies a deploy role may attach (to bounded roles); nothing else.
+ATTACHABLE_POLICIES = ("service-role/AmazonECSTaskExecutionRolePolicy",)
+BOUNDARY_EDIT_ACTIONS = (
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:TagPolicy",
+    "iam:UntagPolicy",
+)
+OIDC_WRITE_ACTIONS = (
     "iam:CreateOpenIDConnectProvider",
     "iam:DeleteOpenIDConnectProvider",
     "iam:TagOpenIDConnectProvider",
+    "iam:UntagOpenIDConnectProvider",
     "iam:UpdateOpenIDConnectProviderThumbprint",
     "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:RemoveClientIDFromOpenIDConnectProvider",
+)
+# The most a role the stacks create may ever do: run an ECS task (pull, log, read its
+# secrets) and deliver flow logs. A task role that needs more widens this list.
+# (service, resource in this account, actions)
+BOUNDARY_ACTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "ecr",
+        "repository/*",
+        ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
+    ),
+    (
+        "logs",
+        "log-group:*",
+        ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+    ),
+    ("secretsmanager", "secret:*", ("secretsmanager:GetSecretValue",)),
+    ("kms", "key/*", ("kms:Decrypt",)),
+)
+
+# Preview: metadata of every resource type the aws stacks register, and nothing of their data.
+PREVIEW_READ_ACTIONS = (
+    "ec2:Describe*",
+    "ecs:Describe*",
+    "ecs:List*",
+    "elasticloadbalancing:Describe*",
+    "rds:Describe*",
+    "rds:ListTagsForResource",
+    "elasticache:Describe*",
+    "elasticache:ListTagsForResource",
+    "ecr:DescribeRepositories",
+    "ecr:DescribeImages",
+    "ecr:GetLifecyclePolicy",
+    "ecr:GetRepositoryPolicy",
+    "ecr:ListTagsForResource",
+    "ecr:GetAuthorizationToken",
+    "logs:DescribeLogGroups",
+    "logs:ListTagsForResource",
+    "logs:ListTagsLogGroup",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:ListTagsForResource",
+    "sns:GetTopicAttributes",
+    "sns:GetSubscriptionAttributes",
+    "sns:ListSubscriptionsByTopic",
+    "sns:ListTagsForResource",
+    "application-autoscaling:Describe*",
+    "application-autoscaling:ListTagsForResource",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetResourcePolicy",
+    "secretsmanager:ListSecretVersionIds",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:GetOpenIDConnectProvider",
+    "iam:ListOpenIDConnectProviders",
+    *ROLE_READ_ACTIONS,
+)
+# Data a preview never needs, denied whatever else the account grants the role.
+PREVIEW_DENIED_DATA = (
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "ssm:GetParameterHistory",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+    "logs:StartQuery",
+    "logs:GetQueryResults",
+    "logs:StartLiveTail",
+    "logs:GetLogRecord",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:GetRecords",
+    "dynamodb:PartiQLSelect",
+    "dynamodb:ExportTableToPointInTime",
+    "sqs:ReceiveMessage",
 )
 
 
@@ -50,7 +160,7 @@ OIDC_ACTIONS = (
 class GitHubRole:
     label: str  # resource name suffix: deploy, preview, ephemeral
     environment: str  # GitHub environment whose jobs may assume it
-    # Deploy roles: name prefix of the IAM roles they may manage. None: a read-only role.
+    # Deploy roles: name prefix of the IAM roles they may manage. None: the preview role.
     role_prefix: str | None
 
 
@@ -59,13 +169,32 @@ class DeployIdentityArgs:
     repository: str  # owner/repo
     roles: Sequence[GitHubRole]
     create_provider: bool
+    # Names of this stack's resources start with it (`<app>-<stack>-`): its secrets.
+    resource_prefix: str
     provider_arn: str | None = None
+    # The Pulumi state bucket and the secrets provider's KMS key a preview reads.
+    state_bucket: str | None = None
+    secrets_key_arn: str | None = None
 
 
 def subject(repository: str, environment: str) -> str:
     if "*" in repository or "*" in environment or repository.count("/") != 1:
         raise ValueError(f"refusing a wildcard or malformed OIDC subject: {repository}")
     return f"repo:{repository}:environment:{environment}"
+
+
+def boundary_name(role_prefix: str) -> str:
+    """The boundary every role under `role_prefix` carries: a fixed name, so that the pr-<n>
+    stacks find the one staging creates for them."""
+    return f"{role_prefix}boundary"
+
+
+def boundary_arn(role_prefix: str, opts: pulumi.InvokeOptions | None = None) -> pulumi.Output[str]:
+    partition = aws.get_partition_output(opts=opts).partition
+    account = aws.get_caller_identity_output(opts=opts).account_id
+    return pulumi.Output.concat(
+        "arn:", partition, ":iam::", account, ":policy/", boundary_name(role_prefix)
+    )
 
 
 def trust_policy(provider_arn: str, repository: str, environment: str) -> str:
@@ -95,9 +224,11 @@ def _trusting(repository: str, environment: str) -> Callable[[str], str]:
 
 
 class DeployIdentity(pulumi.ComponentResource):
-    """`role_arns` maps each role's label to its ARN."""
+    """`role_arns` maps each role's label to its ARN, `boundary_arns` each deploy role's label
+    to the boundary the roles it creates carry."""
 
     role_arns: dict[str, pulumi.Output[str]]
+    boundary_arns: dict[str, pulumi.Output[str]]
     provider_arn: pulumi.Output[str]
 
     def __init__(
@@ -106,22 +237,30 @@ class DeployIdentity(pulumi.ComponentResource):
         super().__init__("agent-deploy:aws:DeployIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
+        self._partition = aws.get_partition_output(opts=invoke).partition
+        self._account = aws.get_caller_identity_output(opts=invoke).account_id
         provider_arn: pulumi.Output[str]
         if args.provider_arn is not None:
             provider_arn = pulumi.Output.from_input(args.provider_arn)
         elif args.create_provider:
+            # Other stacks of the account look it up: destroying this one leaves it to them.
             provider_arn = aws.iam.OpenIdConnectProvider(
                 f"{name}-github-oidc",
                 url=GITHUB_OIDC_URL,
                 client_id_lists=[AUDIENCE],
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             ).arn
         else:
             provider_arn = aws.iam.get_open_id_connect_provider_output(
                 url=GITHUB_OIDC_URL, opts=invoke
             ).arn
-        partition = aws.get_partition_output(opts=invoke).partition
-        account = aws.get_caller_identity_output(opts=invoke).account_id
+        self._looks_up = args.provider_arn is None and not args.create_provider
+        self.boundary_arns = {
+            spec.label: self._boundary(f"{name}-{spec.label}-boundary", spec.role_prefix)
+            for spec in args.roles
+            if spec.role_prefix is not None
+        }
+        boundaries = list(self.boundary_arns.values())
         self.role_arns = {}
         for spec in args.roles:
             role = aws.iam.Role(
@@ -131,61 +270,256 @@ class DeployIdentity(pulumi.ComponentResource):
                     f" of {args.repository} ({spec.environment})"
                 ),
                 assume_role_policy=provider_arn.apply(_trusting(args.repository, spec.environment)),
-                max_session_duration=3600,
+                max_session_duration=MAX_SESSION_SECONDS,
+                path=GITHUB_ROLE_PATH,
                 opts=child,
             )
             if spec.role_prefix is None:
-                # `pulumi preview` reads; it changes nothing.
-                aws.iam.RolePolicyAttachment(
-                    f"{name}-{spec.label}-read-only",
-                    role=role.name,
-                    policy_arn=pulumi.Output.concat(
-                        "arn:", partition, ":iam::aws:policy/ReadOnlyAccess"
-                    ),
-                    opts=child,
-                )
+                self._preview_policy(f"{name}-{spec.label}", role, args)
             else:
                 self._deploy_policies(
-                    f"{name}-{spec.label}", role, spec.role_prefix, partition, account
+                    f"{name}-{spec.label}",
+                    role,
+                    spec.role_prefix,
+                    self.boundary_arns[spec.label],
+                    boundaries,
+                    github_roles=self._arn("role", GITHUB_ROLE_PATH, "*"),
                 )
             self.role_arns[spec.label] = role.arn
         self.provider_arn = provider_arn
-        self.register_outputs({"roleArns": self.role_arns})
+        self.register_outputs({"roleArns": self.role_arns, "boundaryArns": self.boundary_arns})
+
+    def _arn(
+        self, *parts: pulumi.Input[str], service: str = "iam", region: str = ""
+    ) -> pulumi.Output[str]:
+        return pulumi.Output.concat(
+            "arn:", self._partition, f":{service}:{region}:", self._account, ":", *parts
+        )
+
+    def _boundary(self, name: str, role_prefix: str) -> pulumi.Output[str]:
+        statements = [
+            {
+                "Sid": f"Stack{service.title()}",
+                "Effect": "Allow",
+                "Action": list(actions),
+                "Resource": [self._arn(resource, service=service, region="*")],
+            }
+            for service, resource, actions in BOUNDARY_ACTIONS
+        ]
+        statements.append(
+            {
+                # No resource-level permission exists for it.
+                "Sid": "RegistryLogin",
+                "Effect": "Allow",
+                "Action": ["ecr:GetAuthorizationToken"],
+                "Resource": "*",
+            }
+        )
+        policy = aws.iam.Policy(
+            name,
+            name=boundary_name(role_prefix),
+            description=f"Permissions boundary of every role named {role_prefix}*",
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # The ARN from its name: the form the pr-<n> stacks compute (see boundary_arn).
+        return self._arn("policy/", policy.name)
+
+    def _preview_policy(self, name: str, role: aws.iam.Role, args: DeployIdentityArgs) -> None:
+        stack_secrets = self._arn(
+            "secret:", args.resource_prefix, "*", service="secretsmanager", region="*"
+        )
+        allow: list[dict[str, object]] = [
+            # Describe/List actions mostly take no resource ARN.
+            {
+                "Sid": "DescribeStackResources",
+                "Effect": "Allow",
+                "Action": list(PREVIEW_READ_ACTIONS),
+                "Resource": "*",
+            },
+            # `preview --refresh` reads each SecretVersion; state holds them encrypted anyway.
+            {
+                "Sid": "ReadThisStacksSecrets",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [stack_secrets],
+            },
+        ]
+        state_objects: list[pulumi.Output[str]] = []
+        if args.state_bucket is not None:
+            bucket = pulumi.Output.concat("arn:", self._partition, ":s3:::", args.state_bucket)
+            state_objects = [pulumi.Output.concat(bucket, "/*")]
+            # A self-managed backend's preview reads the checkpoint and takes no lock.
+            allow += [
+                {
+                    "Sid": "ListState",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                    "Resource": [bucket],
+                },
+                {
+                    "Sid": "ReadState",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject"],
+                    "Resource": state_objects,
+                },
+            ]
+        if args.secrets_key_arn is not None:
+            allow.append(
+                {
+                    "Sid": "DecryptStackSecrets",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:DescribeKey"],
+                    "Resource": [args.secrets_key_arn],
+                }
+            )
+        objects: dict[str, object] = (
+            {"NotResource": state_objects} if state_objects else {"Resource": "*"}
+        )
+        deny: list[dict[str, object]] = [
+            {
+                "Sid": "DenyObjectsOutsideState",
+                "Effect": "Deny",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                **objects,
+            },
+            {
+                "Sid": "DenyOtherSecrets",
+                "Effect": "Deny",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"],
+                "NotResource": [stack_secrets],
+            },
+            {
+                "Sid": "DenyDataReads",
+                "Effect": "Deny",
+                "Action": list(PREVIEW_DENIED_DATA),
+                "Resource": "*",
+            },
+        ]
+        aws.iam.RolePolicy(
+            f"{name}-read",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                {"Version": "2012-10-17", "Statement": [*allow, *deny]}
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _deploy_policies(
         self,
         name: str,
         role: aws.iam.Role,
         role_prefix: str,
-        partition: pulumi.Output[str],
-        account: pulumi.Output[str],
+        boundary: pulumi.Output[str],
+        boundaries: list[pulumi.Output[str]],
+        github_roles: pulumi.Output[str],
     ) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        # Pulumi manages VPC, ECS, RDS, ElastiCache, ... (PowerUserAccess, AWS-managed) and
-        # the IAM roles under the stack's prefix only, never IAM users or other roles.
+        # VPC, ECS, RDS, ElastiCache, ... (PowerUserAccess, AWS-managed: no IAM at all); IAM
+        # below, on bounded roles under the prefix only.
         aws.iam.RolePolicyAttachment(
             f"{name}-power-user",
             role=role.name,
-            policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/PowerUserAccess"),
+            policy_arn=pulumi.Output.concat(
+                "arn:", self._partition, ":iam::aws:policy/PowerUserAccess"
+            ),
             opts=child,
         )
-        roles = pulumi.Output.concat(
-            "arn:", partition, ":iam::", account, ":role/", role_prefix, "*"
-        )
-        oidc = pulumi.Output.concat(
-            "arn:", partition, ":iam::", account, ":oidc-provider/", GITHUB_OIDC_HOST
-        )
+        roles = self._arn("role/", role_prefix, "*")
+        attachable = [
+            pulumi.Output.concat("arn:", self._partition, ":iam::aws:policy/", p)
+            for p in ATTACHABLE_POLICIES
+        ]
+        with_boundary = {"StringEquals": {"iam:PermissionsBoundary": boundary}}
+        statements: list[dict[str, object]] = [
+            {
+                "Sid": "ReadRoles",
+                "Effect": "Allow",
+                "Action": list(ROLE_READ_ACTIONS),
+                "Resource": [roles],
+            },
+            {
+                "Sid": "ManageRolesWithBoundary",
+                "Effect": "Allow",
+                "Action": list(BOUNDED_ROLE_ACTIONS),
+                "Resource": [roles],
+                "Condition": with_boundary,
+            },
+            {
+                "Sid": "AttachAllowlistedPolicies",
+                "Effect": "Allow",
+                "Action": ["iam:AttachRolePolicy"],
+                "Resource": [roles],
+                "Condition": {**with_boundary, "ArnEquals": {"iam:PolicyARN": attachable}},
+            },
+            {
+                "Sid": "ChangeBoundedRoles",
+                "Effect": "Allow",
+                "Action": list(ROLE_ACTIONS),
+                "Resource": [roles],
+            },
+            {
+                "Sid": "PassRolesToTasksAndFlowLogs",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": [roles],
+                "Condition": {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
+            },
+        ]
+        if self._looks_up:
+            statements.append(
+                # The stack looks the provider up by URL on every run; listing takes no ARN.
+                {
+                    "Sid": "FindOidcProvider",
+                    "Effect": "Allow",
+                    "Action": ["iam:GetOpenIDConnectProvider", "iam:ListOpenIDConnectProviders"],
+                    "Resource": "*",
+                }
+            )
+        statements += [
+            {
+                "Sid": "DenyRolesWithoutBoundary",
+                "Effect": "Deny",
+                "Action": [*BOUNDED_ROLE_ACTIONS, "iam:AttachRolePolicy"],
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": boundary}},
+            },
+            {
+                "Sid": "DenyBoundaryRemoval",
+                "Effect": "Deny",
+                "Action": ["iam:DeleteRolePermissionsBoundary"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "DenyBoundaryEdits",
+                "Effect": "Deny",
+                "Action": list(BOUNDARY_EDIT_ACTIONS),
+                "Resource": boundaries,
+            },
+            {
+                "Sid": "DenyOtherPolicies",
+                "Effect": "Deny",
+                "Action": ["iam:AttachRolePolicy"],
+                "Resource": "*",
+                "Condition": {"ArnNotEquals": {"iam:PolicyARN": attachable}},
+            },
+            # Itself and the other GitHub roles: changed by an administrator only.
+            {
+                "Sid": "DenyGitHubRoles",
+                "Effect": "Deny",
+                "Action": ["iam:*"],
+                "Resource": [role.arn, github_roles],
+            },
+            {
+                "Sid": "DenyOidcProvider",
+                "Effect": "Deny",
+                "Action": list(OIDC_WRITE_ACTIONS),
+                "Resource": [self._arn("oidc-provider/*")],
+            },
+        ]
         aws.iam.RolePolicy(
             f"{name}-iam",
             role=role.id,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Action": list(ROLE_ACTIONS), "Resource": [roles]},
-                        {"Effect": "Allow", "Action": list(OIDC_ACTIONS), "Resource": [oidc]},
-                    ],
-                }
-            ),
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
             opts=child,
         )

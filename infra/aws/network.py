@@ -24,6 +24,8 @@ class AwsNetworkArgs:
     log_retention_days: int
     # Listener ports open to the internet on the load balancer.
     public_ports: tuple[int, ...] = (80, 443)
+    # The permissions boundary the flow-logs role carries (the deploy role's, see identity.py).
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 def subnet_cidrs(cidr: str, count: int) -> tuple[list[str], list[str]]:
@@ -136,7 +138,7 @@ class AwsNetwork(pulumi.ComponentResource):
             )
 
         if args.flow_logs:
-            self._flow_logs(name, vpc, args.log_retention_days)
+            self._flow_logs(name, vpc, args.log_retention_days, args.permissions_boundary)
 
         # EC2.18/19: only the load balancer is open to the internet, and only on its listeners.
         alb_sg = aws.ec2.SecurityGroup(
@@ -202,7 +204,13 @@ class AwsNetwork(pulumi.ComponentResource):
             }
         )
 
-    def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, retention_days: int) -> None:
+    def _flow_logs(
+        self,
+        name: str,
+        vpc: aws.ec2.Vpc,
+        retention_days: int,
+        permissions_boundary: pulumi.Input[str] | None,
+    ) -> None:
         child = pulumi.ResourceOptions(parent=self)
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs", retention_in_days=retention_days, opts=child
@@ -221,6 +229,7 @@ class AwsNetwork(pulumi.ComponentResource):
                     ],
                 }
             ),
+            permissions_boundary=permissions_boundary,
             opts=child,
         )
         aws.iam.RolePolicy(

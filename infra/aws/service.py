@@ -93,6 +93,8 @@ class ServiceArgs:
     init: InitContainer | None = None
     # What must exist before a task starts (secret values, database, cache, network rules).
     start_after: Sequence[pulumi.Resource] = ()
+    # The permissions boundary both task roles carry (the deploy role's, see identity.py).
+    permissions_boundary: pulumi.Input[str] | None = None
     cpu_target_percent: float = 60.0
     requests_per_target: float = 200.0
 
@@ -220,6 +222,7 @@ class Service(pulumi.ComponentResource):
         execution_role = aws.iam.Role(
             f"{name}-execution",
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         statements: list[dict[str, Any]] = [
@@ -261,6 +264,7 @@ class Service(pulumi.ComponentResource):
         task_role = aws.iam.Role(
             f"{name}-task",
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
 

@@ -41,9 +41,10 @@ def variant_run(label: str) -> ProgramRun:
         "three-azs": {"aws": {"availabilityZones": 3, "natGateways": "single"}},
         "existing-oidc": {
             "aws": {
+                "createOidcProvider": False,
                 "oidcProviderArn": (
                     "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
-                )
+                ),
             }
         },
     }

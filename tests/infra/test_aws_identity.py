@@ -1,15 +1,20 @@
-"""The GitHub OIDC deploy role and the alarms."""
+"""The GitHub OIDC roles (trust, what each may do in IAM, session length) and the alarms."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from infra.aws.identity import subject
-from tests.harness import run_stack
+import pytest
+import yaml
+
+from infra.aws.identity import MAX_SESSION_SECONDS, subject
+from tests.harness import PROJECT_DIR, run_stack
+from tests.infra.iam_policy import decide
 from tests.infra.test_aws_fixtures import policy, tier_run, variant_run
 
 ROLE = "aws:iam/role:Role"
 OIDC = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+POLICY = "aws:iam/policy:Policy"
 PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
 
 
@@ -71,27 +76,36 @@ def test_pr_stacks_create_no_role_and_deploy_with_the_staging_ephemeral_role() -
 
 def test_a_stack_without_github_section_trusts_aws_github_repository() -> None:
     run = run_stack(
-        "production",
-        {"github": None, "aws": {"githubRepository": "acme/agents", "githubEnvironment": "prod"}},
+        "staging",
+        {"github": None, "aws": {"githubRepository": "acme/agents", "githubEnvironment": "qa"}},
     )
     (role,) = [r for r in run.of_type(ROLE) if "identity" in r.name]
     assert (
         _trust(role)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
-        == "repo:acme/agents:environment:prod"
+        == "repo:acme/agents:environment:qa"
     )
 
 
-@pytest.mark.parametrize("tier", ["staging", "production"])
-def test_oidc_provider_is_created_once_per_stack(tier: str) -> None:
-    run = tier_run(tier)
-    (provider,) = run.of_type(OIDC)
+def test_staging_owns_the_accounts_oidc_provider_and_production_looks_it_up() -> None:
+    staging, production = tier_run("staging"), tier_run("production")
+    (provider,) = staging.of_type(OIDC)
     assert provider.plain["url"] == "https://token.actions.githubusercontent.com"
     assert provider.plain["clientIdLists"] == ["sts.amazonaws.com"]
+    # Destroying staging leaves the provider production's roles trust.
+    assert provider.retain_on_delete
+    assert production.of_type(OIDC) == []
+    assert (
+        "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider",
+        {"url": "https://token.actions.githubusercontent.com"},
+    ) in production.invokes
+    role = production.one(ROLE, "agent-production-identity-deploy")
+    assert _trust(role)["Principal"] == {"Federated": PROVIDER_ARN}
 
 
 def test_an_existing_provider_from_config() -> None:
     run = variant_run("existing-oidc")
     assert run.of_type(OIDC) == []
+    assert not [i for i in run.invokes if "OpenIdConnectProvider" in i[0]]
     role = run.one(ROLE, "agent-staging-identity-deploy")
     assert _trust(role)["Principal"] == {"Federated": PROVIDER_ARN}
 
@@ -105,28 +119,245 @@ def test_an_existing_provider_is_looked_up_when_not_created() -> None:
     ) in run.invokes
 
 
-@pytest.mark.parametrize("tier", ["staging", "production"])
-def test_deploy_role_manages_only_this_stacks_roles(tier: str) -> None:
+# --------------------------------------------------------------------------------------------
+# What each deploy role can do in IAM, decided against its registered policy (PowerUserAccess,
+# its only other policy, grants no IAM beyond service-linked roles).
+# --------------------------------------------------------------------------------------------
+ACCOUNT = "arn:aws:iam::123456789012"
+# (tier, role label, prefix of the roles it manages, its boundary)
+DEPLOY_ROLES = [
+    ("staging", "deploy", "agent-staging-", f"{ACCOUNT}:policy/agent-staging-boundary"),
+    ("staging", "ephemeral", "agent-pr-", f"{ACCOUNT}:policy/agent-pr-boundary"),
+    ("production", "deploy", "agent-production-", f"{ACCOUNT}:policy/agent-production-boundary"),
+]
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+ATTACHABLE = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+
+
+def _deploy_policy(tier: str, label: str) -> dict:
     run = tier_run(tier)
-    name = f"agent-{run.stack}"
-    inline = policy(run.one("aws:iam/rolePolicy:RolePolicy", f"{name}-identity-deploy-iam"))
-    iam, oidc = inline["Statement"]
-    # IAM.1/21: explicit actions; roles only under this stack's name prefix.
-    assert iam["Resource"] == [f"arn:aws:iam::123456789012:role/{name}-*"]
-    assert oidc["Resource"] == [PROVIDER_ARN]
-    assert all("*" not in a for s in inline["Statement"] for a in s["Action"])
-    attachments = {
-        a.name: a.plain["policyArn"]
-        for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    return policy(
+        run.one("aws:iam/rolePolicy:RolePolicy", f"agent-{run.stack}-identity-{label}-iam")
+    )
+
+
+def _can(tier: str, label: str, action: str, resource: str, **context: str) -> bool:
+    keys = {f"iam:{k}": v for k, v in context.items()}
+    return decide([_deploy_policy(tier, label)], action, resource, keys) == "Allow"
+
+
+@pytest.mark.parametrize(("tier", "label", "prefix", "boundary"), DEPLOY_ROLES)
+def test_deploy_roles_create_and_edit_roles_only_with_their_boundary(
+    tier: str, label: str, prefix: str, boundary: str
+) -> None:
+    # IAM.1/21: every Allow names its actions.
+    allowed = [s for s in _deploy_policy(tier, label)["Statement"] if s["Effect"] == "Allow"]
+    assert all("*" not in a for s in allowed for a in s["Action"])
+    role = f"{ACCOUNT}:role/{prefix}web-task"
+    for action in (
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:PutRolePermissionsBoundary",
+    ):
+        assert _can(tier, label, action, role, PermissionsBoundary=boundary), action
+        assert not _can(tier, label, action, role), f"{action} without a boundary"
+        assert not _can(tier, label, action, role, PermissionsBoundary=ADMIN), action
+    # Another stack's boundary does not do either.
+    other = next(b for _, _, _, b in DEPLOY_ROLES if b != boundary)
+    assert not _can(tier, label, "iam:CreateRole", role, PermissionsBoundary=other)
+    # Outside its prefix nothing, boundary or not.
+    outside = f"{ACCOUNT}:role/agent-other-web-task"
+    assert not _can(tier, label, "iam:CreateRole", outside, PermissionsBoundary=boundary)
+    assert not _can(tier, label, "iam:UpdateAssumeRolePolicy", outside)
+
+
+@pytest.mark.parametrize(("tier", "label", "prefix", "boundary"), DEPLOY_ROLES)
+def test_the_boundary_is_neither_removable_nor_editable(
+    tier: str, label: str, prefix: str, boundary: str
+) -> None:
+    role = f"{ACCOUNT}:role/{prefix}web-task"
+    assert not _can(tier, label, "iam:DeleteRolePermissionsBoundary", role)
+    assert not _can(
+        tier, label, "iam:DeleteRolePermissionsBoundary", role, PermissionsBoundary=boundary
+    )
+    for _, _, _, any_boundary in DEPLOY_ROLES:
+        for action in (
+            "iam:CreatePolicyVersion",
+            "iam:SetDefaultPolicyVersion",
+            "iam:DeletePolicy",
+            "iam:DeletePolicyVersion",
+        ):
+            assert not _can(tier, label, action, any_boundary), (action, any_boundary)
+    decisions = {
+        decide([_deploy_policy(tier, label)], "iam:CreatePolicyVersion", boundary),
+        decide([_deploy_policy(tier, label)], "iam:DeletePolicy", boundary),
     }
-    assert attachments[f"{name}-identity-deploy-power-user"] == (
-        "arn:aws:iam::aws:policy/PowerUserAccess"
+    assert decisions == {"Deny"}  # explicit: whatever else the account grants
+
+
+@pytest.mark.parametrize(("tier", "label", "prefix", "boundary"), DEPLOY_ROLES)
+def test_only_allowlisted_managed_policies_can_be_attached(
+    tier: str, label: str, prefix: str, boundary: str
+) -> None:
+    role = f"{ACCOUNT}:role/{prefix}web-task"
+    attach = "iam:AttachRolePolicy"
+    assert _can(tier, label, attach, role, PermissionsBoundary=boundary, PolicyARN=ATTACHABLE)
+    assert not _can(tier, label, attach, role, PermissionsBoundary=boundary, PolicyARN=ADMIN)
+    assert not _can(tier, label, attach, role, PolicyARN=ATTACHABLE)  # no boundary
+    assert (
+        decide(
+            [_deploy_policy(tier, label)],
+            attach,
+            role,
+            {"iam:PermissionsBoundary": boundary, "iam:PolicyARN": f"{ACCOUNT}:policy/mine"},
+        )
+        == "Deny"
     )
-    # The preview role only reads.
-    assert attachments[f"{name}-identity-preview-read-only"] == (
-        "arn:aws:iam::aws:policy/ReadOnlyAccess"
-    )
-    assert not [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if "preview" in p.name]
+
+
+@pytest.mark.parametrize(("tier", "label", "prefix", "boundary"), DEPLOY_ROLES)
+def test_no_deploy_role_can_change_itself_or_the_other_github_roles(
+    tier: str, label: str, prefix: str, boundary: str
+) -> None:
+    run = tier_run(tier)
+    github_roles = [r for r in run.of_type(ROLE) if "-identity-" in r.name]
+    assert {r.plain["path"] for r in github_roles} == {"/github-actions/"}
+    # Its own and its siblings (autonamed `<name>-<7 hex>`, under the path), and those of a
+    # stack whose name its prefix also matches (`staging-eu` for `agent-staging-`).
+    targets = [f"{ACCOUNT}:role/github-actions/{r.name}-1a2b3c4" for r in github_roles] + [
+        f"{ACCOUNT}:role/github-actions/{prefix}eu-identity-deploy-1a2b3c4"
+    ]
+    # The role's own ARN as IAM reports it.
+    own = run.one(ROLE, f"agent-{run.stack}-identity-{label}")
+    targets.append(f"{ACCOUNT}:role/{own.name}")
+    for arn in targets:
+        for action in (
+            "iam:AttachRolePolicy",
+            "iam:PutRolePolicy",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:DeleteRolePermissionsBoundary",
+            "iam:DeleteRole",
+            "iam:PassRole",
+        ):
+            decision = decide(
+                [_deploy_policy(tier, label)],
+                action,
+                arn,
+                {
+                    "iam:PermissionsBoundary": boundary,
+                    "iam:PolicyARN": ATTACHABLE,
+                    "iam:PassedToService": "ecs-tasks.amazonaws.com",
+                },
+            )
+            assert decision == "Deny", (label, action, arn)
+
+
+@pytest.mark.parametrize(("tier", "label", "prefix", "boundary"), DEPLOY_ROLES)
+def test_no_role_has_rights_on_the_oidc_provider(
+    tier: str, label: str, prefix: str, boundary: str
+) -> None:
+    for action in (
+        "iam:DeleteOpenIDConnectProvider",
+        "iam:CreateOpenIDConnectProvider",
+        "iam:UpdateOpenIDConnectProviderThumbprint",
+        "iam:AddClientIDToOpenIDConnectProvider",
+        "iam:RemoveClientIDFromOpenIDConnectProvider",
+        "iam:TagOpenIDConnectProvider",
+    ):
+        assert decide([_deploy_policy(tier, label)], action, PROVIDER_ARN) == "Deny", action
+    if label == "ephemeral":  # pr stacks never even look it up
+        assert not _can(tier, label, "iam:GetOpenIDConnectProvider", PROVIDER_ARN)
+
+
+@pytest.mark.parametrize(("tier", "label", "prefix", "boundary"), DEPLOY_ROLES)
+def test_roles_are_passed_only_to_ecs_tasks_and_flow_logs(
+    tier: str, label: str, prefix: str, boundary: str
+) -> None:
+    role = f"{ACCOUNT}:role/{prefix}web-task"
+    assert _can(tier, label, "iam:PassRole", role, PassedToService="ecs-tasks.amazonaws.com")
+    assert _can(tier, label, "iam:PassRole", role, PassedToService="vpc-flow-logs.amazonaws.com")
+    assert not _can(tier, label, "iam:PassRole", role, PassedToService="lambda.amazonaws.com")
+    assert not _can(tier, label, "iam:PassRole", role)
+
+
+@pytest.mark.parametrize(
+    ("tier", "boundary"),
+    [
+        ("staging", "agent-staging-boundary"),
+        ("production", "agent-production-boundary"),
+        ("ephemeral", "agent-pr-boundary"),
+    ],
+)
+def test_every_role_the_stack_creates_carries_its_deploy_roles_boundary(
+    tier: str, boundary: str
+) -> None:
+    run = tier_run(tier)
+    created = [r for r in run.of_type(ROLE) if "-identity-" not in r.name]
+    # ECS execution and task roles, and the flow-logs role where flow logs are on.
+    assert len(created) >= 2
+    for role in created:
+        assert role.plain["permissionsBoundary"] == f"{ACCOUNT}:policy/{boundary}", role.name
+    # The one staging creates for the pr stacks has the very name they compute.
+    names = {p.plain["name"] for p in tier_run("staging").of_type(POLICY)}
+    assert {"agent-staging-boundary", "agent-pr-boundary"} <= names
+
+
+def _boundary_document(run_tier: str, name: str) -> dict:
+    (document,) = [policy(p) for p in tier_run(run_tier).of_type(POLICY) if p.plain["name"] == name]
+    return document
+
+
+@pytest.mark.parametrize(
+    ("tier", "name"),
+    [
+        ("staging", "agent-staging-boundary"),
+        ("staging", "agent-pr-boundary"),
+        ("production", "agent-production-boundary"),
+    ],
+)
+def test_the_boundary_grants_no_iam_and_covers_what_the_stacks_roles_do(
+    tier: str, name: str
+) -> None:
+    boundary = _boundary_document(tier, name)
+    for action in ("iam:CreateRole", "iam:AttachRolePolicy", "iam:PassRole", "sts:AssumeRole"):
+        assert decide([boundary], action, f"{ACCOUNT}:role/anything") == "ImplicitDeny"
+    # Every action the stacks' own roles are granted stays possible under it.
+    for run_tier in ("staging", "production", "ephemeral"):
+        run = tier_run(run_tier)
+        for inline in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+            if "-identity-" in inline.name:
+                continue
+            for statement in policy(inline)["Statement"]:
+                for action in statement["Action"]:
+                    assert any(
+                        action in s["Action"] and s["Effect"] == "Allow"
+                        for s in boundary["Statement"]
+                    ), (inline.name, action)
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-123-AbCdEf"
+    assert decide([boundary], "secretsmanager:GetSecretValue", secret) == "Allow"
+    log_stream = "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/agent-pr-7:log-stream:x"
+    assert decide([boundary], "logs:PutLogEvents", log_stream) == "Allow"
+
+
+def test_roles_last_as_long_as_the_longest_job() -> None:
+    run = tier_run("staging")
+    github_roles = [r for r in run.of_type(ROLE) if "-identity-" in r.name]
+    assert {r.plain["maxSessionDuration"] for r in github_roles} == {MAX_SESSION_SECONDS}
+    # Every workflow job holding AWS credentials ends before they expire.
+    for path in sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml")):
+        workflow = yaml.safe_load(path.read_text())
+        for job_id, job in workflow.get("jobs", {}).items():
+            steps = job.get("steps", [])
+            aws_steps = [s for s in steps if "configure-aws-credentials" in str(s.get("uses", ""))]
+            if not aws_steps:
+                continue
+            # GitHub's default job timeout is 6 hours.
+            minutes = job.get("timeout-minutes", 360)
+            assert minutes * 60 <= MAX_SESSION_SECONDS, f"{path.name} {job_id}: {minutes} min"
+            for step in aws_steps:
+                duration = str(step.get("with", {}).get("role-duration-seconds", 3600))
+                if duration.isdigit():
+                    assert int(duration) <= MAX_SESSION_SECONDS, (path.name, job_id, duration)
 
 
 @pytest.mark.parametrize("tier", ["staging", "production"])
@@ -190,3 +421,19 @@ def test_alarm_email_subscription_from_config() -> None:
     (subscription,) = variant_run("tls").of_type("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.plain["protocol"] == "email"
     assert subscription.plain["endpoint"] == "oncall@example.com"
+
+
+@pytest.mark.parametrize("tier", ["staging", "production", "ephemeral"])
+def test_policies_are_documents_iam_accepts(tier: str) -> None:
+    # IAM counts characters without whitespace: 10,240 for a role's inline policies (one per
+    # role here), 6,144 for a managed policy such as the boundary.
+    run = tier_run(tier)
+    for resource, limit in [
+        *((p, 10_240) for p in run.of_type("aws:iam/rolePolicy:RolePolicy")),
+        *((p, 6_144) for p in run.of_type(POLICY)),
+    ]:
+        size = len("".join(json.dumps(policy(resource)).split()))
+        assert size <= limit, (resource.name, size)
+        # IAM refuses a policy whose statement ids repeat or are not alphanumeric.
+        sids = [s["Sid"] for s in policy(resource)["Statement"] if "Sid" in s]
+        assert len(sids) == len(set(sids)) and all(sid.isalnum() for sid in sids), sids

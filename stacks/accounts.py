@@ -1,0 +1,59 @@
+"""Across stack files: one owner of the GitHub OIDC provider per AWS account.
+
+IAM holds one provider per URL per account, so a second stack creating it fails at `pulumi up`
+(EntityAlreadyExists), and only `aws.accountId` tells offline whether two stacks share an
+account (docs/aws-accounts.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli.stackfile import (
+    EPHEMERAL_STACK,
+    EPHEMERAL_TEMPLATE,
+    StackFileError,
+    load_stack_file,
+    stack_names,
+)
+from infra.config import PROJECT, ConfigError, ConfigProblem, StackConfig, load_stack_config
+
+
+def oidc_provider_claim_problems(project_dir: Path, config: StackConfig) -> list[ConfigProblem]:
+    """Other stack files that create the provider in the same account as `config`, or where
+    either account is unnamed."""
+    if config.aws is None or not config.aws.create_oidc_provider:
+        return []
+    account = config.aws.account_id
+    clashes: list[str] = []
+    others: set[str | None] = set()
+    for name in stack_names(project_dir):
+        if name in (config.stack, EPHEMERAL_TEMPLATE) or EPHEMERAL_STACK.match(name):
+            continue
+        try:
+            stack_file = load_stack_file(project_dir, name)
+            other = load_stack_config(name, stack_file.config, stack_file.secret_keys).aws
+        except (StackFileError, ConfigError):
+            continue  # `agent-deploy check --stack <name>` reports it
+        if other is None or not other.create_oidc_provider:
+            continue
+        if None in (account, other.account_id) or other.account_id == account:
+            clashes.append(name)
+            others.add(other.account_id)
+    if not clashes:
+        return []
+    files = " and ".join(f"Pulumi.{s}.yaml" for s in sorted([config.stack, *clashes]))
+    where = (
+        f"account {account}"
+        if account is not None and others == {account}
+        else "an account not named by aws.accountId"
+    )
+    return [
+        ConfigProblem(
+            f"{PROJECT}:aws.createOidcProvider",
+            f"{files} both create the GitHub OIDC provider of {where}; one stack owns it per "
+            "account: set createOidcProvider: false in the others of that account, or name each "
+            'stack\'s account with aws.accountId: "<12 digits>" if they differ',
+            "true",
+        )
+    ]
