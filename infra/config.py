@@ -390,6 +390,7 @@ GITHUB_STACK_VARIABLES = frozenset(
     {
         "PULUMI_STACK",
         "HEALTH_PATH",
+        "READY_PATH",
         "SERVICE_URL",
         "AWS_REGION",
         "AWS_DEPLOY_ROLE_ARN",

@@ -9,8 +9,9 @@ Where `variables` go (the keys are the variable names the workflows read):
 - `AWS_PREVIEW_ROLE_ARN` and `preview/NAME`: the `<environment>-preview` environment
   (when `github.previewEnvironment`), which also gets `PULUMI_STACK` and `AWS_REGION`;
 - `ephemeral/NAME`: the shared environment of the pr-<n> stacks (when
-  `github.ephemeralEnvironment`, staging only), which also gets `AWS_REGION` and
-  `HEALTH_PATH`.
+  `github.ephemeralEnvironment`, staging only), which also gets `AWS_REGION`, `HEALTH_PATH`
+  and `READY_PATH`.
+`READY_PATH` (app.readinessPath) is the path the workflows' smoke tests probe.
 Scoped keys for an environment this stack does not manage are dropped.
 """
 
@@ -92,6 +93,7 @@ def environments(
             variables={
                 "PULUMI_STACK": config.stack,
                 "HEALTH_PATH": config.app.health_path,
+                "READY_PATH": config.app.readiness_path,
                 **scoped[""],
                 **gh.variables,
             },
@@ -109,7 +111,12 @@ def environments(
         result.append(
             EnvironmentArgs(
                 name=gh.ephemeral_environment,
-                variables={"HEALTH_PATH": config.app.health_path, **shared, **scoped[EPHEMERAL]},
+                variables={
+                    "HEALTH_PATH": config.app.health_path,
+                    "READY_PATH": config.app.readiness_path,
+                    **shared,
+                    **scoped[EPHEMERAL],
+                },
             )
         )
     return result

@@ -254,7 +254,6 @@ def test_production_dispatch_never_waits_in_the_staging_queue_and_needs_a_staged
 def test_deploy_smoke_tests_the_readiness_path_with_the_api_token_after_up(workflows):
     for name in ("deploy", "production", "ephemeral"):
         wf = workflows[name]
-        assert wf["env"]["READY_PATH"] == "/ready", f"{name}: smoke tests probe readiness"
         for job in wf["jobs"].values():
             job_steps = steps(job)
             if commands(job) != {"up"}:
@@ -263,6 +262,8 @@ def test_deploy_smoke_tests_the_readiness_path_with_the_api_token_after_up(workf
             smoke = [s for s in job_steps[up_index + 1 :] if "SERVICE_URL" in (s.get("env") or {})]
             assert smoke and smoke[0]["run"] == "scripts/smoke-test.sh", name
             assert "steps.up.outputs.serviceUrl" in str(smoke[0]["env"]["SERVICE_URL"])
+            # The stack writes READY_PATH (app.readinessPath); the script defaults to /ready.
+            assert smoke[0]["env"]["READY_PATH"] == "${{ vars.READY_PATH }}", name
             assert (job.get("env") or {}).get("STACK"), f"{name}: the token is read per stack"
     script = SMOKE_SCRIPT.read_text()
     assert "pulumi stack output apiToken --show-secrets" in script
@@ -342,6 +343,7 @@ def _run_smoke(
         "GITHUB_OUTPUT": str(output),
         **{k: str(v) for k, v in wf["env"].items()},
         "STACK": "pr-1",
+        "READY_PATH": "",
         "SMOKE_INTERVAL_SECONDS": "0.1",
         **env,
     }

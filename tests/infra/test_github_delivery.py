@@ -166,6 +166,7 @@ def test_variables_carry_the_stack_outputs_for_the_workflows(production: Program
         "SERVICE_URL": SERVICE_URL,
         "PULUMI_STACK": "production",
         "HEALTH_PATH": "/health",
+        "READY_PATH": "/ready",
     }
     for variable in production.of_type(ENV_VARIABLE):
         assert not contains_secret(variable.inputs), variable.name
@@ -187,6 +188,7 @@ def test_variables_the_aws_stack_also_passes_are_accepted() -> None:
     assert variables_of(run, "staging") == {
         "PULUMI_STACK": "staging",
         "HEALTH_PATH": "/health",
+        "READY_PATH": "/ready",
         "AWS_REGION": "eu-west-1",
     }
 
@@ -212,6 +214,7 @@ def test_preview_and_ephemeral_environments_get_only_their_own_role() -> None:
         "AWS_DEPLOY_ROLE_ARN": EPHEMERAL_ROLE_ARN,
         "AWS_REGION": "eu-west-1",
         "HEALTH_PATH": "/health",
+        "READY_PATH": "/ready",
     }
     own = variables_of(run, "staging")
     assert own["AWS_DEPLOY_ROLE_ARN"] == ROLE_ARN and "AWS_PREVIEW_ROLE_ARN" not in own
