@@ -147,6 +147,8 @@ def github_delivery(
             repository_variables=dict(gh.repository_variables) if gh.owns_repository else {},
             protect_default_branch=gh.protect_default_branch,
             required_checks=gh.required_checks,
+            required_approvals=gh.required_approvals,
+            code_owner_reviews=gh.code_owner_reviews,
         ),
         pulumi.ResourceOptions(providers=[provider]),
     )

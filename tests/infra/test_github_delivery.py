@@ -45,7 +45,9 @@ def stack_config(
         "agent-deploy:target": "aws",
         "agent-deploy:tier": tier,
         "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
-        "agent-deploy:github": json.dumps({"owner": "acme", "repository": "agent", **github}),
+        "agent-deploy:github": json.dumps(
+            {"owner": "acme", "repository": "agent", "plan": "enterprise", **github}
+        ),
     }
     raw |= {f"agent-deploy:{k}": v for k, v in (pulumi_secrets or {}).items()}
     secret_keys = {f"agent-deploy:{k}" for k in pulumi_secrets or {}}
@@ -286,7 +288,16 @@ def test_repository_scope_only_from_the_owning_stack() -> None:
     assert protection["allowsDeletions"] is False and protection["allowsForcePushes"] is False
     (checks,) = protection["requiredStatusChecks"]
     assert checks == {"strict": True, "contexts": ["lint", "test"]}
-    assert protection["requiredPullRequestReviews"][0]["requiredApprovingReviewCount"] == 0
+    # main deploys: merges need an approval by someone other than the last pusher, and a
+    # code owner's for what deploys.
+    assert protection["requiredPullRequestReviews"] == [
+        {
+            "requiredApprovingReviewCount": 1,
+            "dismissStaleReviews": True,
+            "requireCodeOwnerReviews": True,
+            "requireLastPushApproval": True,
+        }
+    ]
 
     others = deliver(stack_config("staging"))
     assert (

@@ -103,9 +103,7 @@ def test_production_is_gated_and_owns_nothing_repository_wide(production: Progra
     env = environments(production)
     assert sorted(env) == ["production", "production-preview"]
     gate = env["production"]
-    assert gate["reviewers"] == [
-        {"users": [_stable_number("example-release-manager")], "teams": []}
-    ]
+    assert gate["reviewers"] == [{"users": [], "teams": [_stable_number("release-managers")]}]
     assert gate["preventSelfReview"] is True and gate["canAdminsBypass"] is False
     assert gate["deploymentBranchPolicy"] == {
         "protectedBranches": True,
