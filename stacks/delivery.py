@@ -129,6 +129,7 @@ def github_delivery(
     if gh is None:
         return None
     problems = github_claim_problems(PROJECT_ROOT, config.stack)
+    problems += codeowners_problems(PROJECT_ROOT, config)
     if problems:
         raise StackConfigError(ConfigError(config.stack, problems))
     name = f"{config.app.name}-{config.stack}-github"
@@ -152,6 +153,28 @@ def github_delivery(
         ),
         pulumi.ResourceOptions(providers=[provider]),
     )
+
+
+# Where GitHub looks for the code owners file.
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+
+
+def codeowners_problems(project_dir: Path, config: StackConfig) -> list[ConfigProblem]:
+    """Code-owner reviews without a CODEOWNERS file require nothing: GitHub finds no owner."""
+    gh = config.github
+    if gh is None or not (gh.protect_default_branch and gh.code_owner_reviews):
+        return []
+    if any((project_dir / path).is_file() for path in CODEOWNERS_PATHS):
+        return []
+    return [
+        ConfigProblem(
+            f"{PROJECT}:github.codeOwnerReviews",
+            "requires a CODEOWNERS file (.github/CODEOWNERS) naming who reviews "
+            ".github/, infra/, stacks/ and Pulumi.*.yaml; without one GitHub requires no "
+            "code owner",
+            "true",
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -156,3 +156,25 @@ def test_the_example_stacks_state_their_plan() -> None:
     for stack in ("staging", "production"):
         text = Path(PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text()
         assert "plan: " in text and "visibility: " in text, stack
+
+
+def test_code_owner_reviews_need_a_codeowners_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stacks import StackConfigError
+    from stacks.delivery import github_delivery
+    from tests.harness import run_components
+
+    monkeypatch.setattr("stacks.delivery.PROJECT_ROOT", tmp_path)
+    owner = {"plan": "team", "ownsRepository": True, "protectDefaultBranch": True}
+    config = load("staging", **owner)
+    with pytest.raises(StackConfigError) as caught:
+        run_components(lambda: github_delivery(config, {}), stack="staging")
+    assert caught.value.problems[0].key == f"{KEY}.codeOwnerReviews"
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "CODEOWNERS").write_text("/infra/ @acme/platform\n")
+    run = run_components(lambda: github_delivery(config, {}), stack="staging")
+    assert run.one(PROTECTION).plain["requiredPullRequestReviews"][0]["requireCodeOwnerReviews"]
+    unreviewed = load("staging", **owner, codeOwnerReviews=False)
+    (tmp_path / ".github" / "CODEOWNERS").unlink()
+    run_components(lambda: github_delivery(unreviewed, {}), stack="staging")
