@@ -1282,6 +1282,15 @@ def _github_plan_problems(github: GitHubConfig) -> list[ConfigProblem]:
     key = f"{PROJECT}:github"
     where = f"on a {github.visibility} repository with GitHub {github.plan}"
     problems = []
+    if github.visibility == "internal" and github.plan != "enterprise":
+        problems.append(
+            ConfigProblem(
+                f"{key}.visibility",
+                "internal repositories exist only on GitHub Enterprise Cloud: use private, "
+                "or plan: enterprise",
+                json.dumps(github.visibility),
+            )
+        )
     if github.visibility != "public" and github.plan == "free":
         problems.append(
             ConfigProblem(

@@ -76,6 +76,12 @@ def test_private_repository_on_free_has_no_environments() -> None:
     assert github is not None
 
 
+def test_internal_repositories_are_enterprise_only() -> None:
+    found = problems("staging", plan="team", visibility="internal")
+    assert "Enterprise Cloud" in found[f"{KEY}.visibility"]
+    assert load("staging", plan="enterprise", visibility="internal").github is not None
+
+
 def test_prevent_self_review_needs_two_reviewers_or_a_team() -> None:
     found = problems(plan="enterprise", reviewers=["octocat"])
     assert "two reviewers or a team" in found[f"{KEY}.reviewers"]
