@@ -4,8 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 STACK ?= local
-# The CLI release matching the pulumi SDK in uv.lock (a test keeps the two equal).
-PULUMI_VERSION ?= 3.272.0
+# The CLI release matching the pulumi SDK in uv.lock, derived where the workflows derive it.
+PULUMI_VERSION ?= $(shell $(CURDIR)/scripts/pulumi-version.sh)
 PULUMI_HOME ?= $(HOME)/.pulumi
 PULUMI := $(or $(shell command -v pulumi 2>/dev/null),$(PULUMI_HOME)/bin/pulumi)
 UV_RUN := uv run --frozen

@@ -534,6 +534,7 @@ GITHUB_STACK_VARIABLES = frozenset(
     {
         "PULUMI_STACK",
         "HEALTH_PATH",
+        "READY_PATH",
         "SERVICE_URL",
         "AWS_REGION",
         "AWS_DEPLOY_ROLE_ARN",
@@ -542,6 +543,10 @@ GITHUB_STACK_VARIABLES = frozenset(
 )
 # The token that runs the pulumi-github provider is set by hand: a stack never manages it.
 GITHUB_UNMANAGED_SECRETS = frozenset({"PULUMI_GITHUB_TOKEN", "PULUMI_GITHUB_PREVIEW_TOKEN"})
+# Pulumi credentials decrypt and rewrite every stack: repository secrets would hand them to
+# any branch's workflow, past production's environment rules.
+GITHUB_ENVIRONMENT_ONLY_SECRETS = frozenset({"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"})
+GITHUB_PLANS = ("free", "pro", "team", "enterprise")
 _GIT_BRANCH = re.compile(r"^(?!/|-|.*\.\.|.*//|.*\.lock$|.*/$)[A-Za-z0-9._/-]{1,255}$")
 _EPHEMERAL_STACK = re.compile(r"^pr(-\d+)?$")
 
@@ -554,6 +559,15 @@ def _github_name_problems(names: list[str]) -> list[str]:
 class GitHubConfig(_Section):
     owner: str = Field(pattern=_GITHUB_LOGIN.pattern)
     repository: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    # What GitHub lets the repository have depends on both (docs/bootstrapping.md, "GitHub
+    # plans"): the plan is stated, never guessed, so `check` refuses what GitHub would.
+    plan: Literal["free", "pro", "team", "enterprise"] | None = Field(
+        default=None, validate_default=True
+    )
+    visibility: Literal["public", "private", "internal"] = "private"
+    # Reviews the default branch's protection requires (the stack that ownsRepository).
+    required_approvals: int = Field(default=1, ge=1, le=6)
+    code_owner_reviews: bool = True
     environment: str | None = None
     reviewers: list[Reviewer] = Field(default_factory=list, max_length=6)
     prevent_self_review: bool
@@ -572,6 +586,25 @@ class GitHubConfig(_Section):
     repository_variables: dict[EnvName, str] = Field(default_factory=dict)
     protect_default_branch: bool = False
     required_checks: list[str] = Field(default_factory=list)
+
+    @field_validator("plan")
+    @classmethod
+    def _plan_stated(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError(
+                f"required: the repository owner's GitHub plan, one of {', '.join(GITHUB_PLANS)}"
+            )
+        return value
+
+    @field_validator("repository_secrets")
+    @classmethod
+    def _environment_only(cls, value: list[str]) -> list[str]:
+        if bad := sorted(set(value) & GITHUB_ENVIRONMENT_ONLY_SECRETS):
+            raise ValueError(
+                f"{', '.join(bad)} must be an environment secret (github.secrets of each "
+                "stack), never a repository secret that every branch's workflow can read"
+            )
+        return value
 
     @field_validator("environment", "ephemeral_environment")
     @classmethod
@@ -1670,6 +1703,11 @@ def github_problems(config: StackConfig) -> list[ConfigProblem]:
                 json.dumps(github.ephemeral_environment),
             )
         )
+    problems += _github_plan_problems(github)
+    # Where the plan has no environment reviewers (Team/Pro private repositories), production
+    # is gated by reviewed merges instead: only protected branches may deploy, and the
+    # protection rule requires approvals (github.requiredApprovals >= 1).
+    gated = _plan_has_reviewers(github)
     if config.tier == "production":
         refusals: list[tuple[str, bool, str, str | None]] = [
             (
@@ -1679,14 +1717,22 @@ def github_problems(config: StackConfig) -> list[ConfigProblem]:
                 json.dumps(github.branch_policy),
             ),
             (
+                "branchPolicy",
+                not gated and github.branch_policy != "protected",
+                f"without environment reviewers (plan {github.plan}, {github.visibility} "
+                "repository) production is gated by reviewed merges: branchPolicy must be "
+                "'protected'",
+                json.dumps(github.branch_policy),
+            ),
+            (
                 "reviewers",
-                not github.reviewers,
+                gated and not github.reviewers,
                 "production needs at least one required reviewer",
                 None,
             ),
             (
                 "preventSelfReview",
-                not github.prevent_self_review,
+                gated and not github.prevent_self_review,
                 "production cannot let the person who started a deploy approve it",
                 "false",
             ),
@@ -1694,4 +1740,74 @@ def github_problems(config: StackConfig) -> list[ConfigProblem]:
         for field, violated, message, value in refusals:
             if violated:
                 problems.append(ConfigProblem(f"{key}.{field}", message, value))
+    return problems
+
+
+def _plan_has_reviewers(github: GitHubConfig) -> bool:
+    """Required reviewers and wait timers: public repositories, or GitHub Enterprise Cloud."""
+    return github.visibility == "public" or github.plan == "enterprise"
+
+
+def _github_plan_problems(github: GitHubConfig) -> list[ConfigProblem]:
+    """What GitHub refuses for this plan and visibility (a 404/422 mid-deploy otherwise)."""
+    key = f"{PROJECT}:github"
+    where = f"on a {github.visibility} repository with GitHub {github.plan}"
+    problems = []
+    if github.visibility == "internal" and github.plan != "enterprise":
+        problems.append(
+            ConfigProblem(
+                f"{key}.visibility",
+                "internal repositories exist only on GitHub Enterprise Cloud: use private, "
+                "or plan: enterprise",
+                json.dumps(github.visibility),
+            )
+        )
+    if github.visibility != "public" and github.plan == "free":
+        problems.append(
+            ConfigProblem(
+                f"{key}.plan",
+                f"{where} there are no environments, environment secrets or branch "
+                "protection: make the repository public, or use pro, team or enterprise",
+                json.dumps(github.plan),
+            )
+        )
+    if not _plan_has_reviewers(github):
+        if github.reviewers:
+            problems.append(
+                ConfigProblem(
+                    f"{key}.reviewers",
+                    f"{where} environments cannot have required reviewers (Enterprise "
+                    "Cloud only): remove them and gate production by reviewed merges "
+                    "(branchPolicy: protected; docs/bootstrapping.md, GitHub plans)",
+                    json.dumps(github.reviewers),
+                )
+            )
+        if github.wait_timer_minutes:
+            problems.append(
+                ConfigProblem(
+                    f"{key}.waitTimerMinutes",
+                    f"{where} environments cannot have a wait timer (Enterprise Cloud only)",
+                    str(github.wait_timer_minutes),
+                )
+            )
+    if github.prevent_self_review and not github.reviewers:
+        problems.append(
+            ConfigProblem(
+                f"{key}.preventSelfReview",
+                "GitHub refuses preventSelfReview without required reviewers: add reviewers "
+                "or set it false",
+                "true",
+            )
+        )
+    elif (
+        github.prevent_self_review and len(github.reviewers) == 1 and "/" not in github.reviewers[0]
+    ):
+        problems.append(
+            ConfigProblem(
+                f"{key}.reviewers",
+                "with preventSelfReview a single reviewer can never approve a deploy they "
+                "started themselves: list two reviewers or a team",
+                json.dumps(github.reviewers),
+            )
+        )
     return problems

@@ -55,6 +55,8 @@ class GitHubDeliveryArgs:
     repository_variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     protect_default_branch: bool = False
     required_checks: Sequence[str] = ()
+    required_approvals: int = 1
+    code_owner_reviews: bool = True
 
 
 def _problems(args: GitHubDeliveryArgs) -> list[str]:
@@ -92,6 +94,8 @@ def _problems(args: GitHubDeliveryArgs) -> list[str]:
         )
     if args.required_checks and not args.protect_default_branch:
         problems.append("required checks need protect_default_branch")
+    if args.protect_default_branch and args.required_approvals < 1:
+        problems.append("the default branch needs at least one approving review: its pushes deploy")
     return problems
 
 
@@ -246,10 +250,16 @@ class GitHubDelivery(pulumi.ComponentResource):
                 enforce_admins=True,
                 allows_deletions=False,
                 allows_force_pushes=False,
-                # Changes arrive by pull request, so CI runs before they land.
+                # Changes arrive by reviewed pull request: a push to the default branch
+                # deploys staging with its credentials, and production deploys from it. The
+                # last pusher cannot approve their own push, and CODEOWNERS owners must
+                # approve changes to what deploys (.github/, infra/, stacks/, Pulumi.*.yaml).
                 required_pull_request_reviews=[
                     github.BranchProtectionRequiredPullRequestReviewArgs(
-                        required_approving_review_count=0, dismiss_stale_reviews=True
+                        required_approving_review_count=args.required_approvals,
+                        dismiss_stale_reviews=True,
+                        require_code_owner_reviews=args.code_owner_reviews,
+                        require_last_push_approval=True,
                     )
                 ],
                 required_status_checks=[

@@ -103,6 +103,9 @@ class ContainerImage(pulumi.ComponentResource):
             registries=registries,
             cache_from=cache_from,
             cache_to=cache_to,
+            # A preview shows the image would change (its tag is the content hash) without
+            # building it: previews run on any runner and never cross-build the platform.
+            build_on_preview=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.tag = args.tag

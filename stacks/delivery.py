@@ -9,8 +9,9 @@ Where `variables` go (the keys are the variable names the workflows read):
 - `AWS_PREVIEW_ROLE_ARN` and `preview/NAME`: the `<environment>-preview` environment
   (when `github.previewEnvironment`), which also gets `PULUMI_STACK` and `AWS_REGION`;
 - `ephemeral/NAME`: the shared environment of the pr-<n> stacks (when
-  `github.ephemeralEnvironment`, staging only), which also gets `AWS_REGION` and
-  `HEALTH_PATH`.
+  `github.ephemeralEnvironment`, staging only), which also gets `AWS_REGION`, `HEALTH_PATH`
+  and `READY_PATH`.
+`READY_PATH` (app.readinessPath) is the path the workflows' smoke tests probe.
 Scoped keys for an environment this stack does not manage are dropped.
 """
 
@@ -92,6 +93,7 @@ def environments(
             variables={
                 "PULUMI_STACK": config.stack,
                 "HEALTH_PATH": config.app.health_path,
+                "READY_PATH": config.app.readiness_path,
                 **scoped[""],
                 **gh.variables,
             },
@@ -109,7 +111,12 @@ def environments(
         result.append(
             EnvironmentArgs(
                 name=gh.ephemeral_environment,
-                variables={"HEALTH_PATH": config.app.health_path, **shared, **scoped[EPHEMERAL]},
+                variables={
+                    "HEALTH_PATH": config.app.health_path,
+                    "READY_PATH": config.app.readiness_path,
+                    **shared,
+                    **scoped[EPHEMERAL],
+                },
             )
         )
     return result
@@ -122,6 +129,7 @@ def github_delivery(
     if gh is None:
         return None
     problems = github_claim_problems(PROJECT_ROOT, config.stack)
+    problems += codeowners_problems(PROJECT_ROOT, config)
     if problems:
         raise StackConfigError(ConfigError(config.stack, problems))
     name = f"{config.app.name}-{config.stack}-github"
@@ -140,9 +148,33 @@ def github_delivery(
             repository_variables=dict(gh.repository_variables) if gh.owns_repository else {},
             protect_default_branch=gh.protect_default_branch,
             required_checks=gh.required_checks,
+            required_approvals=gh.required_approvals,
+            code_owner_reviews=gh.code_owner_reviews,
         ),
         pulumi.ResourceOptions(providers=[provider]),
     )
+
+
+# Where GitHub looks for the code owners file.
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+
+
+def codeowners_problems(project_dir: Path, config: StackConfig) -> list[ConfigProblem]:
+    """Code-owner reviews without a CODEOWNERS file require nothing: GitHub finds no owner."""
+    gh = config.github
+    if gh is None or not (gh.protect_default_branch and gh.code_owner_reviews):
+        return []
+    if any((project_dir / path).is_file() for path in CODEOWNERS_PATHS):
+        return []
+    return [
+        ConfigProblem(
+            f"{PROJECT}:github.codeOwnerReviews",
+            "requires a CODEOWNERS file (.github/CODEOWNERS) naming who reviews "
+            ".github/, infra/, stacks/ and Pulumi.*.yaml; without one GitHub requires no "
+            "code owner",
+            "true",
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------

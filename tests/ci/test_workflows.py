@@ -7,6 +7,7 @@ under which concurrency group, and that every stack a workflow names has a stack
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
-EXPECTED = {"ci", "preview", "deploy", "ephemeral"}
+EXPECTED = {"ci", "preview", "deploy", "production", "ephemeral", "janitor"}
 
 PULUMI_ACTION = "pulumi/actions"
 AWS_ACTION = "aws-actions/configure-aws-credentials"
@@ -76,7 +77,19 @@ def uses(step: dict[str, Any]) -> str:
 
 
 def pulumi_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pulumi/actions steps that run a command (not those that only install the CLI)."""
+    return [
+        s for s in steps(job) if uses(s) == PULUMI_ACTION and (s.get("with") or {}).get("command")
+    ]
+
+
+def cli_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every pulumi/actions step: each installs the CLI."""
     return [s for s in steps(job) if uses(s) == PULUMI_ACTION]
+
+
+def destroys_pr_stacks(job: dict[str, Any]) -> bool:
+    return "scripts/pr-stacks.sh" in runs(job)
 
 
 def all_jobs(workflows: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -188,7 +201,10 @@ def test_preview_runs_on_same_repository_pull_requests_for_staging_and_productio
         assert commands(job) == {"preview"}, name
         for step in pulumi_steps(job):
             args = step.get("with") or {}
-            assert args.get("comment-on-pr") is True, name
+            # Production's preview is not published on a public repository.
+            assert args.get("comment-on-pr") == (
+                "${{ matrix.stack != 'production' || github.event.repository.private }}"
+            ), name
             assert args.get("policyPacks") == EXPECTED_POLICY_PACK, name
         previewed |= set(job_stacks(job))
     assert previewed == {"staging", "production"}
@@ -199,75 +215,99 @@ def test_deploy_pushes_to_main_go_to_staging_and_production_is_manual(workflows)
     on = triggers(wf)
     assert set(on) == {"push", "workflow_dispatch"}
     assert on["push"].get("branches") == ["main"]
-    assert "pull_request" not in on
-
     by_stack = {stack: job for _, job in wf["jobs"].items() for stack in job_stacks(job)}
-    assert set(by_stack) == {"staging", "production"}
-    staging, production = by_stack["staging"], by_stack["production"]
-    assert commands(staging) == {"up"}
+    assert set(by_stack) == {"staging"}, "production has its own workflow"
+    assert commands(by_stack["staging"]) == {"up"}
+    assert env_name(by_stack["staging"]) == "staging"
+
+    release = workflows["production"]
+    assert set(triggers(release)) == {"workflow_dispatch"}
+    by_stack = {stack: job for _, job in release["jobs"].items() for stack in job_stacks(job)}
+    assert set(by_stack) == {"production"}
+    production = by_stack["production"]
     assert commands(production) == {"up"}
-    assert env_name(staging) == "staging"
     assert env_name(production) == "production"
-    condition = str(production.get("if", ""))
-    assert "github.event_name == 'workflow_dispatch'" in condition
-    assert "refs/heads/main" in condition
-    needs = production.get("needs")
-    assert "staging" in ([needs] if isinstance(needs, str) else needs or []), (
-        "production must be promoted through staging"
-    )
-    for job in (staging, production):
+    assert "refs/heads/main" in str(production.get("if", ""))
+    for job in (*wf["jobs"].values(), *release["jobs"].values()):
         for step in pulumi_steps(job):
             assert (step.get("with") or {}).get("policyPacks") == EXPECTED_POLICY_PACK
 
 
-@pytest.mark.parametrize("stack", ["staging", "production"])
-def test_deploy_smoke_tests_the_health_path_after_up(workflows, stack):
-    job = next(j for j in workflows["deploy"]["jobs"].values() if stack in job_stacks(j))
-    job_steps = steps(job)
-    up_index = next(i for i, s in enumerate(job_steps) if uses(s) == PULUMI_ACTION)
-    smoke = [s for s in job_steps[up_index + 1 :] if "curl" in str(s.get("run", ""))]
-    assert smoke, f"{stack}: no smoke test after pulumi up"
-    run, env = str(smoke[0]["run"]), smoke[0].get("env") or {}
-    assert "vars.SERVICE_URL" in str(env.get("SERVICE_URL")), "URL must come in via env"
-    assert "vars.HEALTH_PATH" in str(env.get("HEALTH_PATH"))
-    assert "$SERVICE_URL" in run
-    assert "HEALTH_PATH" in run
-    assert "--fail" in run, "an HTTP error must count as a failed try"
-    assert "--max-time" in run, "each try must fail fast"
-    assert "until " in run, "must retry"
-    assert "deadline" in run, "retries must stop at a deadline"
+def test_production_dispatch_never_waits_in_the_staging_queue_and_needs_a_staged_commit(
+    workflows,
+):
+    """A pending job in `pulumi-staging` is cancelled by the next push to main: production
+    must not wait behind one, and deploys only a commit staging already runs."""
+    jobs = workflows["production"]["jobs"]
+    groups = [str((j.get("concurrency") or {}).get("group")) for j in jobs.values()]
+    assert "pulumi-staging" not in groups
+    production = next(j for j in jobs.values() if "production" in job_stacks(j))
+    needs = production.get("needs")
+    (gate,) = [needs] if isinstance(needs, str) else needs
+    gate_run = runs(jobs[gate])
+    assert "actions/workflows/deploy.yml/runs" in gate_run and "head_sha=$SHA" in gate_run
+    assert "status=success" in gate_run
+    assert jobs[gate]["permissions"] == {"actions": "read"}
+    assert "exit 1" in gate_run, "an unstaged commit must stop the dispatch"
+
+
+def test_deploy_smoke_tests_the_readiness_path_with_the_api_token_after_up(workflows):
+    for name in ("deploy", "production", "ephemeral"):
+        wf = workflows[name]
+        for job in wf["jobs"].values():
+            job_steps = steps(job)
+            if commands(job) != {"up"}:
+                continue
+            up_index = next(i for i, s in enumerate(job_steps) if uses(s) == PULUMI_ACTION)
+            smoke = [s for s in job_steps[up_index + 1 :] if "SERVICE_URL" in (s.get("env") or {})]
+            assert smoke and smoke[0]["run"] == "scripts/smoke-test.sh", name
+            assert "steps.up.outputs.serviceUrl" in str(smoke[0]["env"]["SERVICE_URL"])
+            # The stack writes READY_PATH (app.readinessPath); the script defaults to /ready.
+            assert smoke[0]["env"]["READY_PATH"] == "${{ vars.READY_PATH }}", name
+            assert (job.get("env") or {}).get("STACK"), f"{name}: the token is read per stack"
+    script = SMOKE_SCRIPT.read_text()
+    assert "pulumi stack output apiToken --show-secrets" in script
+    assert script.index("::add-mask::") < script.index("curl"), "mask before any use"
+    for flag in ("--fail", "--max-time", "until ", "deadline"):
+        assert flag in script
+
+
+SMOKE_SCRIPT = ROOT / "scripts" / "smoke-test.sh"
+TOKEN = "tok3n-from-the-stack"
 
 
 def smoke_steps() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     found = []
-    for name in ("deploy", "ephemeral"):
+    for name in ("deploy", "production", "ephemeral"):
         wf = _load(WORKFLOWS / f"{name}.yml")
         for job_name, job in wf["jobs"].items():
             for step in steps(job):
-                if "curl" in str(step.get("run", "")) and "SERVICE_URL" in (step.get("env") or {}):
+                if "SERVICE_URL" in (step.get("env") or {}) and "smoke" in str(step.get("id")):
                     found.append((f"{name}.{job_name}", wf, step))
     return found
 
 
-class _Health(BaseHTTPRequestHandler):
+class _Ready(BaseHTTPRequestHandler):
     failures_left = 0
     paths: list[str] = []  # noqa: RUF012 - reset per test
+    tokens: list[str | None] = []  # noqa: RUF012 - reset per test
 
     def do_GET(self) -> None:
         type(self).paths.append(self.path)
-        healthy = self.path == "/ok" and type(self).failures_left <= 0
+        type(self).tokens.append(self.headers.get("Authorization"))
+        ready = self.path == "/ready" and type(self).failures_left <= 0
         type(self).failures_left -= 1
-        self.send_response(200 if healthy else 503)
+        self.send_response(200 if ready else 503)
         self.end_headers()
-        self.wfile.write(b"ok" if healthy else b"starting")
+        self.wfile.write(b"ok" if ready else b"starting")
 
     def log_message(self, *args: object) -> None:
         pass
 
 
 @pytest.fixture
-def health_server() -> Iterator[tuple[str, type[_Health]]]:
-    handler = type("Health", (_Health,), {"paths": [], "failures_left": 0})
+def ready_server() -> Iterator[tuple[str, type[_Ready]]]:
+    handler = type("Ready", (_Ready,), {"paths": [], "tokens": [], "failures_left": 0})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -278,20 +318,38 @@ def health_server() -> Iterator[tuple[str, type[_Health]]]:
         server.server_close()
 
 
+def _fake(bin_dir: Path, name: str, script: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / name
+    path.write_text("#!/usr/bin/env bash\n" + script)
+    path.chmod(0o755)
+
+
 def _run_smoke(
-    step: dict[str, Any], tmp_path: Path, **env: str
+    wf: dict[str, Any], step: dict[str, Any], tmp_path: Path, token: str = TOKEN, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """The step's own command, from the repository root, with the workflow's env and a
+    stand-in `pulumi` that prints the stack's apiToken output."""
     output = tmp_path / "github_output"
     output.touch()
+    _fake(
+        tmp_path / "bin",
+        "pulumi",
+        f'echo "$*" >> "{tmp_path}/pulumi-calls"\n'
+        f'[ "$1 $2 $3" = "stack output apiToken" ] && printf %s "{token}"\n',
+    )
     full_env = {
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin:/usr/local/bin",
         "GITHUB_OUTPUT": str(output),
+        **{k: str(v) for k, v in wf["env"].items()},
         "STACK": "pr-1",
+        "READY_PATH": "",
         "SMOKE_INTERVAL_SECONDS": "0.1",
         **env,
     }
     return subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", str(step["run"])],
+        cwd=ROOT,
         env=full_env,
         capture_output=True,
         text=True,
@@ -305,49 +363,58 @@ SMOKE_STEPS = smoke_steps()
 
 def test_every_deploying_job_has_a_smoke_test():
     assert sorted(where for where, _, _ in SMOKE_STEPS) == [
-        "deploy.production",
         "deploy.staging",
         "ephemeral.up",
+        "production.production",
     ]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 @pytest.mark.parametrize(("where", "wf", "step"), SMOKE_STEPS, ids=[w for w, _, _ in SMOKE_STEPS])
-def test_smoke_test_retries_until_healthy(where, wf, step, health_server, tmp_path):
-    base, handler = health_server
+def test_smoke_test_retries_until_ready_with_the_stack_token(
+    where, wf, step, ready_server, tmp_path
+):
+    base, handler = ready_server
     handler.failures_left = 2
     assert int(wf["env"]["SMOKE_DEADLINE_SECONDS"]) >= 60, "cold starts need time"
-    result = _run_smoke(
-        step, tmp_path, SERVICE_URL=base + "/", HEALTH_PATH="/ok", SMOKE_DEADLINE_SECONDS="20"
-    )
+    result = _run_smoke(wf, step, tmp_path, SERVICE_URL=base + "/", SMOKE_DEADLINE_SECONDS="20")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert handler.paths == ["/ok", "/ok", "/ok"], "one request per try, on the health path"
-    assert f"url={base}/ok" in (tmp_path / "github_output").read_text()
+    assert handler.paths == ["/ready", "/ready", "/ready"], "one request per try, on /ready"
+    assert handler.tokens == [f"Bearer {TOKEN}"] * 3
+    assert f"::add-mask::{TOKEN}" in result.stdout, "the token is masked in the log"
+    assert (tmp_path / "pulumi-calls").read_text().split("\n")[0] == (
+        "stack output apiToken --show-secrets --stack pr-1"
+    )
+    assert f"url={base}/ready" in (tmp_path / "github_output").read_text()
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 @pytest.mark.parametrize(("where", "wf", "step"), SMOKE_STEPS, ids=[w for w, _, _ in SMOKE_STEPS])
-def test_smoke_test_fails_at_its_deadline(where, wf, step, health_server, tmp_path):
-    base, handler = health_server
+def test_smoke_test_fails_at_its_deadline(where, wf, step, ready_server, tmp_path):
+    base, handler = ready_server
     handler.failures_left = 10**6
     started = time.monotonic()
-    result = _run_smoke(
-        step, tmp_path, SERVICE_URL=base, HEALTH_PATH="/ok", SMOKE_DEADLINE_SECONDS="2"
-    )
+    result = _run_smoke(wf, step, tmp_path, SERVICE_URL=base, SMOKE_DEADLINE_SECONDS="2")
     assert result.returncode != 0
     assert time.monotonic() - started < 15, "must give up at the deadline"
     assert len(handler.paths) > 1, "must retry before giving up"
 
 
 @pytest.mark.parametrize(("where", "wf", "step"), SMOKE_STEPS, ids=[w for w, _, _ in SMOKE_STEPS])
-def test_smoke_test_fails_at_once_without_a_url(where, wf, step, tmp_path):
+@pytest.mark.parametrize("missing", ["url", "token"])
+def test_smoke_test_fails_at_once_without_a_url_or_token(where, wf, step, missing, tmp_path):
     started = time.monotonic()
     result = _run_smoke(
-        step, tmp_path, SERVICE_URL="", HEALTH_PATH="/ok", SMOKE_DEADLINE_SECONDS="30"
+        wf,
+        step,
+        tmp_path,
+        token="" if missing == "token" else TOKEN,
+        SERVICE_URL="" if missing == "url" else "http://127.0.0.1:9",
+        SMOKE_DEADLINE_SECONDS="30",
     )
     assert result.returncode != 0
     assert "::error::" in result.stdout, "say why, in the run's annotations"
-    assert time.monotonic() - started < 10, "an empty URL is a configuration error, not a retry"
+    assert time.monotonic() - started < 10, "a configuration error, not a retry"
 
 
 def test_workflows_read_only_stack_outputs_the_program_exports():
@@ -361,18 +428,20 @@ def test_workflows_read_only_stack_outputs_the_program_exports():
         assert f'"{name}"' in exported, f"no stack program exports {name!r}"
 
 
-def test_deploy_notifies_slack_only_when_the_webhook_exists(workflows):
-    jobs = workflows["deploy"]["jobs"]
+@pytest.mark.parametrize("name", ["deploy", "production"])
+def test_deploy_notifies_slack_only_when_the_webhook_exists(workflows, name):
+    jobs = workflows[name]["jobs"]
     slack = [
-        (name, job)
-        for name, job in jobs.items()
+        (job_name, job)
+        for job_name, job in jobs.items()
         if "SLACK_WEBHOOK_URL" in str([s.get("env") for s in steps(job)])
     ]
     assert len(slack) == 1, "exactly one job may see the webhook"
-    name, job = slack[0]
-    assert not pulumi_steps(job), "the webhook must not sit in a job running Pulumi"
+    job_name, job = slack[0]
+    assert not cli_steps(job), "the webhook must not sit in a job running Pulumi"
     assert "always()" in str(job.get("if", "")), "failed deploys must notify too"
-    assert re.search(r'-z "\$SLACK_WEBHOOK_URL"', runs(job)), f"{name}: must no-op without it"
+    assert re.search(r'-z "\$SLACK_WEBHOOK_URL"', runs(job)), f"{job_name}: must no-op without it"
+    assert "concurrency" not in job, "a per-run group limits nothing"
 
 
 def test_ephemeral_lifecycle_follows_the_pull_request(workflows):
@@ -381,34 +450,55 @@ def test_ephemeral_lifecycle_follows_the_pull_request(workflows):
     assert set(on) == {"pull_request"}
     assert {"opened", "synchronize", "reopened", "closed"} <= set(on["pull_request"]["types"])
 
-    by_command = {}
-    for name, job in wf["jobs"].items():
-        if pulumi_steps(job):
-            assert SAME_REPO in str(job.get("if", "")), f"{name}: forks get no OIDC token"
-            assert env_name(job) == "ephemeral", name
-            assert [s["with"]["stack-name"] for s in pulumi_steps(job)] == [PR_STACK], name
-            (command,) = commands(job)
-            by_command[command] = job
-    assert set(by_command) == {"up", "destroy"}
-
-    up, destroy = by_command["up"], by_command["destroy"]
+    jobs = wf["jobs"]
+    (up,) = [j for j in jobs.values() if commands(j) == {"up"}]
+    (destroy,) = [j for j in jobs.values() if destroys_pr_stacks(j)]
+    for job in (up, destroy):
+        assert SAME_REPO in str(job.get("if", "")), "forks get no OIDC token"
+        assert env_name(job) == "ephemeral"
+    assert [s["with"]["stack-name"] for s in pulumi_steps(up)] == [PR_STACK]
     assert "github.event.action != 'closed'" in str(up["if"])
     assert "github.event.action == 'closed'" in str(destroy["if"])
     assert pulumi_steps(up)[0]["with"].get("upsert") is True
     assert pulumi_steps(up)[0]["with"].get("policyPacks") == EXPECTED_POLICY_PACK
-    assert pulumi_steps(destroy)[0]["with"].get("remove") is True
+    assert 'scripts/pr-stacks.sh destroy "$PR_NUMBER"' in runs(destroy)
+    assert (destroy.get("env") or {}).get("PR_NUMBER") == "${{ github.event.pull_request.number }}"
     assert "comments" in runs(up), "the URL must be commented on the PR"
 
 
-@pytest.mark.parametrize("command", ["up", "destroy"])
-def test_ephemeral_stack_file_is_copied_from_the_template_first(workflows, command):
-    job = next(j for j in workflows["ephemeral"]["jobs"].values() if commands(j) == {command})
+def test_ephemeral_stack_file_is_copied_from_the_template_first(workflows):
+    job = next(j for j in workflows["ephemeral"]["jobs"].values() if commands(j) == {"up"})
     job_steps = steps(job)
     up_index = next(i for i, s in enumerate(job_steps) if uses(s) == PULUMI_ACTION)
     copy = 'cp Pulumi.pr.yaml "Pulumi.pr-${PR_NUMBER}.yaml"'
     assert any(copy in str(s.get("run", "")) for s in job_steps[:up_index])
     pr_number = (job.get("env") or {}).get("PR_NUMBER")
     assert pr_number == "${{ github.event.pull_request.number }}"
+
+
+@pytest.mark.parametrize("name", ["ephemeral", "janitor"])
+def test_pr_stacks_keep_the_secrets_provider_they_were_created_with(workflows, name):
+    """The copied stack file has no `secretsprovider:`; without this Pulumi would fall back
+    to the backend's default (a passphrase) from a PR stack's second run."""
+    assert workflows[name]["env"]["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] == "true"
+
+
+def test_janitor_sweeps_closed_pull_requests_daily_with_the_ephemeral_role_only(workflows):
+    wf = workflows["janitor"]
+    on = triggers(wf)
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    (cron,) = [entry["cron"] for entry in on["schedule"]]
+    _minute, hour, day, month, weekday = cron.split()
+    assert (day, month, weekday) == ("*", "*", "*") and hour.isdigit(), "once a day"
+    (job,) = wf["jobs"].values()
+    assert env_name(job) == "ephemeral", "only the role that may touch pr-* stacks"
+    assert job["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "read",
+    }
+    assert "scripts/pr-stacks.sh sweep" in runs(job)
+    assert "refs/heads/main" in str(job.get("if")), "the sweep runs the default branch's code"
 
 
 # --- cross-cutting rules ----------------------------------------------------------------
@@ -425,7 +515,8 @@ def test_permissions_are_read_by_default_and_write_only_where_needed(workflows):
         assumes_role = any(uses(s) == AWS_ACTION for s in steps(job))
         assert ("id-token" in granted) == assumes_role, f"{where}: id-token iff OIDC"
         comments = any(
-            (s.get("with") or {}).get("comment-on-pr") is True for s in pulumi_steps(job)
+            (s.get("with") or {}).get("comment-on-pr") not in (None, False)
+            for s in pulumi_steps(job)
         ) or bool(re.search(r"gh api .*comments", runs(job)))
         assert ("pull-requests" in granted) == comments, f"{where}: pull-requests iff comments"
 
@@ -433,7 +524,7 @@ def test_permissions_are_read_by_default_and_write_only_where_needed(workflows):
 def test_pulumi_changes_are_serialised_per_stack_and_never_cancelled(workflows):
     groups: dict[str, set[str]] = {}
     for wf_name, job_name, job in all_jobs(workflows):
-        if not pulumi_steps(job):
+        if not cli_steps(job):
             continue
         where = f"{wf_name}.{job_name}"
         top = workflows[wf_name].get("concurrency")
@@ -443,7 +534,9 @@ def test_pulumi_changes_are_serialised_per_stack_and_never_cancelled(workflows):
         assert isinstance(concurrency, dict), f"{where}: needs a job concurrency group"
         assert concurrency.get("cancel-in-progress") is False, where
         group = str(concurrency["group"])
-        if commands(job) & {"up", "destroy", "refresh"}:
+        if destroys_pr_stacks(job):
+            assert group.startswith("pulumi-pr-"), f"{where}: group {group!r}"
+        elif commands(job) & {"up", "destroy", "refresh"}:
             stacks = set(job_stacks(job))
             assert len(stacks) == 1, f"{where}: one stack per changing job"
             assert group == f"pulumi-{stacks.pop()}", f"{where}: group {group!r}"
@@ -458,11 +551,14 @@ def test_pulumi_changes_are_serialised_per_stack_and_never_cancelled(workflows):
 
 def test_jobs_that_touch_a_stack_run_in_its_environment(workflows):
     for wf_name, job_name, job in all_jobs(workflows):
-        if not pulumi_steps(job):
+        if not cli_steps(job):
             continue
         where = f"{wf_name}.{job_name}"
         env = env_name(job)
         assert env, f"{where}: OIDC trust is pinned to an environment"
+        if destroys_pr_stacks(job):
+            assert env == "ephemeral", where
+            continue
         envs = matrix_values(job, env)
         stacks = job_stacks(job)
         for stack, environment in zip(stacks, envs, strict=True):
@@ -534,13 +630,259 @@ def test_no_expression_is_interpolated_into_a_shell_script(workflows):
             )
 
 
-def test_dependabot_keeps_actions_and_uv_current():
+def test_dependabot_keeps_actions_both_locks_and_the_base_images_current():
     config = _load(ROOT / ".github" / "dependabot.yml")
-    ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
-    assert {"github-actions", "uv"} <= set(ecosystems)
-    for update in ecosystems.values():
-        assert update["directory"] == "/"
+    covered = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    # The program's lock, the runtime image's lock (app/uv.lock) and its Dockerfile's bases.
+    assert {("github-actions", "/"), ("uv", "/"), ("uv", "/app"), ("docker", "/app")} <= covered
+    assert (ROOT / "app" / "uv.lock").is_file() and (ROOT / "app" / "Dockerfile").is_file()
+    for update in config["updates"]:
         assert update["schedule"]["interval"] in {"daily", "weekly"}
+
+
+# --- runner, CLI and credentials ----------------------------------------------------------
+
+ARM64_LABELS = {"ubuntu-24.04-arm", "ubuntu-22.04-arm"}
+ARCH_CHECK = 'if [ "$(uname -m)" != "aarch64" ]'
+
+
+def runner_label(job: dict[str, Any]) -> str:
+    """The label a job runs on, or the default of a `vars.X || 'label'` expression."""
+    runs_on = str(job["runs-on"])
+    default = re.fullmatch(r"\$\{\{\s*vars\.\w+\s*\|\|\s*'([\w.-]+)'\s*\}\}", runs_on)
+    return default.group(1) if default else runs_on
+
+
+@pytest.fixture(scope="module")
+def built_images() -> dict[str, list[Any]]:
+    """What each deployed stack builds, from the real program under mocks."""
+    from tests.harness import run_stack
+
+    return {
+        stack: run_stack(stack).of_type("docker-build:index:Image")
+        for stack in ("staging", "production", "pr")
+    }
+
+
+def test_jobs_that_build_images_run_natively_and_check_the_architecture_first(
+    workflows, built_images
+):
+    for wf_name, job_name, job in all_jobs(workflows):
+        if commands(job) != {"up"}:
+            continue
+        where = f"{wf_name}.{job_name}"
+        stacks = ["pr" if s == PR_STACK else s for s in job_stacks(job)]
+        platforms = {
+            p for s in stacks for image in built_images[s] for p in image.plain["platforms"]
+        }
+        assert platforms == {"linux/arm64"}, f"{where}: builds {platforms}"
+        assert runner_label(job) in ARM64_LABELS, f"{where}: runs on {job['runs-on']}"
+        job_steps = steps(job)
+        check = next(i for i, s in enumerate(job_steps) if ARCH_CHECK in str(s.get("run", "")))
+        first_pulumi = next(i for i, s in enumerate(job_steps) if uses(s) == PULUMI_ACTION)
+        assert check < first_pulumi, f"{where}: the architecture is checked before any build"
+        assert "exit 1" in str(job_steps[check]["run"])
+
+
+def test_previews_build_no_image(workflows, built_images):
+    """Previews run on x64 runners: they must not build the arm64 image."""
+    for images in built_images.values():
+        assert images and all(i.plain["buildOnPreview"] is False for i in images)
+    for _, _, job in all_jobs(workflows):
+        if commands(job) == {"preview"}:
+            assert runner_label(job) not in ARM64_LABELS
+
+
+def test_every_pulumi_step_runs_the_cli_version_locked_with_the_sdk(workflows, tmp_path):
+    lock = (ROOT / "uv.lock").read_text()
+    locked = re.search(r'^name = "pulumi"\nversion = "([^"]+)"', lock, re.M)
+    assert locked
+    count = 0
+    for wf_name, job_name, job in all_jobs(workflows):
+        job_steps = steps(job)
+        for index, step in enumerate(job_steps):
+            if uses(step) != PULUMI_ACTION:
+                continue
+            count += 1
+            where = f"{wf_name}.{job_name}"
+            assert step["with"].get("pulumi-version") == "${{ steps.cli.outputs.version }}", where
+            (cli,) = [s for s in job_steps[:index] if s.get("id") == "cli"]
+            output = tmp_path / f"{wf_name}-{job_name}-{index}"
+            subprocess.run(
+                ["bash", "-eo", "pipefail", "-c", cli["run"]],
+                cwd=ROOT,
+                env={"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output)},
+                check=True,
+            )
+            assert output.read_text() == f"version={locked.group(1)}\n", where
+    assert count >= 6
+
+
+PULUMI_SECRETS = ("secrets.PULUMI_ACCESS_TOKEN", "secrets.PULUMI_CONFIG_PASSPHRASE")
+
+
+def test_pulumi_credentials_are_environment_secrets_and_never_exported_empty(workflows):
+    """Repository secrets reach every branch's workflow; environment secrets only the jobs
+    that passed the environment's rules. An empty passphrase is a passphrase to Pulumi."""
+    seen = 0
+    for wf_name, job_name, job in all_jobs(workflows):
+        for step in steps(job):
+            env = {k: str(v) for k, v in (step.get("env") or {}).items()}
+            if not any(ref in value for value in env.values() for ref in PULUMI_SECRETS):
+                continue
+            seen += 1
+            where = f"{wf_name}.{job_name}"
+            assert env_name(job), f"{where}: Pulumi credentials outside an environment"
+            assert step.get("run") == "scripts/check-bootstrap.sh", (
+                f"{where}: only the bootstrap check reads them, and exports what is set"
+            )
+            assert "PULUMI_ACCESS_TOKEN" not in env and "PULUMI_CONFIG_PASSPHRASE" not in env
+    assert seen >= 6
+    docs = (ROOT / "docs" / "bootstrapping.md").read_text()
+    for name in ("PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"):
+        row = next(line for line in docs.splitlines() if line.lstrip().startswith(f"| `{name}`"))
+        assert "repository" not in row.split("|")[3], f"docs put {name} at repository scope"
+
+
+def _check_bootstrap(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    github_env = tmp_path / "github_env"
+    github_env.write_text("")
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "check-bootstrap.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GITHUB_ENV": str(github_env),
+            "ENVIRONMENT": "staging",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, github_env.read_text()
+
+
+BOOTSTRAPPED = {"ROLE_ARN": "arn:aws:iam::1:role/x", "REGION": "eu-west-1", "BACKEND_URL": "s3://b"}
+
+
+def test_bootstrap_check_exports_only_the_credentials_that_are_set(tmp_path):
+    result, exported = _check_bootstrap(tmp_path, **BOOTSTRAPPED, PASSPHRASE="", ACCESS_TOKEN="")
+    assert result.returncode == 0, result.stdout
+    assert exported == "", "nothing unset is exported, least of all an empty passphrase"
+    result, exported = _check_bootstrap(tmp_path, **BOOTSTRAPPED, PASSPHRASE="p4ss")
+    assert result.returncode == 0 and exported == "PULUMI_CONFIG_PASSPHRASE=p4ss\n"
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ({"ROLE_ARN": ""}, "AWS_DEPLOY_ROLE_ARN"),
+        ({"REGION": ""}, "AWS_REGION"),
+        ({"BACKEND_URL": ""}, "PULUMI_BACKEND_URL"),
+        ({"NEEDS_GITHUB_TOKEN": "true"}, "PULUMI_GITHUB_TOKEN"),
+    ],
+)
+def test_bootstrap_check_names_what_the_environment_lacks(tmp_path, missing, named):
+    result, exported = _check_bootstrap(tmp_path, **{**BOOTSTRAPPED, **missing})
+    assert result.returncode == 1
+    assert "::error::environment 'staging'" in result.stdout and named in result.stdout
+    assert exported == ""
+
+
+def test_deploy_jobs_check_the_github_token_before_pulumi_runs(workflows):
+    for wf_name, job_name, job in all_jobs(workflows):
+        if commands(job) != {"up"} or env_name(job) == "ephemeral":
+            continue
+        (check,) = [s for s in steps(job) if s.get("run") == "scripts/check-bootstrap.sh"]
+        assert check["env"]["NEEDS_GITHUB_TOKEN"] == "true", f"{wf_name}.{job_name}"
+
+
+@pytest.fixture(scope="module")
+def max_session_seconds() -> int:
+    """The shortest session any role the stacks create allows (IAM's max_session_duration)."""
+    from tests.harness import run_stack
+
+    durations = [
+        int(role.plain.get("maxSessionDuration") or 3600)
+        for stack in ("staging", "production")
+        for role in run_stack(stack).of_type("aws:iam/role:Role")
+    ]
+    assert durations
+    return min(durations)
+
+
+def test_aws_sessions_outlast_every_job_that_uses_them(workflows, max_session_seconds):
+    """Credentials that expire mid-`up` fail it and can leave the stack locked."""
+    for wf_name, job_name, job in all_jobs(workflows):
+        for step in steps(job):
+            if uses(step) != AWS_ACTION:
+                continue
+            where = f"{wf_name}.{job_name}"
+            duration = str(step["with"]["role-duration-seconds"])
+            assert duration == "${{ env.AWS_SESSION_SECONDS }}", where
+            seconds = int(workflows[wf_name]["env"]["AWS_SESSION_SECONDS"])
+            assert seconds <= max_session_seconds, f"{where}: longer than the role allows"
+            assert int(job["timeout-minutes"]) * 60 <= seconds, f"{where}: job outlives session"
+
+
+def _pr_stacks(tmp_path: Path, stacks: list[str], states: dict[str, str], *args: str):
+    work = tmp_path / "repo"
+    work.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "Pulumi.pr.yaml", work / "Pulumi.pr.yaml")
+    listing = json.dumps([{"name": f"example-org/agent-deploy/{s}"} for s in stacks])
+    calls = tmp_path / "calls"
+    _fake(
+        tmp_path / "bin",
+        "pulumi",
+        f'echo "pulumi $*" >> "{calls}"\n'
+        f"if [ \"$1 $2\" = 'stack ls' ]; then echo '{listing}'; fi\n",
+    )
+    cases = "".join(f"  {n}) echo {state};;\n" for n, state in states.items())
+    _fake(
+        tmp_path / "bin",
+        "gh",
+        f'echo "gh $*" >> "{calls}"\ncase "$3" in\n{cases}  *) exit 1;;\nesac\n',
+    )
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "pr-stacks.sh"), *args],
+        cwd=work,
+        env={
+            "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+            "REPOSITORY": "example-org/agent-deploy",
+            "GH_TOKEN": "t",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = calls.read_text().splitlines() if calls.exists() else []
+    return result, [line for line in lines if "stack ls" not in line], work
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq not installed")
+def test_destroy_tolerates_a_stack_that_was_never_created(tmp_path):
+    result, calls, _ = _pr_stacks(tmp_path, ["pr-7"], {}, "destroy", "8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == [] and "pr-8 does not exist" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq not installed")
+def test_destroy_removes_an_existing_stack_from_the_template(tmp_path):
+    result, calls, work = _pr_stacks(tmp_path, ["pr-7"], {}, "destroy", "7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == ["pulumi destroy --stack pr-7 --yes --non-interactive --remove"]
+    assert (work / "Pulumi.pr-7.yaml").read_text() == (ROOT / "Pulumi.pr.yaml").read_text()
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq not installed")
+def test_sweep_destroys_only_stacks_of_closed_pull_requests(tmp_path):
+    stacks = ["pr-1", "pr-2", "pr-3", "pr-4", "staging"]
+    states = {"1": "OPEN", "2": "CLOSED", "3": "MERGED"}  # pr-4: lookup fails, kept
+    result, calls, _ = _pr_stacks(tmp_path, stacks, states, "sweep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    destroyed = [c.split()[3] for c in calls if c.startswith("pulumi destroy")]
+    assert destroyed == ["pr-2", "pr-3"]
+    assert "::warning::pr-4" in result.stdout
 
 
 def _tool(name: str) -> str | None:

@@ -120,7 +120,7 @@ def test_missing_cli_is_installed_with_the_official_installer_at_the_pinned_vers
     calls = make(sandbox, "up")
     record = Path(sandbox["RECORD"]).read_text().splitlines()
     assert record[0] == "curl -fsSL https://get.pulumi.com"
-    assert record[1] == "installer --version 3.272.0"
+    assert record[1] == f"installer --version {_locked_cli(PROJECT_DIR / 'uv.lock')}"
     assert [c[0] for c in calls] == ["stack select --create local", "up --stack local --yes"]
 
 
@@ -132,13 +132,28 @@ def test_installed_cli_is_not_reinstalled(sandbox):
     assert "curl-called" not in Path(sandbox["RECORD"]).read_text()
 
 
-def test_pinned_cli_matches_the_locked_sdk() -> None:
-    makefile = (PROJECT_DIR / "Makefile").read_text()
+def _locked_cli(lock: Path) -> str:
+    result = subprocess.run(
+        [str(PROJECT_DIR / "scripts" / "pulumi-version.sh"), str(lock)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_cli_version_follows_the_locked_sdk(tmp_path: Path) -> None:
+    """Dependabot edits only uv.lock: the CLI version must move with it, with no second pin."""
     lock = (PROJECT_DIR / "uv.lock").read_text()
-    pinned = re.search(r"^PULUMI_VERSION \?= (\S+)$", makefile, re.M)
     locked = re.search(r'^name = "pulumi"\nversion = "([^"]+)"', lock, re.M)
-    assert pinned and locked
-    assert pinned.group(1) == locked.group(1)
+    assert locked and _locked_cli(PROJECT_DIR / "uv.lock") == locked.group(1)
+    bumped = tmp_path / "uv.lock"
+    bumped.write_text(lock.replace(locked.group(0), 'name = "pulumi"\nversion = "3.999.1"'))
+    assert _locked_cli(bumped) == "3.999.1"
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    assert re.search(
+        r"^PULUMI_VERSION \?= \$\(shell .*scripts/pulumi-version\.sh\)$", makefile, re.M
+    )
 
 
 def test_make_check_runs_the_offline_check(sandbox):

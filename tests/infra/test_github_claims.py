@@ -124,7 +124,7 @@ def test_the_program_refuses_to_fight(tmp_path: Path, monkeypatch: pytest.Monkey
         "agent-deploy:target": "aws",
         "agent-deploy:tier": "staging",
         "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
-        "agent-deploy:github": json.dumps({**REPO, "ownsRepository": True}),
+        "agent-deploy:github": json.dumps({**REPO, "plan": "team", "ownsRepository": True}),
     }
     config = load_stack_config("staging", raw)
     with pytest.raises(StackConfigError) as caught:

@@ -11,7 +11,7 @@ from infra.config import ConfigError, GitHubConfig, StackConfig, load_stack_conf
 from stacks import StackConfigError
 from tests.harness import run_stack
 
-GOOD: dict[str, Any] = {"owner": "acme", "repository": "agent"}
+GOOD: dict[str, Any] = {"owner": "acme", "repository": "agent", "plan": "enterprise"}
 
 
 def load(
@@ -40,7 +40,7 @@ def problems(**kwargs: Any) -> dict[str, str]:
 
 
 def test_a_good_section_loads_with_tier_presets() -> None:
-    production = load("production", reviewers=["octocat"]).github
+    production = load("production", reviewers=["octocat", "hubot"]).github
     assert production is not None
     assert production.branch_policy == "protected" and production.prevent_self_review
     assert production.preview_environment and not production.can_admins_bypass

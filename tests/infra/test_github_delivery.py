@@ -45,7 +45,9 @@ def stack_config(
         "agent-deploy:target": "aws",
         "agent-deploy:tier": tier,
         "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
-        "agent-deploy:github": json.dumps({"owner": "acme", "repository": "agent", **github}),
+        "agent-deploy:github": json.dumps(
+            {"owner": "acme", "repository": "agent", "plan": "enterprise", **github}
+        ),
     }
     raw |= {f"agent-deploy:{k}": v for k, v in (pulumi_secrets or {}).items()}
     secret_keys = {f"agent-deploy:{k}" for k in pulumi_secrets or {}}
@@ -166,6 +168,7 @@ def test_variables_carry_the_stack_outputs_for_the_workflows(production: Program
         "SERVICE_URL": SERVICE_URL,
         "PULUMI_STACK": "production",
         "HEALTH_PATH": "/health",
+        "READY_PATH": "/ready",
     }
     for variable in production.of_type(ENV_VARIABLE):
         assert not contains_secret(variable.inputs), variable.name
@@ -187,6 +190,7 @@ def test_variables_the_aws_stack_also_passes_are_accepted() -> None:
     assert variables_of(run, "staging") == {
         "PULUMI_STACK": "staging",
         "HEALTH_PATH": "/health",
+        "READY_PATH": "/ready",
         "AWS_REGION": "eu-west-1",
     }
 
@@ -212,6 +216,7 @@ def test_preview_and_ephemeral_environments_get_only_their_own_role() -> None:
         "AWS_DEPLOY_ROLE_ARN": EPHEMERAL_ROLE_ARN,
         "AWS_REGION": "eu-west-1",
         "HEALTH_PATH": "/health",
+        "READY_PATH": "/ready",
     }
     own = variables_of(run, "staging")
     assert own["AWS_DEPLOY_ROLE_ARN"] == ROLE_ARN and "AWS_PREVIEW_ROLE_ARN" not in own
@@ -283,7 +288,16 @@ def test_repository_scope_only_from_the_owning_stack() -> None:
     assert protection["allowsDeletions"] is False and protection["allowsForcePushes"] is False
     (checks,) = protection["requiredStatusChecks"]
     assert checks == {"strict": True, "contexts": ["lint", "test"]}
-    assert protection["requiredPullRequestReviews"][0]["requiredApprovingReviewCount"] == 0
+    # main deploys: merges need an approval by someone other than the last pusher, and a
+    # code owner's for what deploys.
+    assert protection["requiredPullRequestReviews"] == [
+        {
+            "requiredApprovingReviewCount": 1,
+            "dismissStaleReviews": True,
+            "requireCodeOwnerReviews": True,
+            "requireLastPushApproval": True,
+        }
+    ]
 
     others = deliver(stack_config("staging"))
     assert (

@@ -24,6 +24,7 @@ WORKFLOW_VARIABLES = {
     "SERVICE_URL",
     "PULUMI_STACK",
     "HEALTH_PATH",
+    "READY_PATH",
 }
 
 
@@ -57,6 +58,7 @@ def test_staging_environments_and_the_variables_the_workflows_read(staging: Prog
     assert own["AWS_DEPLOY_ROLE_ARN"] == staging.outputs["deployRoleArn"]
     assert own["AWS_REGION"] == staging.outputs["region"] == "eu-west-1"
     assert own["PULUMI_STACK"] == "staging" and own["HEALTH_PATH"] == "/health"
+    assert own["READY_PATH"] == "/ready", "the path the smoke tests probe"
     # Each environment gets the role trusted for it alone: pull requests never see the
     # staging deploy role.
     assert variables(staging, "staging-preview") == {
@@ -68,6 +70,7 @@ def test_staging_environments_and_the_variables_the_workflows_read(staging: Prog
         "AWS_DEPLOY_ROLE_ARN": staging.outputs["ephemeralDeployRoleArn"],
         "AWS_REGION": "eu-west-1",
         "HEALTH_PATH": "/health",
+        "READY_PATH": "/ready",
     }
     assert (
         len(
@@ -100,9 +103,7 @@ def test_production_is_gated_and_owns_nothing_repository_wide(production: Progra
     env = environments(production)
     assert sorted(env) == ["production", "production-preview"]
     gate = env["production"]
-    assert gate["reviewers"] == [
-        {"users": [_stable_number("example-release-manager")], "teams": []}
-    ]
+    assert gate["reviewers"] == [{"users": [], "teams": [_stable_number("release-managers")]}]
     assert gate["preventSelfReview"] is True and gate["canAdminsBypass"] is False
     assert gate["deploymentBranchPolicy"] == {
         "protectedBranches": True,

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Smoke test after `pulumi up`: GET the service's readiness path, with the stack's API token as
+# a bearer token, until it answers 2xx or SMOKE_DEADLINE_SECONDS pass.
+#
+# Reads SERVICE_URL, READY_PATH (default /ready), STACK, SMOKE_DEADLINE_SECONDS and
+# SMOKE_INTERVAL_SECONDS; the token comes from the stack output `apiToken` (`pulumi` on PATH,
+# logged in). Writes `url=` to $GITHUB_OUTPUT.
+set -euo pipefail
+
+if [ -z "${SERVICE_URL:-}" ]; then
+  echo "::error::stack ${STACK:-?} exported no serviceUrl (and the variable SERVICE_URL is unset)"
+  exit 1
+fi
+if ! token="$(pulumi stack output apiToken --show-secrets --stack "$STACK")" || [ -z "$token" ]; then
+  echo "::error::stack $STACK has no apiToken output to authenticate the smoke test"
+  exit 1
+fi
+echo "::add-mask::$token"
+path="${READY_PATH:-/ready}"
+url="${SERVICE_URL%/}/${path#/}"
+echo "url=$url" >> "$GITHUB_OUTPUT"
+# The token goes to curl in a file, never on its command line (visible in the process list).
+header="$(mktemp)"
+trap 'rm -f "$header"' EXIT
+printf 'Authorization: Bearer %s\n' "$token" > "$header"
+deadline=$(( SECONDS + SMOKE_DEADLINE_SECONDS ))
+attempt=0
+until curl --fail --silent --show-error --location --max-time 10 --output /dev/null \
+  --header @"$header" "$url"; do
+  attempt=$(( attempt + 1 ))
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "::error::$url not ready after ${SMOKE_DEADLINE_SECONDS}s ($attempt attempts)"
+    exit 1
+  fi
+  sleep "$SMOKE_INTERVAL_SECONDS"
+done
+echo "$url is ready"
