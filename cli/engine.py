@@ -62,6 +62,9 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "random:index/randomPassword:RandomPassword": lambda a: {
         "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]
     },
+    "random:index/randomId:RandomId": lambda a: {
+        "hex": hashlib.sha256(a.name.encode()).hexdigest()[: 2 * int(a.inputs["byteLength"])]
+    },
     "docker-build:index:Image": lambda a: {
         "digest": _digest(a.name),
         "ref": f"{(a.inputs.get('tags') or [a.name])[0]}",

@@ -363,6 +363,8 @@ class DatabaseConfig(_Section):
     final_snapshot: bool
     protect: bool
     encrypted: bool = True
+    # RDS refuses a major engine upgrade (engineVersion 16 -> 17) unless this is true.
+    allow_major_version_upgrade: bool = False
 
     @field_validator("username")
     @classmethod

@@ -116,7 +116,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             protect=config.database.protect,
             encrypted=config.database.encrypted,
             performance_insights=performance_insights_supported(config.database.instance_class),
+            log_retention_days=aws_config.log_retention_days,
             apply_immediately=ephemeral,
+            allow_major_version_upgrade=config.database.allow_major_version_upgrade,
         ),
         top,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cli.engine import _stable_number, is_secret
+from tests.harness import run_stack
 from tests.infra.test_aws_fixtures import container, tier_run
 
 
@@ -61,3 +62,26 @@ def test_redis_url_is_tls_with_the_token_in_a_secret(tier: str) -> None:
     secrets = {s["name"]: s["valueFrom"] for s in container(run)["secrets"]}
     assert secrets["REDIS_URL"] == secrets["REDIS_URI"]
     assert token not in str(container(run))
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_the_fixed_group_id_is_deleted_before_it_is_replaced(tier: str) -> None:
+    group = tier_run(tier).one(GROUP)
+    assert group.plain["replicationGroupId"] == f"agent-{tier_run(tier).stack}-cache"
+    # A replacement would otherwise create a second group under the same id, which AWS refuses.
+    assert group.delete_before_replace is True
+
+
+def test_without_transit_encryption_there_is_no_token_and_the_url_is_plain() -> None:
+    run = run_stack("staging", {"cache": {"encrypted": False}})
+    group = run.one(GROUP).plain
+    # AWS accepts an auth token only together with transit encryption.
+    assert group["transitEncryptionEnabled"] is False and "authToken" not in group
+    passwords = run.of_type("random:index/randomPassword:RandomPassword")
+    assert not [p for p in passwords if p.name.startswith("agent-staging-cache")]
+    version = run.one(
+        "aws:secretsmanager/secretVersion:SecretVersion", "agent-staging-secrets-redis-url"
+    )
+    assert version.plain["secretString"] == (
+        "redis://master.agent-staging-cache.mock.euw1.cache.amazonaws.com:6379/0"
+    )
