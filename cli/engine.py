@@ -124,6 +124,7 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "aws:rds/subnetGroup:SubnetGroup": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:rds/parameterGroup:ParameterGroup": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:elasticache/subnetGroup:SubnetGroup": lambda a: {**_arn(a), "name": _autoname(a)},
+    "aws:cloudwatch/eventRule:EventRule": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda a: {"registryId": MOCK_ACCOUNT},
     "aws:ecs/service:Service": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
 }

@@ -1161,6 +1161,14 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
                 str(config.app.min_instances),
             )
         )
+    if aws.alarm_email is None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.alarmEmail",
+                "production alarms need a recipient: set the on-call address (the SNS email "
+                "subscription must then be confirmed from that inbox)",
+            )
+        )
     return problems
 
 

@@ -32,6 +32,7 @@ from stacks.delivery import github_delivery
 from stacks.images import build_image
 
 TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
+ALARMS_UNROUTED = "NO RECIPIENT: alarms reach nobody; set aws.alarmEmail"
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -205,12 +206,17 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             cluster_name=service.cluster_name,
             service_name=service.service_name,
             database_identifier=database.identifier,
+            database_arn=database.arn,
             database_storage_gb=config.database.storage_gb,
             cache_member_ids=cache.member_ids,
             email=aws_config.alarm_email,
         ),
         top,
     )
+
+    if aws_config.alarm_email is None:
+        # Production refuses this (infra/config.py); other tiers get told on every run.
+        pulumi.log.warn(f"{config.stack}: {ALARMS_UNROUTED}")
 
     roles = _github_roles(config, name)
     role_arns: dict[str, pulumi.Output[str]] = {}
@@ -236,6 +242,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "serviceUrl": service.url,
         "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
         "tls": "enabled" if service.tls else TLS_DISABLED,
+        "alarms": f"email to {aws_config.alarm_email}"
+        if aws_config.alarm_email
+        else ALARMS_UNROUTED,
         "image": image,
         "imageDigest": digest,
         "clusterName": service.cluster_name,

@@ -56,6 +56,7 @@ class Database(pulumi.ComponentResource):
     address: pulumi.Output[str]
     port: int
     identifier: pulumi.Output[str]
+    arn: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
     url: pulumi.Output[str]
     log_group_names: list[pulumi.Output[str]]
@@ -166,6 +167,7 @@ class Database(pulumi.ComponentResource):
         self.address = instance.address
         self.port = POSTGRES_PORT
         self.identifier = instance.identifier
+        self.arn = instance.arn
         self.master_secret_arn = instance.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn if secrets and secrets[0].secret_arn else ""
         )
