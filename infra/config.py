@@ -169,10 +169,12 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
     },
     "production": {
         "app": {"cpu": 1024, "memory": 2048, "minInstances": 2, "maxInstances": 6},
+        # Sized to start, not to peak (README: "Growing production"): the service mostly
+        # waits on model APIs; Postgres holds checkpoints, the cache a lock and a rate limit.
         "database": {
-            "instanceClass": "db.m7g.large",
-            "storageGb": 50,
-            "maxStorageGb": 500,
+            "instanceClass": "db.t4g.medium",
+            "storageGb": 20,
+            "maxStorageGb": 200,
             "backupDays": 14,
             "multiAz": True,
             "deletionProtection": True,
@@ -180,7 +182,7 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "protect": True,
         },
         "cache": {
-            "nodeType": "cache.m7g.large",
+            "nodeType": "cache.t4g.small",
             "nodes": 2,
             "automaticFailover": True,
             "snapshotDays": 7,

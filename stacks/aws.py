@@ -68,6 +68,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             flow_logs=aws_config.flow_logs,
             log_retention_days=aws_config.log_retention_days,
             public_ports=(80, 443) if aws_config.certificate_arn else (80,),
+            region=aws_config.region,
         ),
         top,
     )

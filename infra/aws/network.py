@@ -22,6 +22,8 @@ class AwsNetworkArgs:
     app_port: int
     flow_logs: bool
     log_retention_days: int
+    # Names the S3 gateway endpoint's service (`com.amazonaws.<region>.s3`).
+    region: str
     # Listener ports open to the internet on the load balancer.
     public_ports: tuple[int, ...] = (80, 443)
 
@@ -118,8 +120,10 @@ class AwsNetwork(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
                 )
             )
+        private_tables: list[aws.ec2.RouteTable] = []
         for index, subnet in enumerate(private):
             table = aws.ec2.RouteTable(f"{name}-private-{index + 1}", vpc_id=vpc.id, opts=child)
+            private_tables.append(table)
             if nats:
                 aws.ec2.Route(
                     f"{name}-private-{index + 1}-default",
@@ -132,6 +136,18 @@ class AwsNetwork(pulumi.ComponentResource):
                 f"{name}-private-{index + 1}",
                 subnet_id=subnet.id,
                 route_table_id=table.id,
+                opts=child,
+            )
+
+        if nats:
+            # Free, and ECR image layers (stored in S3) then bypass NAT's per-GB charge.
+            aws.ec2.VpcEndpoint(
+                f"{name}-s3",
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{args.region}.s3",
+                vpc_endpoint_type="Gateway",
+                route_table_ids=[t.id for t in private_tables],
+                tags={"Name": f"{name}-s3"},
                 opts=child,
             )
 
@@ -244,11 +260,12 @@ class AwsNetwork(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        # EC2.6: VPC flow logs, all traffic, to CloudWatch Logs.
+        # EC2.6 (whose default parameter is REJECT): refused traffic only. All traffic to
+        # CloudWatch is ingested per GB and can cost more than the service it watches.
         aws.ec2.FlowLog(
             f"{name}-flow-log",
             vpc_id=vpc.id,
-            traffic_type="ALL",
+            traffic_type="REJECT",
             log_destination_type="cloud-watch-logs",
             log_destination=group.arn,
             iam_role_arn=role.arn,

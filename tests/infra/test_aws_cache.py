@@ -85,3 +85,16 @@ def test_without_transit_encryption_there_is_no_token_and_the_url_is_plain() -> 
     assert version.plain["secretString"] == (
         "redis://master.agent-staging-cache.mock.euw1.cache.amazonaws.com:6379/0"
     )
+
+
+@pytest.mark.parametrize(
+    ("tier", "node_type"),
+    [
+        ("ephemeral", "cache.t4g.micro"),
+        ("staging", "cache.t4g.small"),
+        ("production", "cache.t4g.small"),
+    ],
+)
+def test_node_types_are_sized_for_a_lock_and_a_rate_limiter(tier: str, node_type: str) -> None:
+    # Production starts small and grows by cache.nodeType (README: "Growing production").
+    assert tier_run(tier).one(GROUP).plain["nodeType"] == node_type

@@ -40,7 +40,7 @@ def test_database_is_private_encrypted_and_logged(tier: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tier", "autoscaling"), [("ephemeral", None), ("staging", 100), ("production", 500)]
+    ("tier", "autoscaling"), [("ephemeral", None), ("staging", 100), ("production", 200)]
 )
 def test_storage_autoscales_only_above_the_initial_size(tier: str, autoscaling: int | None) -> None:
     db = _db(tier)
@@ -176,7 +176,7 @@ def test_final_snapshot_except_ephemeral(tier: str, final: bool) -> None:
     [
         ("ephemeral", "db.t4g.micro", False),
         ("staging", "db.t4g.small", False),
-        ("production", "db.m7g.large", True),
+        ("production", "db.t4g.medium", True),
     ],
 )
 def test_instance_class_and_performance_insights(tier: str, klass: str, insights: bool) -> None:
