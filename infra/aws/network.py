@@ -4,7 +4,6 @@ flow logs where the tier asks for them, and the load balancer's and tasks' secur
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -223,9 +222,11 @@ class AwsNetwork(pulumi.ComponentResource):
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs", retention_in_days=retention_days, opts=child
         )
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
         role = aws.iam.Role(
             f"{name}-flow-logs",
-            assume_role_policy=json.dumps(
+            # Only flow logs of this account may assume it (no confused deputy).
+            assume_role_policy=pulumi.Output.json_dumps(
                 {
                     "Version": "2012-10-17",
                     "Statement": [
@@ -233,6 +234,14 @@ class AwsNetwork(pulumi.ComponentResource):
                             "Effect": "Allow",
                             "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
                             "Action": "sts:AssumeRole",
+                            "Condition": {
+                                "StringEquals": {"aws:SourceAccount": account.account_id},
+                                "ArnLike": {
+                                    "aws:SourceArn": pulumi.Output.concat(
+                                        "arn:aws:ec2:*:", account.account_id, ":vpc-flow-log/*"
+                                    )
+                                },
+                            },
                         }
                     ],
                 }

@@ -114,6 +114,14 @@ def test_vpc_flow_logs_in_production(tier: str, enabled: bool) -> None:
         assert flow_logs[0].plain["trafficType"] == "REJECT"
         group = run.one("aws:cloudwatch/logGroup:LogGroup", "agent-production-flow-logs")
         assert group.plain["retentionInDays"] == 365
+        role = run.one("aws:iam/role:Role", "agent-production-flow-logs")
+        (trust,) = json.loads(role.plain["assumeRolePolicy"])["Statement"]
+        # Only this account's flow logs may assume the role (confused deputy).
+        assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+        assert trust["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": "123456789012"},
+            "ArnLike": {"aws:SourceArn": "arn:aws:ec2:*:123456789012:vpc-flow-log/*"},
+        }
 
 
 @pytest.mark.parametrize(
