@@ -62,6 +62,9 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "random:index/randomPassword:RandomPassword": lambda a: {
         "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]
     },
+    "random:index/randomId:RandomId": lambda a: {
+        "hex": hashlib.sha256(a.name.encode()).hexdigest()[: 2 * int(a.inputs["byteLength"])]
+    },
     "docker-build:index:Image": lambda a: {
         "digest": _digest(a.name),
         "ref": f"{(a.inputs.get('tags') or [a.name])[0]}",
@@ -121,6 +124,7 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "aws:rds/subnetGroup:SubnetGroup": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:rds/parameterGroup:ParameterGroup": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:elasticache/subnetGroup:SubnetGroup": lambda a: {**_arn(a), "name": _autoname(a)},
+    "aws:cloudwatch/eventRule:EventRule": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda a: {"registryId": MOCK_ACCOUNT},
     "aws:ecs/service:Service": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
 }

@@ -191,10 +191,12 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
     },
     "production": {
         "app": {"cpu": 1024, "memory": 2048, "minInstances": 2, "maxInstances": 6},
+        # Sized to start, not to peak (README: "Growing production"): the service mostly
+        # waits on model APIs; Postgres holds checkpoints, the cache a lock and a rate limit.
         "database": {
-            "instanceClass": "db.m7g.large",
-            "storageGb": 50,
-            "maxStorageGb": 500,
+            "instanceClass": "db.t4g.medium",
+            "storageGb": 20,
+            "maxStorageGb": 200,
             "backupDays": 14,
             "multiAz": True,
             "deletionProtection": True,
@@ -202,7 +204,7 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "protect": True,
         },
         "cache": {
-            "nodeType": "cache.m7g.large",
+            "nodeType": "cache.t4g.small",
             "nodes": 2,
             "automaticFailover": True,
             "snapshotDays": 7,
@@ -469,6 +471,8 @@ class DatabaseConfig(_Section):
     final_snapshot: bool
     protect: bool
     encrypted: bool = True
+    # RDS refuses a major engine upgrade (engineVersion 16 -> 17) unless this is true.
+    allow_major_version_upgrade: bool = False
 
     @field_validator("username")
     @classmethod
@@ -1661,6 +1665,14 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
                 f"{PROJECT}:app.minInstances",
                 "production runs at least 2 tasks, one per availability zone",
                 str(config.app.min_instances),
+            )
+        )
+    if aws.alarm_email is None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:aws.alarmEmail",
+                "production alarms need a recipient: set the on-call address (the SNS email "
+                "subscription must then be confirmed from that inbox)",
             )
         )
     return problems

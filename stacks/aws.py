@@ -40,6 +40,7 @@ TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
+ALARMS_UNROUTED = "NO RECIPIENT: alarms reach nobody; set aws.alarmEmail"
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -105,6 +106,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             log_retention_days=aws_config.log_retention_days,
             public_ports=(80, 443) if aws_config.certificate_arn else (80,),
             permissions_boundary=boundary,
+            region=aws_config.region,
         ),
         top,
     )
@@ -156,7 +158,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             protect=config.database.protect,
             encrypted=config.database.encrypted,
             performance_insights=performance_insights_supported(config.database.instance_class),
+            log_retention_days=aws_config.log_retention_days,
             apply_immediately=ephemeral,
+            allow_major_version_upgrade=config.database.allow_major_version_upgrade,
         ),
         top,
     )
@@ -273,12 +277,17 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             cluster_name=service.cluster_name,
             service_name=service.service_name,
             database_identifier=database.identifier,
+            database_arn=database.arn,
             database_storage_gb=config.database.storage_gb,
             cache_member_ids=cache.member_ids,
             email=aws_config.alarm_email,
         ),
         top,
     )
+
+    if aws_config.alarm_email is None:
+        # Production refuses this (infra/config.py); other tiers get told on every run.
+        pulumi.log.warn(f"{config.stack}: {ALARMS_UNROUTED}")
 
     outputs: dict[str, pulumi.Input[object]] = {
         "target": config.target,
@@ -287,6 +296,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "serviceUrl": service.url,
         "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
         "tls": "enabled" if service.tls else TLS_DISABLED,
+        "alarms": f"email to {aws_config.alarm_email}"
+        if aws_config.alarm_email
+        else ALARMS_UNROUTED,
         "image": image,
         "imageDigest": digest,
         "clusterName": service.cluster_name,

@@ -7,7 +7,7 @@ import os
 import pulumi
 
 from infra.config import StackConfig
-from infra.image import ContainerImage, ContainerImageArgs, RegistryLogin, content_tag
+from infra.image import ContainerImage, ContainerImageArgs, RegistryLogin
 from stacks import PROJECT_ROOT
 
 
@@ -20,22 +20,19 @@ def build_image(
     cache_ref: pulumi.Input[str] | None = None,
 ) -> ContainerImage:
     build = config.app.build
-    context = PROJECT_ROOT / build.context
-    dockerfile = PROJECT_ROOT / build.dockerfile_path
-    tag = content_tag(
-        context, dockerfile, platforms=build.platforms, build_args=build.args, target=build.target
-    )
+    # Relative to the project directory, Pulumi's working directory: the provider rebuilds when
+    # a location changes, and an absolute path differs per checkout while the tag would not.
+    context = os.path.relpath(PROJECT_ROOT / build.context)
+    dockerfile = os.path.relpath(PROJECT_ROOT / build.dockerfile_path)
+    # No revision label: it would change the image on every commit under the same content
+    # tag, which an immutable registry refuses. Which commit deployed it is Pulumi's history.
     labels = {"org.opencontainers.image.title": config.app.name}
-    revision = os.environ.get("GITHUB_SHA")
-    if revision:
-        labels["org.opencontainers.image.revision"] = revision
     return ContainerImage(
         f"{config.app.name}-{config.stack}-image",
         ContainerImageArgs(
-            context=str(context),
-            dockerfile=str(dockerfile),
+            context=context,
+            dockerfile=dockerfile,
             repository=repository,
-            tag=tag,
             platforms=build.platforms,
             build_args=build.args,
             target=build.target,

@@ -1,5 +1,13 @@
 """CloudWatch alarms on the load balancer, the service, the database and the cache, sent to
-an SNS topic (with an optional email subscription)."""
+an SNS topic (with an optional email subscription).
+
+Database storage autoscales, and CloudWatch has no metric for the current allocation, so a
+fixed free-space threshold cannot be a percentage of it. Two signals instead: the metric alarm
+fires below 10% of the *initial* allocation, which autoscaling (it grows the volume at 10% free
+of the current one) never lets happen unless it fails or is out of room; and RDS's own storage
+events, which measure against the autoscaling maximum (80% of it reached, a step would reach
+it, it cannot scale, storage exhausted), reach the same topic through EventBridge.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+# RDS events that mean storage really is running out, not every autoscaling step:
+# 0225 allocation at 80% of the maximum, 0224 a pending step would reach the maximum,
+# 0223 autoscaling cannot scale, 0007 storage exhausted.
+RDS_STORAGE_EVENTS = ("RDS-EVENT-0225", "RDS-EVENT-0224", "RDS-EVENT-0223", "RDS-EVENT-0007")
+
 
 @dataclass(frozen=True)
 class AlarmsArgs:
@@ -17,6 +30,7 @@ class AlarmsArgs:
     cluster_name: pulumi.Input[str]
     service_name: pulumi.Input[str]
     database_identifier: pulumi.Input[str]
+    database_arn: pulumi.Input[str]
     database_storage_gb: int
     cache_member_ids: Sequence[str]
     email: str | None = None
@@ -33,6 +47,7 @@ class _Alarm:
     threshold: float
     description: str
     periods: int = 3
+    missing_data: str = "notBreaching"
 
 
 class Alarms(pulumi.ComponentResource):
@@ -88,6 +103,20 @@ class Alarms(pulumi.ComponentResource):
                 0,
                 "a task fails its readiness check",
             ),
+            # UnHealthyHostCount stays 0 when there are no targets at all; no data means no
+            # healthy target too (the load balancer publishes nothing for an empty group).
+            _Alarm(
+                "no-healthy-hosts",
+                "AWS/ApplicationELB",
+                "HealthyHostCount",
+                {**alb, "TargetGroup": args.target_group_arn_suffix},
+                "Minimum",
+                "LessThanThreshold",
+                1,
+                "no task passes its readiness check: the service is down",
+                periods=2,
+                missing_data="breaching",
+            ),
             _Alarm(
                 "service-cpu",
                 "AWS/ECS",
@@ -126,7 +155,8 @@ class Alarms(pulumi.ComponentResource):
                 "Minimum",
                 "LessThanThreshold",
                 args.database_storage_gb * 0.1 * 1024**3,
-                "database free storage below 10% of allocated",
+                f"database free storage below {args.database_storage_gb * 0.1:g} GiB (10% of the "
+                "initial allocation): storage autoscaling is failing or at its maximum",
                 periods=1,
             ),
         ]
@@ -154,11 +184,62 @@ class Alarms(pulumi.ComponentResource):
                 threshold=alarm.threshold,
                 period=60,
                 evaluation_periods=alarm.periods,
-                treat_missing_data="notBreaching",
+                treat_missing_data=alarm.missing_data,
                 alarm_description=alarm.description,
                 alarm_actions=[topic.arn],
                 ok_actions=[topic.arn],
                 opts=child,
             )
+        self._storage_events(name, topic, args.database_arn)
         self.topic_arn = topic.arn
         self.register_outputs({"topicArn": self.topic_arn})
+
+    def _storage_events(
+        self, name: str, topic: aws.sns.Topic, database_arn: pulumi.Input[str]
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-db-storage",
+            description="RDS storage near or at the autoscaling maximum, or exhausted",
+            event_pattern=pulumi.Output.json_dumps(
+                {
+                    "source": ["aws.rds"],
+                    "detail-type": ["RDS DB Instance Event"],
+                    "resources": [database_arn],
+                    "detail": {"EventID": list(RDS_STORAGE_EVENTS)},
+                }
+            ),
+            opts=child,
+        )
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
+        # A topic policy replaces SNS's default one: keep its same-account statement (which is
+        # how CloudWatch alarms publish) and let only this rule publish through EventBridge.
+        aws.sns.TopicPolicy(
+            f"{name}-topic",
+            arn=topic.arn,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "SameAccount",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": "*"},
+                            "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes"],
+                            "Resource": topic.arn,
+                            "Condition": {"StringEquals": {"AWS:SourceOwner": account.account_id}},
+                        },
+                        {
+                            "Sid": "RdsStorageEvents",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": topic.arn,
+                            "Condition": {"ArnEquals": {"aws:SourceArn": rule.arn}},
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(f"{name}-db-storage", rule=rule.name, arn=topic.arn, opts=child)

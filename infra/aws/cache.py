@@ -1,5 +1,9 @@
 """ElastiCache (Valkey or Redis) with its own subnet group, TLS, encryption at rest and an
-auth token that exists only as a Pulumi secret."""
+auth token that exists only as a Pulumi secret.
+
+The replication group id is fixed (alarms name its nodes), so a change AWS can only make by
+replacement deletes the old group first instead of clashing on the id.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +60,12 @@ class Cache(pulumi.ComponentResource):
             f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=child
         )
         # ElastiCache.6: AUTH. Alphanumeric: the token is embedded in a URL without escaping.
-        token = random.RandomPassword(f"{name}-auth-token", length=48, special=False, opts=child)
+        # AWS accepts a token only with transit encryption: without it there is none.
+        token = (
+            random.RandomPassword(f"{name}-auth-token", length=48, special=False, opts=child)
+            if args.encrypted
+            else None
+        )
         group = aws.elasticache.ReplicationGroup(
             f"{name}",
             replication_group_id=name[:40],
@@ -70,26 +79,23 @@ class Cache(pulumi.ComponentResource):
             security_group_ids=[security_group.id],
             at_rest_encryption_enabled=args.encrypted,  # ElastiCache.4
             transit_encryption_enabled=args.encrypted,  # ElastiCache.5
-            auth_token=token.result,
+            auth_token=token.result if token is not None else None,
             automatic_failover_enabled=args.automatic_failover,  # ElastiCache.3
             multi_az_enabled=args.automatic_failover,
             snapshot_retention_limit=args.snapshot_days,  # ElastiCache.1
             auto_minor_version_upgrade=True,
             apply_immediately=args.apply_immediately,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.primary_endpoint = group.primary_endpoint_address
         self.replication_group_id = group.id
         self.member_ids = [f"{name[:40]}-{i + 1:03d}" for i in range(args.nodes)]
+        credentials: list[pulumi.Input[str]] = (
+            ["rediss://:", token.result, "@"] if token is not None else ["redis://"]
+        )
         self.url = pulumi.Output.secret(
             pulumi.Output.concat(
-                "rediss://:",
-                token.result,
-                "@",
-                group.primary_endpoint_address,
-                ":",
-                str(REDIS_PORT),
-                "/0",
+                *credentials, group.primary_endpoint_address, ":", str(REDIS_PORT), "/0"
             )
         )
         self.register_outputs({"primaryEndpoint": self.primary_endpoint})

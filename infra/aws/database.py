@@ -1,5 +1,11 @@
 """RDS PostgreSQL in private subnets, reachable only from the service's security group, with
-the master password managed (and rotated) by RDS in Secrets Manager."""
+the master password managed (and rotated) by RDS in Secrets Manager.
+
+The instance has a fixed identifier (alarms, log groups and people name it), so a change AWS can
+only make by replacement deletes the old instance first instead of clashing on the name; its
+final snapshot carries a random suffix created with the instance, so destroying a re-created
+stack does not collide with the snapshot the previous one left behind.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from infra.aws.firewall import service_only_security_group
 
@@ -32,7 +39,14 @@ class DatabaseArgs:
     protect: bool
     encrypted: bool
     performance_insights: bool
+    log_retention_days: int
     apply_immediately: bool = False
+    # RDS refuses a major engine upgrade (16 -> 17) unless the request allows it.
+    allow_major_version_upgrade: bool = False
+
+
+# The logs the instance exports to CloudWatch (RDS.9); RDS names their groups after it.
+LOG_EXPORTS = ("postgresql", "upgrade")
 
 
 class Database(pulumi.ComponentResource):
@@ -42,8 +56,10 @@ class Database(pulumi.ComponentResource):
     address: pulumi.Output[str]
     port: int
     identifier: pulumi.Output[str]
+    arn: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
     url: pulumi.Output[str]
+    log_group_names: list[pulumi.Output[str]]
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -77,12 +93,44 @@ class Database(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        instance_opts = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        # Created before the instance: the groups RDS would create itself never expire and
+        # outlive the stack (every destroyed pr-<n> would leave its own behind).
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-log-{log}",
+                name=f"/aws/rds/instance/{name}/{log}",
+                retention_in_days=args.log_retention_days,
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            )
+            for log in LOG_EXPORTS
+        ]
+        final_snapshot_id: pulumi.Output[str] | None = None
+        if args.final_snapshot:
+            # A new suffix whenever the instance itself would be replaced, so the replaced
+            # instance's final snapshot never takes the name the new one needs later.
+            suffix = random.RandomId(
+                f"{name}-final-snapshot",
+                byte_length=4,
+                keepers={
+                    "database": args.database,
+                    "username": args.username,
+                    "encrypted": str(args.encrypted).lower(),
+                },
+                opts=child,
+            )
+            final_snapshot_id = pulumi.Output.concat(name, "-final-", suffix.hex)
+        instance_opts = pulumi.ResourceOptions(
+            parent=self,
+            protect=args.protect,
+            delete_before_replace=True,
+            depends_on=log_groups,
+        )
         instance = aws.rds.Instance(
             f"{name}",
             identifier=name,
             engine="postgres",
             engine_version=args.engine_version,
+            allow_major_version_upgrade=args.allow_major_version_upgrade,
             instance_class=args.instance_class,
             db_name=args.database,
             username=args.username,
@@ -91,7 +139,11 @@ class Database(pulumi.ComponentResource):
             manage_master_user_password=True,
             port=POSTGRES_PORT,
             allocated_storage=args.storage_gb,
-            max_allocated_storage=args.max_storage_gb,
+            # Storage autoscaling only above the initial size; equal means off (AWS refuses a
+            # maximum that is not above the allocation).
+            max_allocated_storage=args.max_storage_gb
+            if args.max_storage_gb > args.storage_gb
+            else None,
             storage_type="gp3",
             storage_encrypted=args.encrypted,  # RDS.3
             db_subnet_group_name=subnets.name,
@@ -101,13 +153,13 @@ class Database(pulumi.ComponentResource):
             multi_az=args.multi_az,  # RDS.5
             deletion_protection=args.deletion_protection,  # RDS.8
             backup_retention_period=args.backup_days,  # RDS.11
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],  # RDS.9
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),  # RDS.9
             auto_minor_version_upgrade=True,  # RDS.13
             copy_tags_to_snapshot=True,  # RDS.17
             performance_insights_enabled=args.performance_insights,
             performance_insights_retention_period=7 if args.performance_insights else None,
             skip_final_snapshot=not args.final_snapshot,
-            final_snapshot_identifier=f"{name}-final" if args.final_snapshot else None,
+            final_snapshot_identifier=final_snapshot_id,
             delete_automated_backups=not args.final_snapshot,
             apply_immediately=args.apply_immediately,
             opts=instance_opts,
@@ -115,6 +167,7 @@ class Database(pulumi.ComponentResource):
         self.address = instance.address
         self.port = POSTGRES_PORT
         self.identifier = instance.identifier
+        self.arn = instance.arn
         self.master_secret_arn = instance.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn if secrets and secrets[0].secret_arn else ""
         )
@@ -131,4 +184,5 @@ class Database(pulumi.ComponentResource):
             args.database,
             "?sslmode=require",
         )
+        self.log_group_names = [group.name for group in log_groups]
         self.register_outputs({"address": self.address, "masterSecretArn": self.master_secret_arn})

@@ -4,7 +4,6 @@ flow logs where the tier asks for them, and the load balancer's and tasks' secur
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +21,8 @@ class AwsNetworkArgs:
     app_port: int
     flow_logs: bool
     log_retention_days: int
+    # Names the S3 gateway endpoint's service (`com.amazonaws.<region>.s3`).
+    region: str
     # Listener ports open to the internet on the load balancer.
     public_ports: tuple[int, ...] = (80, 443)
     # The permissions boundary the flow-logs role carries (the deploy role's, see identity.py).
@@ -120,8 +121,10 @@ class AwsNetwork(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
                 )
             )
+        private_tables: list[aws.ec2.RouteTable] = []
         for index, subnet in enumerate(private):
             table = aws.ec2.RouteTable(f"{name}-private-{index + 1}", vpc_id=vpc.id, opts=child)
+            private_tables.append(table)
             if nats:
                 aws.ec2.Route(
                     f"{name}-private-{index + 1}-default",
@@ -134,6 +137,18 @@ class AwsNetwork(pulumi.ComponentResource):
                 f"{name}-private-{index + 1}",
                 subnet_id=subnet.id,
                 route_table_id=table.id,
+                opts=child,
+            )
+
+        if nats:
+            # Free, and ECR image layers (stored in S3) then bypass NAT's per-GB charge.
+            aws.ec2.VpcEndpoint(
+                f"{name}-s3",
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{args.region}.s3",
+                vpc_endpoint_type="Gateway",
+                route_table_ids=[t.id for t in private_tables],
+                tags={"Name": f"{name}-s3"},
                 opts=child,
             )
 
@@ -215,9 +230,11 @@ class AwsNetwork(pulumi.ComponentResource):
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs", retention_in_days=retention_days, opts=child
         )
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
         role = aws.iam.Role(
             f"{name}-flow-logs",
-            assume_role_policy=json.dumps(
+            # Only flow logs of this account may assume it (no confused deputy).
+            assume_role_policy=pulumi.Output.json_dumps(
                 {
                     "Version": "2012-10-17",
                     "Statement": [
@@ -225,6 +242,14 @@ class AwsNetwork(pulumi.ComponentResource):
                             "Effect": "Allow",
                             "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
                             "Action": "sts:AssumeRole",
+                            "Condition": {
+                                "StringEquals": {"aws:SourceAccount": account.account_id},
+                                "ArnLike": {
+                                    "aws:SourceArn": pulumi.Output.concat(
+                                        "arn:aws:ec2:*:", account.account_id, ":vpc-flow-log/*"
+                                    )
+                                },
+                            },
                         }
                     ],
                 }
@@ -253,11 +278,12 @@ class AwsNetwork(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        # EC2.6: VPC flow logs, all traffic, to CloudWatch Logs.
+        # EC2.6 (whose default parameter is REJECT): refused traffic only. All traffic to
+        # CloudWatch is ingested per GB and can cost more than the service it watches.
         aws.ec2.FlowLog(
             f"{name}-flow-log",
             vpc_id=vpc.id,
-            traffic_type="ALL",
+            traffic_type="REJECT",
             log_destination_type="cloud-watch-logs",
             log_destination=group.arn,
             iam_role_arn=role.arn,

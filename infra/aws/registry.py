@@ -8,6 +8,46 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+# The content tags ContainerImage pushes (infra/image.py): `sha-<16 hex>`.
+IMAGE_TAG_PATTERN = "sha-*"
+
+
+def lifecycle_rules(keep_images: int) -> dict[str, object]:
+    """Untagged images go after a day, tagged builds beyond the newest `keep_images`.
+
+    Untagged manifests are leftovers (an interrupted push, the children of an expired index).
+    The per-platform and attestation manifests of a *kept* index are untagged too, but ECR
+    leaves them alone: "If an image is referenced by a manifest list, it cannot be expired
+    ... without the manifest list being deleted ... first" (ECR lifecycle evaluation rules).
+    Counting `any` instead would let those children take the places meant for builds.
+    """
+    return {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "expire untagged images after a day",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 2,
+                "description": f"keep the newest {keep_images} builds",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": [IMAGE_TAG_PATTERN],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": keep_images,
+                },
+                "action": {"type": "expire"},
+            },
+        ]
+    }
+
 
 @dataclass(frozen=True)
 class RegistryArgs:
@@ -28,8 +68,9 @@ class Registry(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         repository = aws.ecr.Repository(
             f"{name}-repo",
-            # ECR.2: a tag, once pushed, always names the same image. Tags are content hashes,
-            # so re-running an unchanged build pushes nothing and never needs an overwrite.
+            # ECR.2: a tag, once pushed, always names the same image. Tags hash every build
+            # input (infra/image.py), so re-running an unchanged build pushes nothing and a
+            # changed one pushes under a new tag: never an overwrite.
             image_tag_mutability="IMMUTABLE",
             # ECR.1: every pushed image is scanned.
             image_scanning_configuration={"scan_on_push": True},
@@ -41,22 +82,7 @@ class Registry(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
             repository=repository.name,
-            policy=json.dumps(
-                {
-                    "rules": [
-                        {
-                            "rulePriority": 1,
-                            "description": f"keep the last {args.keep_images} images",
-                            "selection": {
-                                "tagStatus": "any",
-                                "countType": "imageCountMoreThan",
-                                "countNumber": args.keep_images,
-                            },
-                            "action": {"type": "expire"},
-                        }
-                    ],
-                }
-            ),
+            policy=json.dumps(lifecycle_rules(args.keep_images)),
             opts=child,
         )
         self.repository_url = repository.repository_url

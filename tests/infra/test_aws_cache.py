@@ -61,3 +61,24 @@ def test_redis_url_is_tls_with_the_token_in_a_secret(tier: str) -> None:
     secrets = {s["name"]: s["valueFrom"] for s in container(run)["secrets"]}
     assert secrets["REDIS_URL"] == secrets["REDIS_URI"]
     assert token not in str(container(run))
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_the_fixed_group_id_is_deleted_before_it_is_replaced(tier: str) -> None:
+    group = tier_run(tier).one(GROUP)
+    assert group.plain["replicationGroupId"] == f"agent-{tier_run(tier).stack}-cache"
+    # A replacement would otherwise create a second group under the same id, which AWS refuses.
+    assert group.delete_before_replace is True
+
+
+@pytest.mark.parametrize(
+    ("tier", "node_type"),
+    [
+        ("ephemeral", "cache.t4g.micro"),
+        ("staging", "cache.t4g.small"),
+        ("production", "cache.t4g.small"),
+    ],
+)
+def test_node_types_are_sized_for_a_lock_and_a_rate_limiter(tier: str, node_type: str) -> None:
+    # Production starts small and grows by cache.nodeType (README: "Growing production").
+    assert tier_run(tier).one(GROUP).plain["nodeType"] == node_type

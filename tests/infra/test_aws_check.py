@@ -35,6 +35,8 @@ def test_check_lists_the_aws_runtime(stack: str) -> None:
     assert "network=private" in text and "PUBLIC" not in text
     assert "circuitBreaker=rollback" in text
     assert "tls: disabled: set aws.certificateArn" in text
+    recipient = "email to oncall@example.com" if stack == "production" else "NO RECIPIENT"
+    assert f"alarms: {recipient}" in text
 
 
 def test_check_shows_production_protection() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from cli.engine import _stable_number
+from cli.engine import ProgramRun, Resource, _stable_number
 from infra.config import performance_insights_supported
+from tests.harness import run_stack
 from tests.infra.test_aws_fixtures import container, tier_run
 
 
@@ -33,7 +36,60 @@ def test_database_is_private_encrypted_and_logged(tier: str) -> None:
     assert db["copyTagsToSnapshot"] is True  # RDS.17
     assert db["username"] == "agent_admin" != "postgres"  # RDS.25
     assert db["manageMasterUserPassword"] is True and "password" not in db
-    assert db["maxAllocatedStorage"] >= db["allocatedStorage"]
+    assert db["allowMajorVersionUpgrade"] is False
+
+
+@pytest.mark.parametrize(
+    ("tier", "autoscaling"), [("ephemeral", None), ("staging", 100), ("production", 200)]
+)
+def test_storage_autoscales_only_above_the_initial_size(tier: str, autoscaling: int | None) -> None:
+    db = _db(tier)
+    # Ephemeral's maxStorageGb equals storageGb: autoscaling off, and AWS refuses a maximum
+    # that is not above the allocation, so none is sent.
+    assert db.get("maxAllocatedStorage") == autoscaling
+
+
+def test_a_major_upgrade_is_sent_only_when_allowed() -> None:
+    run = run_stack(
+        "staging", {"database": {"engineVersion": "17", "allowMajorVersionUpgrade": True}}
+    )
+    db = run.one(RDS).plain
+    assert db["engineVersion"] == "17" and db["allowMajorVersionUpgrade"] is True
+    assert run.one("aws:rds/parameterGroup:ParameterGroup").plain["family"] == "postgres17"
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_fixed_names_are_deleted_before_they_are_replaced(tier: str) -> None:
+    run = tier_run(tier)
+    # A replacement (e.g. a new username) would otherwise create a second instance under the
+    # same identifier, which AWS refuses (DBInstanceAlreadyExists).
+    assert run.one(RDS).plain["identifier"] == f"agent-{run.stack}-db"
+    assert run.one(RDS).delete_before_replace is True
+    for group in _rds_log_groups(run):
+        assert group.delete_before_replace is True
+
+
+def _rds_log_groups(run: ProgramRun) -> list[Resource]:
+    return [
+        g
+        for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")
+        if g.plain.get("name", "").startswith("/aws/rds/")
+    ]
+
+
+@pytest.mark.parametrize(("tier", "days"), [("ephemeral", 7), ("staging", 30), ("production", 365)])
+def test_rds_log_groups_exist_before_the_instance_and_expire(tier: str, days: int) -> None:
+    run = tier_run(tier)
+    db = run.one(RDS)
+    groups = _rds_log_groups(run)
+    # Exactly the groups RDS writes the exported logs to, so RDS does not create its own
+    # never-expiring ones that outlive the stack.
+    assert sorted(g.plain["name"] for g in groups) == [
+        f"/aws/rds/instance/{db.plain['identifier']}/{log}"
+        for log in sorted(db.plain["enabledCloudwatchLogsExports"])
+    ]
+    assert all(g.plain["retentionInDays"] == days for g in groups)
+    assert {g.urn for g in groups} <= set(db.depends_on)
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -95,7 +151,20 @@ def test_final_snapshot_except_ephemeral(tier: str, final: bool) -> None:
     db = _db(tier)
     assert db["skipFinalSnapshot"] is (not final)
     if final:
-        assert db["finalSnapshotIdentifier"] == f"agent-{tier_run(tier).stack}-db-final"
+        run = tier_run(tier)
+        # Unique per instance: a random suffix created with it, renewed whenever an input
+        # that replaces the instance changes. A constant id would make the second destroy of
+        # a re-created stack fail (DBSnapshotAlreadyExists).
+        suffix = run.one("random:index/randomId:RandomId")
+        assert suffix.urn in run.one(RDS).depends_on
+        assert re.fullmatch(
+            f"agent-{run.stack}-db-final-[0-9a-f]{{8}}", db["finalSnapshotIdentifier"]
+        )
+        assert suffix.plain["keepers"] == {
+            "database": "agent",
+            "username": "agent_admin",
+            "encrypted": "true",
+        }
     else:
         # Destroyable in one `pulumi destroy`: nothing is kept behind.
         assert "finalSnapshotIdentifier" not in db
@@ -107,7 +176,7 @@ def test_final_snapshot_except_ephemeral(tier: str, final: bool) -> None:
     [
         ("ephemeral", "db.t4g.micro", False),
         ("staging", "db.t4g.small", False),
-        ("production", "db.m7g.large", True),
+        ("production", "db.t4g.medium", True),
     ],
 )
 def test_instance_class_and_performance_insights(tier: str, klass: str, insights: bool) -> None:

@@ -109,9 +109,38 @@ def test_vpc_flow_logs_in_production(tier: str, enabled: bool) -> None:
     # EC2.6
     assert len(flow_logs) == (1 if enabled else 0)
     if enabled:
-        assert flow_logs[0].plain["trafficType"] == "ALL"
+        # Refused traffic only (EC2.6's default parameter): all traffic, ingested per GB into
+        # CloudWatch, can cost more than the service.
+        assert flow_logs[0].plain["trafficType"] == "REJECT"
         group = run.one("aws:cloudwatch/logGroup:LogGroup", "agent-production-flow-logs")
         assert group.plain["retentionInDays"] == 365
+        role = run.one("aws:iam/role:Role", "agent-production-flow-logs")
+        (trust,) = json.loads(role.plain["assumeRolePolicy"])["Statement"]
+        # Only this account's flow logs may assume the role (confused deputy).
+        assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+        assert trust["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": "123456789012"},
+            "ArnLike": {"aws:SourceArn": "arn:aws:ec2:*:123456789012:vpc-flow-log/*"},
+        }
+
+
+@pytest.mark.parametrize(
+    ("tier", "endpoint"), [("ephemeral", False), ("staging", False), ("production", True)]
+)
+def test_s3_gateway_endpoint_where_tasks_sit_behind_nat(tier: str, endpoint: bool) -> None:
+    run = tier_run(tier)
+    endpoints = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert len(endpoints) == (1 if endpoint else 0)
+    if endpoint:
+        # Image layers come from S3: through the gateway they skip NAT's per-GB charge.
+        s3 = endpoints[0].plain
+        assert s3["serviceName"] == "com.amazonaws.eu-west-1.s3"
+        assert s3["vpcEndpointType"] == "Gateway"
+        private_tables = [
+            t.name for t in run.of_type("aws:ec2/routeTable:RouteTable") if "-private-" in t.name
+        ]
+        assert len(private_tables) == 2
+        assert sorted(s3["routeTableIds"]) == sorted(f"{t}-id" for t in private_tables)
 
 
 @pytest.mark.parametrize("tier", TIERS)

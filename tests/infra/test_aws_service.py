@@ -251,8 +251,8 @@ def test_registry(tier: str, force_delete: bool) -> None:
     assert repo["imageTagMutability"] == "IMMUTABLE"  # ECR.2
     assert repo["forceDelete"] is force_delete
     rules = policy(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy"))["rules"]  # ECR.3
-    assert rules[0]["selection"]["countType"] == "imageCountMoreThan"
-    assert rules[0]["selection"]["countNumber"] == 20
+    assert rules[1]["selection"]["countType"] == "imageCountMoreThan"
+    assert rules[1]["selection"]["countNumber"] == 20
 
 
 @pytest.mark.parametrize("tier", TIERS)

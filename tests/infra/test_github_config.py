@@ -24,7 +24,7 @@ def load(
     raw = {
         "agent-deploy:target": target,
         "agent-deploy:tier": tier,
-        "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
+        "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
         "agent-deploy:github": json.dumps({**GOOD, **github}),
     }
     for name, value in (pulumi_secrets or {}).items():
@@ -83,7 +83,7 @@ def test_secret_set_in_plain_text() -> None:
     raw = {
         "agent-deploy:target": "aws",
         "agent-deploy:tier": "staging",
-        "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
+        "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
         "agent-deploy:github": json.dumps({**GOOD, "secrets": ["DEPLOY_KEY"]}),
         "agent-deploy:DEPLOY_KEY": "plain-value",
     }

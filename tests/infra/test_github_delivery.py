@@ -44,7 +44,7 @@ def stack_config(
     raw = {
         "agent-deploy:target": "aws",
         "agent-deploy:tier": tier,
-        "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
+        "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
         "agent-deploy:github": json.dumps(
             {"owner": "acme", "repository": "agent", "plan": "enterprise", **github}
         ),

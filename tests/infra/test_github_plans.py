@@ -21,7 +21,7 @@ def load(tier: str = "production", **github: Any) -> StackConfig:
     raw = {
         "agent-deploy:target": "aws",
         "agent-deploy:tier": tier,
-        "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
+        "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
         "agent-deploy:github": json.dumps({"owner": "acme", "repository": "agent", **github}),
     }
     return load_stack_config(tier, raw, set())
