@@ -24,6 +24,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import PROJECT
+from infra.naming import NAME_RULES, autoname, physical_name, physical_name_problems
 
 SECRET_SIG_KEY = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
@@ -46,7 +47,7 @@ def _digest(text: str) -> str:
 
 def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
     name = args.inputs.get("name")
-    return name if isinstance(name, str) else f"{args.name}-{_stable_number(args.name, 7):07d}"
+    return name if isinstance(name, str) else autoname(args.name)
 
 
 def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
@@ -277,6 +278,10 @@ class ProgramRun:
             yield from self.descendants(child)
 
 
+class PhysicalNameError(Exception):
+    """A name the engine or the cloud would refuse (infra/naming.py), raised at registration."""
+
+
 class _Mocks(pulumi.runtime.Mocks):
     def __init__(self, preview: bool) -> None:
         self.preview = preview
@@ -285,7 +290,14 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(
         self, args: pulumi_mocks.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
+        problems = physical_name_problems(args.typ, args.name, args.inputs)
+        if problems:
+            raise PhysicalNameError("; ".join(problems))
         state = dict(args.inputs)
+        rule = NAME_RULES.get(args.typ)
+        if rule is not None and physical_name(args.typ, args.name, state) is not None:
+            # As the engine does, in preview too: the name is an input after Check.
+            state.setdefault(rule.property, physical_name(args.typ, args.name, state))
         if not self.preview:
             mock = RESOURCE_MOCKS.get(args.typ)
             if mock is not None:

@@ -35,6 +35,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.naming import stack_name_problems
+
 PROJECT = "agent-deploy"
 
 Target: TypeAlias = Literal["local", "aws", "gcp"]
@@ -946,6 +948,14 @@ def load_stack_config(
         problems += _production_problems(config)
         problems += github_problems(config)
         problems += aws_problems(config)
+    problems += [
+        ConfigProblem(
+            key if key == "stack name" else f"{PROJECT}:{key}", message, json.dumps(value)
+        )
+        for key, message, value in stack_name_problems(
+            stack, config.app.name if config is not None else ""
+        )
+    ]
     problems += _secret_problems(raw, secret_set, referenced)
     if problems:
         raise ConfigError(stack, problems)

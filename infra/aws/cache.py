@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws.firewall import service_only_security_group
+from infra.naming import fit
 
 REDIS_PORT = 6379
 
@@ -59,7 +60,7 @@ class Cache(pulumi.ComponentResource):
         token = random.RandomPassword(f"{name}-auth-token", length=48, special=False, opts=child)
         group = aws.elasticache.ReplicationGroup(
             f"{name}",
-            replication_group_id=name[:40],
+            replication_group_id=fit("aws:elasticache/replicationGroup:ReplicationGroup", name),
             description=f"{name} cache",
             engine=args.engine,
             engine_version=args.engine_version,

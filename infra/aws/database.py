@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.firewall import service_only_security_group
+from infra.naming import fit
 
 POSTGRES_PORT = 5432
 
@@ -80,7 +81,7 @@ class Database(pulumi.ComponentResource):
         instance_opts = pulumi.ResourceOptions(parent=self, protect=args.protect)
         instance = aws.rds.Instance(
             f"{name}",
-            identifier=name,
+            identifier=fit("aws:rds/instance:Instance", name),
             engine="postgres",
             engine_version=args.engine_version,
             instance_class=args.instance_class,

@@ -11,6 +11,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from infra.naming import fit
+
 ANYWHERE = "0.0.0.0/0"
 
 
@@ -208,7 +210,7 @@ class AwsNetwork(pulumi.ComponentResource):
             f"{name}-flow-logs", retention_in_days=retention_days, opts=child
         )
         role = aws.iam.Role(
-            f"{name}-flow-logs",
+            fit("aws:iam/role:Role", f"{name}-flow-logs"),
             assume_role_policy=json.dumps(
                 {
                     "Version": "2012-10-17",

@@ -17,6 +17,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.naming import fit
+
 CONTAINER = "app"
 TMP = "/tmp"  # noqa: S108 - a task-private volume, not a shared host directory
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
@@ -156,7 +158,7 @@ class Service(pulumi.ComponentResource):
         )
 
         execution_role = aws.iam.Role(
-            f"{name}-execution",
+            fit("aws:iam/role:Role", f"{name}-execution"),
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
             opts=child,
         )
@@ -197,7 +199,7 @@ class Service(pulumi.ComponentResource):
         )
         # What the app itself may call: nothing until it needs something.
         task_role = aws.iam.Role(
-            f"{name}-task",
+            fit("aws:iam/role:Role", f"{name}-task"),
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
             opts=child,
         )
@@ -231,7 +233,7 @@ class Service(pulumi.ComponentResource):
         )
 
         load_balancer = aws.lb.LoadBalancer(
-            f"{name}-alb",
+            fit("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb"),
             load_balancer_type="application",
             internal=False,
             subnets=list(args.public_subnet_ids),  # ELB.13: one per AZ, at least two
@@ -244,7 +246,7 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
-            f"{name}-tg",
+            fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
             port=args.port,
             protocol="HTTP",
             target_type="ip",
