@@ -895,6 +895,14 @@ def load_stack_config(
         if key.startswith(f"{PROJECT}:")
     }
     referenced = _referenced_names(values)
+    for key in raw:
+        namespace, _, rest = key.partition(":")
+        if rest and namespace != PROJECT and difflib.get_close_matches(namespace, [PROJECT]):
+            problems.append(
+                ConfigProblem(
+                    key, f"unknown namespace '{namespace}'; did you mean '{PROJECT}:{rest}'?"
+                )
+            )
     for name, value in values.items():
         key = f"{PROJECT}:{name}"
         if name in referenced:

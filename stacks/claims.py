@@ -78,6 +78,8 @@ def github_claim_problems(
     and their template are skipped: they may not have a `github` section at all
     (infra.config.github_problems). Sibling files that cannot be read go to `warnings`.
     """
+    if stack is not None and config is not None and _claims(stack, config) is None:
+        return []  # claims nothing: no conflict can involve it
     environments: dict[tuple[str, str], list[str]] = {}
     owners: dict[str, list[str]] = {}
     protected: dict[str, list[str]] = {}
