@@ -1,6 +1,8 @@
 # agent-deploy: `make up` runs the local stack, `make test` runs every test.
 # Cloud stacks: `make preview STACK=staging`, `make up STACK=staging` (see README).
 SHELL := /bin/bash
+# A failed step of a pipe (curl | sh) fails the recipe, and make stops there.
+.SHELLFLAGS := -o pipefail -ec
 .DEFAULT_GOAL := help
 
 STACK ?= local
@@ -30,7 +32,15 @@ help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 uv:
-	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null && exit 0; \
+	if ! out=$$(python3 -m pip install --quiet uv 2>&1); then \
+		echo "$$out" >&2; \
+		case "$$out" in \
+		*externally-managed-environment*) echo "make: this Python refuses pip installs (PEP 668). Install uv with 'pipx install uv' or 'curl -LsSf https://astral.sh/uv/install.sh | sh', then run make again." >&2;; \
+		*) echo "make: could not install uv with pip (see above). Install it (https://docs.astral.sh/uv/getting-started/installation/), then run make again." >&2;; \
+		esac; \
+		exit 1; \
+	fi
 
 deps: uv  ## install the program's and the app's dependencies from the lock files
 	uv sync --frozen
@@ -39,7 +49,9 @@ deps: uv  ## install the program's and the app's dependencies from the lock file
 pulumi-cli:  ## install the pinned Pulumi CLI with Pulumi's official installer, if absent
 	@if ! command -v pulumi >/dev/null && [ ! -x "$(PULUMI_HOME)/bin/pulumi" ]; then \
 		echo "Installing Pulumi CLI $(PULUMI_VERSION) with Pulumi's installer"; \
-		curl -fsSL https://get.pulumi.com | sh -s -- --version $(PULUMI_VERSION); \
+		curl -fsSL https://get.pulumi.com | sh -s -- --version $(PULUMI_VERSION) \
+			&& [ -x "$(PULUMI_HOME)/bin/pulumi" ] \
+			|| { echo "make: installing the Pulumi CLI $(PULUMI_VERSION) failed (see above). Install it (https://www.pulumi.com/docs/iac/download-install/), then run make again." >&2; exit 1; }; \
 	fi
 
 state:
