@@ -119,6 +119,21 @@ NAME_RULES: dict[str, NameRule] = {
     "docker:index/container:Container": NameRule("name", 255, _DOCKER, _DOCKER_TEXT),
     "docker:index/network:Network": NameRule("name", 255, _DOCKER, _DOCKER_TEXT),
     "docker:index/volume:Volume": NameRule("name", 255, _DOCKER, _DOCKER_TEXT),
+    **{
+        f"github:index/{token}": NameRule(
+            prop,
+            255,
+            r"(?i)(?!github_)[A-Za-z_][A-Za-z0-9_]*",
+            "letters, digits and _, not starting with a digit or GITHUB_",
+            autonamed=False,
+        )
+        for token, prop in (
+            ("actionsEnvironmentVariable:ActionsEnvironmentVariable", "variableName"),
+            ("actionsEnvironmentSecret:ActionsEnvironmentSecret", "secretName"),
+            ("actionsVariable:ActionsVariable", "variableName"),
+            ("actionsSecret:ActionsSecret", "secretName"),
+        )
+    },
     "github:index/repositoryEnvironment:RepositoryEnvironment": NameRule(
         "environment", 255, r"[^,:;'\"`\\/]+", "no , : ; ' \" ` \\ or /", autonamed=False
     ),

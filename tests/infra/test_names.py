@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pulumi_aws as aws
+import pulumi_github as github
 import pytest
 
 from cli.engine import PhysicalNameError, ProgramRun, run_program
@@ -67,6 +68,12 @@ def test_the_mocks_refuse_an_auto_name_longer_than_the_provider_allows() -> None
             ),
             "more than the 40 allowed",
         ),
+        (
+            lambda: github.ActionsEnvironmentVariable(
+                "v", repository="r", environment="e", variable_name="GITHUB_SHA", value="x"
+            ),
+            "not starting with a digit or GITHUB_",
+        ),
     ],
     ids=[
         "rds-double-hyphen",
@@ -75,9 +82,10 @@ def test_the_mocks_refuse_an_auto_name_longer_than_the_provider_allows() -> None
         "iam-prefix",
         "tg-prefix",
         "cache",
+        "github-variable",
     ],
 )
-def test_the_mocks_refuse_names_aws_refuses(register: object, fragment: str) -> None:
+def test_the_mocks_refuse_names_the_cloud_refuses(register: object, fragment: str) -> None:
     assert callable(register)
     with pytest.raises(PhysicalNameError, match=fragment):
         run_components(register)
