@@ -961,7 +961,9 @@ def load_stack_config(
             key if key == "stack name" else f"{PROJECT}:{key}", message, json.dumps(value)
         )
         for key, message, value in stack_name_problems(
-            stack, config.app.name if config is not None else ""
+            stack,
+            config.app.name if config is not None else "",
+            iam=config is not None and config.target == "aws",
         )
     ]
     problems += _secret_problems(raw, secret_set, referenced)

@@ -212,9 +212,10 @@ STACK_NAME_TEXT = (
 IAM_PREFIX_MAX = NAME_RULES["aws:iam/role:Role"].max_length - AUTONAME_SUFFIX - _HASH - 1
 
 
-def stack_name_problems(stack: str, app_name: str) -> list[tuple[str, str, str]]:
+def stack_name_problems(stack: str, app_name: str, iam: bool) -> list[tuple[str, str, str]]:
     """(key, message, value) for the stack name and for `app.name` with it, checked at config
-    load so that no resource is registered under a name the cloud would refuse."""
+    load so that no resource is registered under a name the cloud would refuse. `iam`: the
+    stack names IAM roles (the aws target)."""
     problems = []
     if not STACK_NAME.fullmatch(stack):
         problems.append(("stack name", f"not allowed: use {STACK_NAME_TEXT}", stack))
@@ -227,7 +228,7 @@ def stack_name_problems(stack: str, app_name: str) -> list[tuple[str, str, str]]
             )
         )
     prefix = f"{app_name}-{stack}-"
-    if len(prefix) > IAM_PREFIX_MAX:
+    if iam and len(prefix) > IAM_PREFIX_MAX:
         problems.append(
             (
                 "app.name",

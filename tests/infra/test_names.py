@@ -178,3 +178,10 @@ def test_app_name_and_stack_name_too_long_together_name_the_limit() -> None:
 def test_pr_stack_names_stay_valid() -> None:
     run = run_stack("pr-42", preview=True)
     assert run.of_type(RDS)[0].plain["identifier"] == "agent-pr-42-db"
+
+
+def test_the_iam_budget_binds_aws_stacks_only() -> None:
+    app, stack = "a" * APP_NAME_MAX, "laptop-of-someone-with-a-long-name"
+    config, secret_keys = stack_inputs("local", {"app": {"name": app}})
+    run = run_program(stack, config, secret_keys, project_dir=PROJECT_DIR, preview=True)
+    assert run.one("docker:index/network:Network").plain["name"] == f"{app}-{stack}-net"
