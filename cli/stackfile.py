@@ -66,13 +66,12 @@ def stack_names(project_dir: Path) -> list[str]:
 
 
 def load_stack_file(project_dir: Path, stack: str) -> StackFile:
-    project = _read_yaml(project_dir / "Pulumi.yaml")
     namespace = project_name(project_dir)
     path = stack_file_path(project_dir, stack)
     config: dict[str, str] = {}
     secret_keys: set[str] = set()
 
-    declared = project.get("config") or {}
+    declared = _stack_config(project_dir / "Pulumi.yaml")
     for key, declaration in declared.items():
         full = key if ":" in key else f"{namespace}:{key}"
         if isinstance(declaration, dict) and "default" in declaration:

@@ -180,3 +180,11 @@ def test_repeated_runs_end_with_clean_stderr() -> None:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0
         assert "Exception ignored" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_a_bad_project_file_is_a_named_error_too(project: Path) -> None:  # noqa: F811
+    (project / "Pulumi.yaml").write_text("name: agent-deploy\nruntime: python\nconfig: [x]\n")
+    (project / "Pulumi.qa.yaml").write_text("config: {}\n")
+    code, out, err = check("--stack", "qa", "--json", project_dir=project)
+    assert code == 2 and "Pulumi.yaml: `config` must be a mapping" in err
+    assert json.loads(out)["errors"][0]["key"] == "config"
