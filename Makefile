@@ -11,6 +11,8 @@ PULUMI_VERSION ?= 3.272.0
 PULUMI_HOME ?= $(HOME)/.pulumi
 PULUMI := $(or $(shell command -v pulumi 2>/dev/null),$(PULUMI_HOME)/bin/pulumi)
 UV_RUN := uv run --frozen
+# Where `check-all` finds the stack files (a test points it at a scratch project).
+STACKS_DIR ?= $(CURDIR)
 
 export UV_PYTHON_DOWNLOADS := never
 # State lives in a file backend inside the repo unless you point elsewhere (s3://…, Pulumi
@@ -72,11 +74,14 @@ destroy: pulumi-cli state  ## tear STACK down (asks for confirmation)
 check: uv  ## validate STACK offline and list what it would manage (no CLI, no cloud)
 	$(UV_RUN) agent-deploy check --stack $(STACK)
 
-check-all: uv  ## `check` every Pulumi.<stack>.yaml in the repo
-	@set -e; for file in Pulumi.*.yaml; do \
-		stack=$${file#Pulumi.}; stack=$${stack%.yaml}; \
-		echo "== $$stack"; $(UV_RUN) agent-deploy check --stack "$$stack" >/dev/null; \
-	done; echo "all stacks valid"
+check-all: uv  ## `check` every Pulumi.<stack>.yaml in the repo, all of them even if one fails
+	@failed=""; for file in $(STACKS_DIR)/Pulumi.*.yaml; do \
+		stack=$${file##*/Pulumi.}; stack=$${stack%.yaml}; echo "== $$stack"; \
+		$(UV_RUN) agent-deploy check --stack "$$stack" --project-dir "$(STACKS_DIR)" >/dev/null \
+			|| failed="$$failed $$stack"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "invalid stacks:$$failed" >&2; exit 1; fi; \
+	echo "all stacks valid"
 
 test: deps  ## every test: program under mocks, CLI, workflows, app (Postgres/Redis/Docker)
 	$(UV_RUN) pytest

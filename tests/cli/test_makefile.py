@@ -213,3 +213,20 @@ def test_uv_is_installed_with_pip_when_pip_allows_it(sandbox):
     result = _run_make(sandbox, "uv")
     assert result.returncode == 0, result.stderr
     assert Path(sandbox["RECORD"]).read_text() == "python3 -m pip install --quiet uv\n"
+
+
+def test_check_all_checks_every_stack_and_names_the_bad_ones(sandbox, tmp_path):
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    (stacks / "__main__.py").symlink_to(PROJECT_DIR / "__main__.py")
+    for name in ("Pulumi.yaml", "Pulumi.local.yaml"):
+        shutil.copy(PROJECT_DIR / name, stacks / name)
+    (stacks / "Pulumi.a-date.yaml").write_text(
+        "config:\n  agent-deploy:app:\n    env:\n      D: 2024-01-01\n"
+    )
+    result = _run_make(sandbox, "check-all", f"STACKS_DIR={stacks}")
+    assert result.returncode != 0
+    # The bad file sorts first: the good one after it was still checked.
+    assert result.stdout.splitlines() == ["== a-date", "== local"]
+    assert "invalid stacks: a-date" in result.stderr
+    assert "read as a date" in result.stderr
