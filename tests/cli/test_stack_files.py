@@ -107,6 +107,11 @@ def test_a_bad_sibling_is_a_warning_for_the_other_stacks(
     for case, *_ in BAD_FILES:
         assert f"skipped Pulumi.qa-{case}.yaml" in skipped
     assert "Pulumi.qa-dir.yaml is a directory" in skipped
+    # `check` shows them, and still passes.
+    (tmp_path / "__main__.py").symlink_to(PROJECT_DIR / "__main__.py")
+    code, _, err = check("--stack", "staging", project_dir=tmp_path)
+    assert code == 0, err
+    assert "warning: skipped Pulumi.qa-utf-16.yaml in the GitHub ownership check" in err
 
 
 def test_a_namespace_typo_gets_a_did_you_mean(project: Path) -> None:  # noqa: F811
