@@ -1,6 +1,8 @@
 # agent-deploy: `make up` runs the local stack, `make test` runs every test.
 # Cloud stacks: `make preview STACK=staging`, `make up STACK=staging` (see README).
 SHELL := /bin/bash
+# A failed step of a pipe (curl | sh) fails the recipe, and make stops there.
+.SHELLFLAGS := -o pipefail -ec
 .DEFAULT_GOAL := help
 
 STACK ?= local
@@ -9,6 +11,8 @@ PULUMI_VERSION ?= $(shell $(CURDIR)/scripts/pulumi-version.sh)
 PULUMI_HOME ?= $(HOME)/.pulumi
 PULUMI := $(or $(shell command -v pulumi 2>/dev/null),$(PULUMI_HOME)/bin/pulumi)
 UV_RUN := uv run --frozen
+# Where `check-all` finds the stack files (a test points it at a scratch project).
+STACKS_DIR ?= $(CURDIR)
 
 export UV_PYTHON_DOWNLOADS := never
 # State lives in a file backend inside the repo unless you point elsewhere (s3://…, Pulumi
@@ -30,7 +34,15 @@ help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 uv:
-	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null && exit 0; \
+	if ! out=$$(python3 -m pip install --quiet uv 2>&1); then \
+		echo "$$out" >&2; \
+		case "$$out" in \
+		*externally-managed-environment*) echo "make: this Python refuses pip installs (PEP 668). Install uv with 'pipx install uv' or 'curl -LsSf https://astral.sh/uv/install.sh | sh', then run make again." >&2;; \
+		*) echo "make: could not install uv with pip (see above). Install it (https://docs.astral.sh/uv/getting-started/installation/), then run make again." >&2;; \
+		esac; \
+		exit 1; \
+	fi
 
 deps: uv  ## install the program's and the app's dependencies from the lock files
 	uv sync --frozen
@@ -39,7 +51,9 @@ deps: uv  ## install the program's and the app's dependencies from the lock file
 pulumi-cli:  ## install the pinned Pulumi CLI with Pulumi's official installer, if absent
 	@if ! command -v pulumi >/dev/null && [ ! -x "$(PULUMI_HOME)/bin/pulumi" ]; then \
 		echo "Installing Pulumi CLI $(PULUMI_VERSION) with Pulumi's installer"; \
-		curl -fsSL https://get.pulumi.com | sh -s -- --version $(PULUMI_VERSION); \
+		curl -fsSL https://get.pulumi.com | sh -s -- --version $(PULUMI_VERSION) \
+			&& [ -x "$(PULUMI_HOME)/bin/pulumi" ] \
+			|| { echo "make: installing the Pulumi CLI $(PULUMI_VERSION) failed (see above). Install it (https://www.pulumi.com/docs/iac/download-install/), then run make again." >&2; exit 1; }; \
 	fi
 
 state:
@@ -60,11 +74,14 @@ destroy: pulumi-cli state  ## tear STACK down (asks for confirmation)
 check: uv  ## validate STACK offline and list what it would manage (no CLI, no cloud)
 	$(UV_RUN) agent-deploy check --stack $(STACK)
 
-check-all: uv  ## `check` every Pulumi.<stack>.yaml in the repo
-	@set -e; for file in Pulumi.*.yaml; do \
-		stack=$${file#Pulumi.}; stack=$${stack%.yaml}; \
-		echo "== $$stack"; $(UV_RUN) agent-deploy check --stack "$$stack" >/dev/null; \
-	done; echo "all stacks valid"
+check-all: uv  ## `check` every Pulumi.<stack>.yaml in the repo, all of them even if one fails
+	@failed=""; for file in $(STACKS_DIR)/Pulumi.*.yaml; do \
+		stack=$${file##*/Pulumi.}; stack=$${stack%.yaml}; echo "== $$stack"; \
+		$(UV_RUN) agent-deploy check --stack "$$stack" --project-dir "$(STACKS_DIR)" >/dev/null \
+			|| failed="$$failed $$stack"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "invalid stacks:$$failed" >&2; exit 1; fi; \
+	echo "all stacks valid"
 
 test: deps  ## every test: program under mocks, CLI, workflows, app (Postgres/Redis/Docker)
 	$(UV_RUN) pytest

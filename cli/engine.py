@@ -8,10 +8,14 @@ and resource options such as `protect`, which plain mocks do not see.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import hashlib
+import logging
 import runpy
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,10 @@ from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from infra.config import PROJECT
+from infra.naming import NAME_RULES, autoname, physical_name, physical_name_problems
 
 SECRET_SIG_KEY = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
@@ -46,7 +51,7 @@ def _digest(text: str) -> str:
 
 def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
     name = args.inputs.get("name")
-    return name if isinstance(name, str) else f"{args.name}-{_stable_number(args.name, 7):07d}"
+    return name if isinstance(name, str) else autoname(args.name)
 
 
 def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
@@ -260,6 +265,7 @@ class ProgramRun:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     invokes: list[tuple[str, dict[str, Any]]]
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -281,6 +287,10 @@ class ProgramRun:
             yield from self.descendants(child)
 
 
+class PhysicalNameError(Exception):
+    """A name the engine or the cloud would refuse (infra/naming.py), raised at registration."""
+
+
 class _Mocks(pulumi.runtime.Mocks):
     def __init__(self, preview: bool) -> None:
         self.preview = preview
@@ -289,7 +299,14 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(
         self, args: pulumi_mocks.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
+        problems = physical_name_problems(args.typ, args.name, args.inputs)
+        if problems:
+            raise PhysicalNameError("; ".join(problems))
         state = dict(args.inputs)
+        rule = NAME_RULES.get(args.typ)
+        if rule is not None and physical_name(args.typ, args.name, state) is not None:
+            # As the engine does, in preview too: the name is an input after Check.
+            state.setdefault(rule.property, physical_name(args.typ, args.name, state))
         if not self.preview:
             mock = RESOURCE_MOCKS.get(args.typ)
             if mock is not None:
@@ -336,6 +353,67 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def _main_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop = _ensure_event_loop()  # type: ignore[no-untyped-call]
+    return loop
+
+
+class _ClosingPolicy(asyncio.DefaultEventLoopPolicy):
+    """Remembers every event loop the runtime creates, so each run can close them.
+
+    Pulumi's `_sync_await` gives each executor thread the mocks run in its own loop and
+    never closes it (nor the main one). Left to the interpreter's exit, such a loop is
+    collected after its self-pipe socket, and `BaseEventLoop.__del__` prints "Exception
+    ignored ... ValueError: Invalid file descriptor: -1" (about one run in forty).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: list[asyncio.AbstractEventLoop] = []
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        self.created.append(loop)
+        return loop
+
+    def begin(self) -> ThreadPoolExecutor:
+        """A fresh executor for this run's RPC threads on the main loop (kept between runs:
+        Outputs made outside a run live on it)."""
+        executor = ThreadPoolExecutor(thread_name_prefix="agent-deploy-mocks")
+        _main_loop().set_default_executor(executor)
+        return executor
+
+    def end(self, executor: ThreadPoolExecutor) -> None:
+        """Joins the run's threads and closes the loops they made."""
+        executor.shutdown(wait=True)
+        main = _main_loop()
+        for loop in self.created:
+            if loop is not main and not loop.is_running() and not loop.is_closed():
+                loop.close()
+        self.created = [main]
+
+    def close_all(self) -> None:
+        for loop in self.created:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
+
+
+class _Warnings(logging.Handler):
+    """What the program logs at warning level or above (`pulumi.log.warn`), kept per run."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+_LOOPS = _ClosingPolicy()
+asyncio.set_event_loop_policy(_LOOPS)
+atexit.register(_LOOPS.close_all)
+
+
 def _resolve(value: Any) -> tuple[Any, bool]:
     output = pulumi.Output.from_input(value)
     known = _sync_await(output.is_known())
@@ -353,26 +431,44 @@ def _run(
 ) -> ProgramRun:
     mocks = _Mocks(preview)
     monitor = _RecordingMonitor(mocks)
+    warnings = _Warnings()
+    logger = logging.getLogger(f"{__name__}.program")
+    logger.handlers[:] = [warnings]
+    logger.propagate = False
     settings.ROOT.set(None)  # a fresh root stack per run: runs never see each other
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    executor = _LOOPS.begin()
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor
+    )
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     try:
         _sync_await(run_pulumi_func(program))
+        root = settings.get_root_resource()
+        exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
+        outputs: dict[str, Any] = {}
+        secret_outputs: set[str] = set()
+        for name, value in exported.items():
+            outputs[name], secret = _resolve(value)
+            if secret:
+                secret_outputs.add(name)
     except Exception as error:
         # What got registered before the failure: a config error must leave this empty.
         error.registered = list(monitor.registrations)  # type: ignore[attr-defined]
+        error.warnings = warnings.messages  # type: ignore[attr-defined]
         raise
-    root = settings.get_root_resource()
-    exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
-    outputs: dict[str, Any] = {}
-    secret_outputs: set[str] = set()
-    for name, value in exported.items():
-        outputs[name], secret = _resolve(value)
-        if secret:
-            secret_outputs.add(name)
-    return ProgramRun(stack, preview, monitor.registrations, outputs, secret_outputs, mocks.invokes)
+    finally:
+        _LOOPS.end(executor)
+    return ProgramRun(
+        stack,
+        preview,
+        monitor.registrations,
+        outputs,
+        secret_outputs,
+        mocks.invokes,
+        warnings.messages,
+    )
 
 
 def run_program(

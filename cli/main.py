@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from cli.engine import ProgramRun, Resource, redact, run_program
+from cli.engine import PhysicalNameError, ProgramRun, Resource, redact, run_program
 from cli.stackfile import StackFileError, load_stack_file
 from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
@@ -158,23 +159,38 @@ def _problems_json(stack: str, problems: Sequence[ConfigProblem]) -> dict[str, A
     }
 
 
+def _errors_json(stack: str | None, errors: Sequence[tuple[str | None, str]]) -> dict[str, Any]:
+    return {
+        "stack": stack,
+        "errors": [{"key": key, "value": None, "message": message} for key, message in errors],
+    }
+
+
 def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO, err: TextIO) -> int:
+    """Exit 0 valid, 1 configuration problems, 2 unreadable stack file; JSON on each with --json."""
     from stacks import StackConfigError
+
+    def fail(code: int, message: str, document: dict[str, Any]) -> int:
+        if as_json_output:
+            out.write(json.dumps(document, indent=2) + "\n")
+        err.write(f"{message}\n")
+        return code
 
     try:
         stack_file = load_stack_file(project_dir, stack)
     except StackFileError as error:
-        err.write(f"agent-deploy check: {error}\n")
-        return 2
+        return fail(2, f"agent-deploy check: {error}", _errors_json(stack, error.problems))
     try:
         run = run_program(
             stack, stack_file.config, stack_file.secret_keys, project_dir=project_dir, preview=True
         )
     except StackConfigError as error:
-        if as_json_output:
-            out.write(json.dumps(_problems_json(stack, error.problems), indent=2) + "\n")
-        err.write(f"{error}\n")
-        return 1
+        _warn(getattr(error, "warnings", []), err)
+        return fail(1, str(error), _problems_json(stack, error.problems))
+    except PhysicalNameError as error:
+        message = f"a name the cloud would refuse: {error}"
+        return fail(1, f"agent-deploy check: {message}", _errors_json(stack, [(None, message)]))
+    _warn(run.warnings, err)
     if as_json_output:
         out.write(json.dumps(as_json(run, stack_file.path), indent=2, default=str) + "\n")
     else:
@@ -182,8 +198,25 @@ def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO, e
     return 0
 
 
+def _warn(warnings: Sequence[str], err: TextIO) -> None:
+    for warning in warnings:
+        err.write(f"warning: {warning}\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 2 as argparse does, and in JSON too when --json was asked for."""
+
+    wants_json = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.wants_json:
+            sys.stdout.write(json.dumps(_errors_json(None, [(None, message)]), indent=2) + "\n")
+        super().error(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="agent-deploy", description=__doc__.split("\n")[0])
+    _Parser.wants_json = "--json" in (sys.argv[1:] if argv is None else argv)
+    parser = _Parser(prog="agent-deploy", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check_cmd = commands.add_parser("check", help="validate a stack and list what it manages")
     check_cmd.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml")
@@ -196,13 +229,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     project_dir = args.project_dir or find_project_dir(Path.cwd())
-    return check(
-        args.stack,
-        as_json_output=args.json,
-        project_dir=project_dir.resolve(),
-        out=sys.stdout,
-        err=sys.stderr,
-    )
+    try:
+        code = check(
+            args.stack,
+            as_json_output=args.json,
+            project_dir=project_dir.resolve(),
+            out=sys.stdout,
+            err=sys.stderr,
+        )
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`) left: not an error of ours. Python would still try to flush
+        # stdout at exit and print a traceback; point it at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from cli.stackfile import SECRET_PLACEHOLDER
+from infra.naming import stack_name_problems
 from infra.timeouts import AWS_MAX_RUN_TIMEOUT_SECONDS, FARGATE_MAX_STOP_SECONDS
 
 PROJECT = "agent-deploy"
@@ -1232,6 +1233,14 @@ def load_stack_config(
         if key.startswith(f"{PROJECT}:")
     }
     referenced = _referenced_names(values)
+    for key in raw:
+        namespace, _, rest = key.partition(":")
+        if rest and namespace != PROJECT and difflib.get_close_matches(namespace, [PROJECT]):
+            problems.append(
+                ConfigProblem(
+                    key, f"unknown namespace '{namespace}'; did you mean '{PROJECT}:{rest}'?"
+                )
+            )
     for name, value in values.items():
         key = f"{PROJECT}:{name}"
         if name in referenced:
@@ -1293,6 +1302,16 @@ def load_stack_config(
         problems += github_problems(config)
         problems += aws_problems(config)
     problems[found:] = [p for p in problems[found:] if not _follows_from(p, repaired)]
+    problems += [
+        ConfigProblem(
+            key if key == "stack name" else f"{PROJECT}:{key}", message, json.dumps(value)
+        )
+        for key, message, value in stack_name_problems(
+            stack,
+            config.app.name if config is not None else "",
+            iam=config is not None and config.target == "aws",
+        )
+    ]
     problems += _secret_problems(raw, secret_set, referenced)
     problems += _secure_setting_problems(values, secret_sections)
     if problems:

@@ -12,6 +12,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from infra.config import PROJECT, ConfigError, ConfigProblem, StackConfig, load_stack_config
+from stacks.claims import codeowners_problems, github_claim_problems
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,11 +34,23 @@ def raw_config() -> tuple[dict[str, str], set[str]]:
 
 
 def load_config() -> StackConfig:
+    """The validated config, or every problem at once, before any resource is registered:
+    the stack's own rules and the rules across stack files (GitHub ownership) alike."""
     raw, secret = raw_config()
+    stack = pulumi.get_stack()
+    warnings: list[str] = []
+    problems = github_claim_problems(PROJECT_ROOT, stack, raw, warnings)
+    for warning in warnings:
+        pulumi.log.warn(warning)
     try:
-        return load_stack_config(pulumi.get_stack(), raw, secret, root=PROJECT_ROOT)
+        config = load_stack_config(stack, raw, secret, root=PROJECT_ROOT)
     except ConfigError as error:
-        raise StackConfigError(error) from None
+        problems = error.problems + problems
+    else:
+        problems += codeowners_problems(PROJECT_ROOT, config)
+    if problems:
+        raise StackConfigError(ConfigError(stack, problems))
+    return config
 
 
 def secret_values(names: list[str]) -> dict[str, pulumi.Output[str]]:

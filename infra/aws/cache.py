@@ -15,6 +15,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws.firewall import service_only_security_group
+from infra.naming import fit
 
 REDIS_PORT = 6379
 
@@ -68,7 +69,7 @@ class Cache(pulumi.ComponentResource):
         )
         group = aws.elasticache.ReplicationGroup(
             f"{name}",
-            replication_group_id=name[:40],
+            replication_group_id=fit("aws:elasticache/replicationGroup:ReplicationGroup", name),
             description=f"{name} cache",
             engine=args.engine,
             engine_version=args.engine_version,

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws.firewall import service_only_security_group
+from infra.naming import fit
 
 POSTGRES_PORT = 5432
 
@@ -127,7 +128,7 @@ class Database(pulumi.ComponentResource):
         )
         instance = aws.rds.Instance(
             f"{name}",
-            identifier=name,
+            identifier=fit("aws:rds/instance:Instance", name),
             engine="postgres",
             engine_version=args.engine_version,
             allow_major_version_upgrade=args.allow_major_version_upgrade,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.naming import fit
+
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
@@ -264,7 +266,7 @@ class DeployIdentity(pulumi.ComponentResource):
         self.role_arns = {}
         for spec in args.roles:
             role = aws.iam.Role(
-                f"{name}-{spec.label}",
+                fit("aws:iam/role:Role", f"{name}-{spec.label}"),
                 description=(
                     f"GitHub Actions {'deploys' if spec.role_prefix is not None else 'previews'}"
                     f" of {args.repository} ({spec.environment})"

@@ -10,6 +10,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from infra.naming import fit
+
 ANYWHERE = "0.0.0.0/0"
 
 
@@ -232,7 +234,7 @@ class AwsNetwork(pulumi.ComponentResource):
         )
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
         role = aws.iam.Role(
-            f"{name}-flow-logs",
+            fit("aws:iam/role:Role", f"{name}-flow-logs"),
             # Only flow logs of this account may assume it (no confused deputy).
             assume_role_policy=pulumi.Output.json_dumps(
                 {

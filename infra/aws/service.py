@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.naming import fit
 from infra.probe import http_probe
 from infra.timeouts import Timeouts
 
@@ -220,7 +221,7 @@ class Service(pulumi.ComponentResource):
         )
 
         execution_role = aws.iam.Role(
-            f"{name}-execution",
+            fit("aws:iam/role:Role", f"{name}-execution"),
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
             permissions_boundary=args.permissions_boundary,
             opts=child,
@@ -262,7 +263,7 @@ class Service(pulumi.ComponentResource):
         )
         # What the app itself may call: nothing until it needs something.
         task_role = aws.iam.Role(
-            f"{name}-task",
+            fit("aws:iam/role:Role", f"{name}-task"),
             assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
             permissions_boundary=args.permissions_boundary,
             opts=child,
@@ -301,7 +302,7 @@ class Service(pulumi.ComponentResource):
         )
 
         load_balancer = aws.lb.LoadBalancer(
-            f"{name}-alb",
+            fit("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb"),
             load_balancer_type="application",
             internal=False,
             subnets=list(args.public_subnet_ids),  # ELB.13: one per AZ, at least two
@@ -314,7 +315,7 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
-            f"{name}-tg",
+            fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
             port=args.port,
             protocol="HTTP",
             target_type="ip",

@@ -168,3 +168,80 @@ def test_make_check_runs_the_offline_check(sandbox):
     assert result.returncode == 0, result.stderr
     assert "docker:index/container:Container  agent-local" in result.stdout
     assert not Path(sandbox["RECORD"]).exists()  # no Pulumi CLI involved
+
+
+def _run_make(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(PROJECT_DIR), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _tool(env: dict[str, str], name: str, script: str) -> None:
+    path = Path(env["BIN"]) / name
+    path.write_text(script)
+    path.chmod(0o755)
+
+
+def test_a_failed_cli_install_stops_make_up_with_one_clear_line(sandbox):
+    # Offline: curl fails like a DNS error and the installer, reading nothing, "succeeds".
+    _tool(sandbox, "curl", '#!/bin/sh\necho "curl: (6) Could not resolve host" >&2\nexit 6\n')
+    result = _run_make(sandbox, "up")
+    assert result.returncode != 0
+    errors = result.stderr.splitlines()
+    assert any(
+        re.fullmatch(r"make: installing the Pulumi CLI \S+ failed \(see above\)\. Install it .*", e)
+        for e in errors
+    ), result.stderr
+    assert "No such file or directory" not in result.stderr  # make stopped at the cause
+    assert not Path(sandbox["RECORD"]).exists()  # no `pulumi stack select` was attempted
+
+
+def _path_without_uv(env: dict[str, str]) -> None:
+    uv = shutil.which("uv")
+    assert uv is not None
+    env["PATH"] = os.pathsep.join(
+        d for d in env["PATH"].split(os.pathsep) if not (Path(d) / "uv").exists()
+    )
+
+
+def test_a_pip_that_refuses_installs_pep_668_says_what_to_run(sandbox):
+    _path_without_uv(sandbox)
+    _tool(
+        sandbox,
+        "python3",
+        '#!/bin/sh\necho "error: externally-managed-environment" >&2\nexit 1\n',
+    )
+    result = _run_make(sandbox, "uv")
+    assert result.returncode != 0
+    assert "make: this Python refuses pip installs (PEP 668)" in result.stderr
+    assert "pipx install uv" in result.stderr
+
+
+def test_uv_is_installed_with_pip_when_pip_allows_it(sandbox):
+    _path_without_uv(sandbox)
+    _tool(sandbox, "python3", '#!/bin/sh\necho "python3 $*" >> "$RECORD"\n')
+    result = _run_make(sandbox, "uv")
+    assert result.returncode == 0, result.stderr
+    assert Path(sandbox["RECORD"]).read_text() == "python3 -m pip install --quiet uv\n"
+
+
+def test_check_all_checks_every_stack_and_names_the_bad_ones(sandbox, tmp_path):
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    (stacks / "__main__.py").symlink_to(PROJECT_DIR / "__main__.py")
+    for name in ("Pulumi.yaml", "Pulumi.local.yaml"):
+        shutil.copy(PROJECT_DIR / name, stacks / name)
+    (stacks / "Pulumi.a-date.yaml").write_text(
+        "config:\n  agent-deploy:app:\n    env:\n      D: 2024-01-01\n"
+    )
+    result = _run_make(sandbox, "check-all", f"STACKS_DIR={stacks}")
+    assert result.returncode != 0
+    # The bad file sorts first: the good one after it was still checked.
+    assert result.stdout.splitlines() == ["== a-date", "== local"]
+    assert "invalid stacks: a-date" in result.stderr
+    assert "read as a date" in result.stderr

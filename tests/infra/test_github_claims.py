@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from infra.config import load_stack_config
 from stacks import StackConfigError
-from stacks.delivery import github_claim_problems, github_delivery
-from tests.harness import PROJECT_DIR, run_components
+from stacks.delivery import github_claim_problems
+from tests.harness import PROJECT_DIR, run_stack
 
 REPO = {"owner": "acme", "repository": "agent"}
 OWNER = {**REPO, "ownsRepository": True, "protectDefaultBranch": True}
@@ -111,26 +109,22 @@ def test_pr_stack_files_are_left_to_their_own_rule(tmp_path: Path) -> None:
     assert github_claim_problems(root) == []
 
 
-def test_the_program_refuses_to_fight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = project(
-        tmp_path,
-        {
-            "staging": {**REPO, "ownsRepository": True},
-            "production": {**REPO, "ownsRepository": True},
-        },
-    )
-    monkeypatch.setattr("stacks.delivery.PROJECT_ROOT", root)
-    raw = {
-        "agent-deploy:target": "aws",
-        "agent-deploy:tier": "staging",
-        "agent-deploy:aws": json.dumps({"region": "eu-west-1"}),
-        "agent-deploy:github": json.dumps({**REPO, "plan": "team", "ownsRepository": True}),
-    }
-    config = load_stack_config("staging", raw)
+def test_a_conflict_is_refused_before_any_resource_is_registered() -> None:
+    # This stack's claims come from the config it runs with, the others' from their files.
     with pytest.raises(StackConfigError) as caught:
-        run_components(lambda: github_delivery(config, {}), stack="staging")
+        run_stack("production", {"github": {"environment": "staging"}})
+    assert caught.value.registered == []  # type: ignore[attr-defined]
+    assert caught.value.problems[0].key == "agent-deploy:github.environment"
     assert "Pulumi.production.yaml and Pulumi.staging.yaml" in str(caught.value)
-    assert caught.value.problems[0].key == "agent-deploy:github.ownsRepository"
+
+
+def test_conflicts_and_the_stacks_own_problems_are_reported_together() -> None:
+    with pytest.raises(StackConfigError) as caught:
+        run_stack(
+            "production", {"github": {"environment": "staging"}, "database": {"bakupDays": 9}}
+        )
+    keys = {p.key for p in caught.value.problems}
+    assert {"agent-deploy:github.environment", "agent-deploy:database.bakupDays"} <= keys
 
 
 def test_this_projects_stack_files_agree() -> None:

@@ -168,19 +168,20 @@ def test_code_owner_reviews_need_a_codeowners_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from stacks import StackConfigError
-    from stacks.delivery import github_delivery
-    from tests.harness import run_components
+    from stacks.claims import codeowners_problems
+    from tests.harness import run_stack
 
-    monkeypatch.setattr("stacks.delivery.PROJECT_ROOT", tmp_path)
     owner = {"plan": "team", "ownsRepository": True, "protectDefaultBranch": True}
     config = load("staging", **owner)
-    with pytest.raises(StackConfigError) as caught:
-        run_components(lambda: github_delivery(config, {}), stack="staging")
-    assert caught.value.problems[0].key == f"{KEY}.codeOwnerReviews"
+    assert codeowners_problems(tmp_path, config)[0].key == f"{KEY}.codeOwnerReviews"
     (tmp_path / ".github").mkdir()
     (tmp_path / ".github" / "CODEOWNERS").write_text("/infra/ @acme/platform\n")
-    run = run_components(lambda: github_delivery(config, {}), stack="staging")
-    assert run.one(PROTECTION).plain["requiredPullRequestReviews"][0]["requireCodeOwnerReviews"]
-    unreviewed = load("staging", **owner, codeOwnerReviews=False)
+    assert codeowners_problems(tmp_path, config) == []
     (tmp_path / ".github" / "CODEOWNERS").unlink()
-    run_components(lambda: github_delivery(unreviewed, {}), stack="staging")
+    assert codeowners_problems(tmp_path, load("staging", **owner, codeOwnerReviews=False)) == []
+    # The shipped staging stack owns the repository: without the file it registers nothing.
+    monkeypatch.setattr("stacks.claims.CODEOWNERS_PATHS", ("no/such/CODEOWNERS",))
+    with pytest.raises(StackConfigError) as caught:
+        run_stack("staging")
+    assert caught.value.registered == []  # type: ignore[attr-defined]
+    assert [p.key for p in caught.value.problems] == [f"{KEY}.codeOwnerReviews"]
