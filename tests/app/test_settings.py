@@ -28,8 +28,16 @@ def env(monkeypatch: pytest.MonkeyPatch):
         "LANGCHAIN_TRACING",
         "LANGCHAIN_API_KEY",
         "LANGCHAIN_PROJECT",
+        "LOG_LEVEL",
+        "AUTH_DISABLED",
+        "DOCS_ENABLED",
+        "METRICS_PORT",
+        "MAX_BODY_BYTES",
+        "FORWARDED_ALLOW_IPS",
     ]:
         monkeypatch.delenv(name, raising=False)
+    # Bearer auth is on by default; tests about other variables run with a valid token.
+    monkeypatch.setenv("AUTH_TOKENS", "settings-test-token-0001")
 
     def apply(**values: str) -> Settings:
         for name, value in values.items():
@@ -144,5 +152,12 @@ def test_secret_values_cover_url_passwords_and_keys(env):
         DATABASE_URL="postgresql://u:db-pass@db/app",
         REDIS_URL="rediss://:redis-token@cache:6379/0",
         ANTHROPIC_API_KEY="sk-ant-key",
+        AUTH_TOKENS="bearer-token-one-0001, bearer-token-two-0002",
     )
-    assert set(settings.secret_values()) == {"db-pass", "redis-token", "sk-ant-key"}
+    assert set(settings.secret_values()) == {
+        "db-pass",
+        "redis-token",
+        "sk-ant-key",
+        "bearer-token-one-0001",
+        "bearer-token-two-0002",
+    }

@@ -2,8 +2,12 @@
 
 Concurrency contract: a run on a thread that already has a run in progress (on any replica) gets
 `409 Conflict` immediately with `Retry-After: 1`; it is never queued nor interleaved. Runs are
-rate limited per client address (`429` with `Retry-After`). Both guards live in Redis, so when
-Redis is unreachable runs fail closed with `503` rather than run unguarded.
+rate limited per client address (`429` with `Retry-After`); a 409 or 503 does not use up the
+client's allowance. Both guards live in Redis, so when Redis is unreachable runs fail closed with
+`503` rather than run unguarded. Every 503 carries `Retry-After`.
+
+A run that times out (504) is rolled back: the thread returns to its last completed state, so
+the user's message is not left there without a reply and a retry does not duplicate it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import psycopg_pool
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import MessagesState
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
@@ -34,6 +39,10 @@ ThreadId = Annotated[
     Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Client-chosen or from POST /threads"),
 ]
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+#: Upper bound on the clean-up after a timed-out run (the thread lock is still held meanwhile).
+ROLLBACK_TIMEOUT_SECONDS = 10.0
+#: Checkpoints a run writes (input, loop, result) plus margin, searched for the pre-run state.
+_ROLLBACK_HISTORY = 10
 
 
 class RunRequest(BaseModel):
@@ -79,9 +88,41 @@ def _config(thread_id: str) -> RunnableConfig:
     }
 
 
-def _unavailable(runtime: Runtime, dependency: str) -> HTTPException:
-    runtime.metrics.graph_runs.labels("unavailable").inc()
+def _unavailable(dependency: str) -> HTTPException:
     return HTTPException(503, detail=f"{dependency} unavailable", headers={"Retry-After": "5"})
+
+
+async def _roll_back(runtime: Runtime, thread_id: str, message_id: str) -> None:
+    """Return the thread to its newest completed checkpoint without the timed-out message.
+
+    A completed checkpoint has no pending step; copying it (`as_node="__copy__"`) makes it the
+    latest again while the history keeps what happened. A thread created by this run is deleted.
+    """
+    config = _config(thread_id)
+    latest = True
+    async for snapshot in runtime.graph.aget_state_history(config, limit=_ROLLBACK_HISTORY):
+        messages: list[BaseMessage] = snapshot.values.get("messages", []) if snapshot.values else []
+        if any(m.id == message_id for m in messages) or snapshot.next:
+            latest = False
+            continue
+        if not latest:
+            await runtime.graph.aupdate_state(snapshot.config, None, as_node="__copy__")
+        return
+    if not latest:
+        checkpointer = runtime.graph.checkpointer
+        assert isinstance(checkpointer, BaseCheckpointSaver)
+        await checkpointer.adelete_thread(thread_id)
+
+
+async def _roll_back_after_timeout(runtime: Runtime, thread_id: str, message_id: str) -> None:
+    """Best effort: a failed roll-back is logged; the client gets its 504 either way."""
+    try:
+        async with asyncio.timeout(ROLLBACK_TIMEOUT_SECONDS):
+            await _roll_back(runtime, thread_id, message_id)
+    except (TimeoutError, psycopg.Error) as exc:
+        log.warning("run_rollback_failed", thread_id=thread_id, error=type(exc).__name__)
+    else:
+        log.info("run_rolled_back", thread_id=thread_id)
 
 
 def _as_chat_message(message: BaseMessage) -> ChatMessage:
@@ -108,10 +149,14 @@ async def run_thread(
 ) -> RunResponse:
     """Add the message to the thread, run the assistant, persist and return its reply."""
     client_id = request.client.host if request.client else "unknown"
+    if not runtime.dependencies.schema_ready.is_set():
+        runtime.metrics.graph_runs.labels("unavailable").inc()
+        raise _unavailable("postgres")
     try:
         decision = await runtime.rate_limiter.hit(client_id)
     except RedisError:
-        raise _unavailable(runtime, "redis") from None
+        runtime.metrics.graph_runs.labels("unavailable").inc()
+        raise _unavailable("redis") from None
     if not decision.allowed:
         runtime.metrics.graph_runs.labels("rate_limited").inc()
         raise HTTPException(
@@ -119,29 +164,36 @@ async def run_thread(
             detail="rate limit exceeded",
             headers={"Retry-After": str(decision.retry_after_seconds)},
         )
-    if not runtime.dependencies.schema_ready.is_set():
-        raise _unavailable(runtime, "postgres")
 
     started = time.perf_counter()
+    message = HumanMessage(body.message, id=uuid.uuid4().hex)
     try:
         async with runtime.thread_lock.hold(thread_id):
-            async with asyncio.timeout(runtime.settings.run_timeout_seconds):
-                result = await runtime.graph.ainvoke(
-                    MessagesState(messages=[HumanMessage(body.message)]),
-                    _config(thread_id),
-                )
+            try:
+                async with asyncio.timeout(runtime.settings.run_timeout_seconds):
+                    result = await runtime.graph.ainvoke(
+                        MessagesState(messages=[message]), _config(thread_id)
+                    )
+            except TimeoutError:
+                await _roll_back_after_timeout(runtime, thread_id, str(message.id))
+                raise
     except ThreadBusyError:
         runtime.metrics.graph_runs.labels("conflict").inc()
+        await runtime.rate_limiter.refund(client_id)
         raise HTTPException(
             409, detail="a run is already in progress on this thread", headers={"Retry-After": "1"}
         ) from None
     except RedisError:
-        raise _unavailable(runtime, "redis") from None
+        runtime.metrics.graph_runs.labels("unavailable").inc()
+        await runtime.rate_limiter.refund(client_id)
+        raise _unavailable("redis") from None
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
-        raise _unavailable(runtime, "postgres") from None
+        runtime.metrics.graph_runs.labels("unavailable").inc()
+        await runtime.rate_limiter.refund(client_id)
+        raise _unavailable("postgres") from None
     except TimeoutError:
         runtime.metrics.graph_runs.labels("timeout").inc()
-        raise HTTPException(504, detail="run timed out") from None
+        raise HTTPException(504, detail="run timed out; the thread was rolled back") from None
     except Exception as exc:
         # Model provider errors and the like: the client learns the kind, the log the detail.
         runtime.metrics.graph_runs.labels("error").inc()
@@ -159,11 +211,11 @@ async def run_thread(
 async def thread_state(thread_id: ThreadId, runtime: RuntimeDep) -> ThreadState:
     """The thread's persisted messages (from the latest checkpoint)."""
     if not runtime.dependencies.schema_ready.is_set():
-        raise HTTPException(503, detail="postgres unavailable", headers={"Retry-After": "5"})
+        raise _unavailable("postgres")
     try:
         snapshot = await runtime.graph.aget_state(_config(thread_id))
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
-        raise HTTPException(503, detail="postgres unavailable") from None
+        raise _unavailable("postgres") from None
     messages: list[BaseMessage] = snapshot.values.get("messages", []) if snapshot.values else []
     if not messages:
         raise HTTPException(404, detail="thread not found")
