@@ -8,6 +8,7 @@ Credentials are deliberately non-trivial so tests can prove they never reach a l
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pwd
 import shutil
@@ -241,13 +242,17 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-_next_db = iter(range(1, 16))
+#: Databases 1-14 in turn (15 is the container test's); more tests than databases, so each
+#: test empties the one it gets.
+_next_db = itertools.cycle(range(1, 15))
 
 
 @pytest.fixture
-def redis_db() -> int:
-    """A logical Redis database no other test uses (rate-limit counters are per database)."""
-    return next(_next_db)
+def redis_db(redis_server: RedisServer) -> int:
+    """A logical Redis database only this test uses (rate-limit counters are per database)."""
+    db = next(_next_db)
+    redis_server.client(db).flushdb()
+    return db
 
 
 # --------------------------------------------------------------------------- the service
