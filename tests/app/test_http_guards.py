@@ -140,12 +140,16 @@ def test_validation_errors_never_echo_the_input(start_service):
     with service.client() as client:
         too_long = run(client, "echo-thread", "canary-" + "x" * 8000)
         wrong_type = client.post(RUN_PATH, json={"message": ["canary-in-a-list"]})
-    for response in (too_long, wrong_type):
+        plain_text = client.post(
+            RUN_PATH, content=b'{"message": "canary"}', headers={"content-type": "text/plain"}
+        )
+    for response in (too_long, wrong_type, plain_text):
         assert response.status_code == 422
         assert "canary" not in response.text
         assert len(response.content) < 1000
     assert too_long.json()["detail"][0]["loc"] == ["body", "message"]
     assert too_long.json()["detail"][0]["type"] == "string_too_long"
+    assert "Content-Type: application/json" in plain_text.json()["detail"][-1]["msg"]
 
 
 def test_server_memory_stays_bounded_under_a_burst_of_oversized_bodies(start_service):
@@ -304,6 +308,42 @@ def test_a_timed_out_run_is_rolled_back(start_service):
         assert retried.status_code == 200
         assert retried.json()["message_count"] == 4
     assert '"event": "run_rolled_back"' in slow.logs()
+
+
+def test_uvicorn_command_line_serves_the_app_and_warns_about_a_wildcard_proxy_list(tmp_path):
+    port = free_port()
+    log_path = tmp_path / "uvicorn.log"
+    env = service_env(
+        DATABASE_URL="postgresql://u@127.0.0.1:1/app",  # nothing listens: /live needs no database
+        REDIS_URL="redis://127.0.0.1:1/0",
+        AUTH_TOKENS=API_TOKEN,
+        METRICS_PORT=str(free_port()),
+        FORWARDED_ALLOW_IPS="*",
+    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "src.api.app:app", "--port", str(port)],
+            cwd=APP_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        live = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                live = httpx.get(f"http://127.0.0.1:{port}/live", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert live is not None, log_path.read_text()
+        assert live.status_code == 200
+        assert httpx.post(f"http://127.0.0.1:{port}/threads", timeout=5).status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "forwarded_allow_ips_wildcard" in log_path.read_text()
 
 
 def test_uvicorn_command_line_reports_bad_config_without_a_traceback():

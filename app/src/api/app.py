@@ -40,7 +40,10 @@ def _host_of(url: str) -> str | None:
     return urlsplit(url).hostname
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+_JSON_HINT = "the body is read as JSON only with Content-Type: application/json"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 naming what is wrong and where, never quoting the input.
 
     FastAPI's default echoes the submitted value: a 10 MB body came back whole, and a lone
@@ -51,6 +54,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
         for e in exc.errors()
     ]
+    content_type = request.headers.get("content-type", "")
+    if any(d["loc"] == ["body"] for d in detail) and "json" not in content_type:
+        detail.append(
+            {"type": "content_type", "loc": ["header", "content-type"], "msg": _JSON_HINT}
+        )
     return JSONResponse({"detail": detail}, status_code=422)
 
 
