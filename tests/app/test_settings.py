@@ -202,6 +202,7 @@ def test_problems_of_several_variables_are_reported_together(env, monkeypatch):
             "forwarded_allow_ips",
             "10.0.0.0/16,127.0.0.1",
         ),
+        ("FORWARDED_ALLOW_IPS", "10.0.7.9/16", "forwarded_allow_ips", "10.0.0.0/16"),
         ("MAX_BODY_BYTES", "1048576", "max_body_bytes", 1048576),
     ],
 )

@@ -83,11 +83,11 @@ def create_app(settings: Settings) -> FastAPI:
             thread_lock=ThreadLock(dependencies.redis, resolved.run_timeout_seconds),
             rate_limiter=RateLimiter(dependencies.redis, resolved.rate_limit_per_minute),
         )
-        await dependencies.start()
         # /metrics on its own listener: never reachable through the public port.
         metrics_server, metrics_thread = start_http_server(
             resolved.metrics_port, addr=resolved.host, registry=metrics.registry
         )
+        await dependencies.start()
         if resolved.forwarded_allow_ips == "*":
             log.warning(
                 "forwarded_allow_ips_wildcard",

@@ -218,15 +218,18 @@ class Settings(BaseSettings):
         entries = [entry.strip() for entry in value.split(",") if entry.strip()]
         if entries == ["*"]:
             return "*"
+        normalised = []
         for entry in entries:
             try:
-                ipaddress.ip_network(entry, strict=False)
+                network = ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(
                     f"{entry!r} is not an IP address or CIDR; expected a comma-separated list "
                     "such as 10.0.0.0/16,127.0.0.1 (the load balancer's addresses)"
                 ) from None
-        return ",".join(entries)
+            # uvicorn wants 10.0.0.0/16, not 10.0.0.1/16 (it would never match).
+            normalised.append(str(network) if "/" in entry else entry)
+        return ",".join(normalised)
 
     @field_validator("auth_tokens", mode="before")
     @classmethod
