@@ -218,18 +218,19 @@ class Settings(BaseSettings):
         entries = [entry.strip() for entry in value.split(",") if entry.strip()]
         if entries == ["*"]:
             return "*"
-        normalised = []
         for entry in entries:
             try:
-                network = ipaddress.ip_network(entry, strict=False)
+                ipaddress.ip_network(entry)
             except ValueError:
+                try:  # 10.0.7.9/16: uvicorn would never match it, say what was meant
+                    hint = f"; did you mean {ipaddress.ip_network(entry, strict=False)}?"
+                except ValueError:
+                    hint = ""
                 raise ValueError(
-                    f"{entry!r} is not an IP address or CIDR; expected a comma-separated list "
-                    "such as 10.0.0.0/16,127.0.0.1 (the load balancer's addresses)"
+                    f"{entry!r} is not an IP address or CIDR{hint} Expected a comma-separated "
+                    "list such as 10.0.0.0/16,127.0.0.1 (the load balancer's addresses)"
                 ) from None
-            # uvicorn wants 10.0.0.0/16, not 10.0.0.1/16 (it would never match).
-            normalised.append(str(network) if "/" in entry else entry)
-        return ",".join(normalised)
+        return ",".join(entries)
 
     @field_validator("auth_tokens", mode="before")
     @classmethod
