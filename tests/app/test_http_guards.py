@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from harness import API_TOKEN, APP_DIR, free_port, service_env
+from src.services.guards import rate_limit_key
 
 pytestmark = pytest.mark.integration
 
@@ -255,24 +256,35 @@ def test_probes_answer_head_like_get(start_service):
             assert response.content == b""
 
 
-def test_conflicts_and_outages_do_not_use_up_the_rate_limit(start_service, postgres):
+def test_conflicts_do_not_use_up_the_rate_limit(start_service):
     service = start_service(RATE_LIMIT_PER_MINUTE="2", OFFLINE_MODEL_LATENCY_MS="1500")
     with service.client() as client, ThreadPoolExecutor(1) as pool:
         slow = pool.submit(run, client, "busy-thread", "first")
         time.sleep(0.5)
         conflicts = [run(client, "busy-thread", "again").status_code for _ in range(3)]
         assert slow.result().status_code == 200
-    assert conflicts == [409, 409, 409]
+        assert conflicts == [409, 409, 409]
+        # One run of two used (the first); the 409s were given back.
+        assert run(client, "not-busy", "hi").status_code == 200
+        assert run(client, "not-busy-2", "hi").status_code == 429
 
+
+def test_outages_answer_503_with_retry_after_and_do_not_use_up_the_rate_limit(
+    start_service, postgres, redis_server, redis_db
+):
+    service = start_service(RATE_LIMIT_PER_MINUTE="5")
+    with service.client() as client:
+        assert run(client, "before-outage", "hi").status_code == 200
+    counter = redis_server.client(redis_db)
+    assert counter.get(rate_limit_key("127.0.0.1")) == b"1"
     postgres.stop()
     try:
         with service.client() as client:
             service.wait_for("/ready", 503, timeout=20)
-            ready = client.get("/ready")
-            assert ready.headers["retry-after"] == "5"
+            assert client.get("/ready").headers["retry-after"] == "5"
             # Reads and runs answer 503 with Retry-After while Postgres is away.
             for response in (
-                client.get("/threads/busy-thread/state"),
+                client.get("/threads/before-outage/state"),
                 run(client, "outage-a", "hi"),
                 run(client, "outage-b", "hi"),
             ):
@@ -280,11 +292,9 @@ def test_conflicts_and_outages_do_not_use_up_the_rate_limit(start_service, postg
                 assert response.headers["retry-after"] == "5"
     finally:
         postgres.start()
+    # The two refused runs were counted on arrival and given back.
+    assert counter.get(rate_limit_key("127.0.0.1")) == b"1"
     service.wait_for("/ready", 200, timeout=30)
-    with service.client() as client:
-        # One run of two used (the first); the 409s and 503s were given back.
-        assert run(client, "after-outage", "hi").status_code == 200
-        assert run(client, "after-outage-2", "hi").status_code == 429
 
 
 def test_a_timed_out_run_is_rolled_back(start_service):
