@@ -6,6 +6,8 @@ rate limited per client address (`429` with `Retry-After`); a 409 or 503 does no
 client's allowance. Both guards live in Redis, so when Redis is unreachable runs fail closed with
 `503` rather than run unguarded. Every 503 carries `Retry-After`.
 
+`POST /threads/{id}/runs/stream` is the same run answered as server-sent events.
+
 A run that times out (504) is rolled back: the thread returns to its last completed state, so
 the user's message is not left there without a reply and a retry does not duplicate it.
 """
@@ -13,14 +15,18 @@ the user's message is not left there without a reply and a retry does not duplic
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Annotated, Any
 
 import psycopg
 import psycopg_pool
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from langchain_core.messages import BaseMessage, HumanMessage
+from fastapi.responses import StreamingResponse
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import MessagesState
@@ -135,20 +141,8 @@ async def create_thread() -> NewThread:
     return NewThread(thread_id=uuid.uuid4().hex)
 
 
-@router.post(
-    "/{thread_id}/runs",
-    responses={
-        409: {"description": "a run is already in progress on this thread"},
-        429: {"description": "rate limit exceeded"},
-        503: {"description": "Postgres or Redis unavailable"},
-        504: {"description": "the run exceeded RUN_TIMEOUT_SECONDS"},
-    },
-)
-async def run_thread(
-    thread_id: ThreadId, body: RunRequest, request: Request, runtime: RuntimeDep
-) -> RunResponse:
-    """Add the message to the thread, run the assistant, persist and return its reply."""
-    client_id = request.client.host if request.client else "unknown"
+async def _admit(runtime: Runtime, client_id: str) -> None:
+    """Refuse a run before it starts: Postgres not ready (503), Redis down (503), rate limit."""
     if not runtime.dependencies.schema_ready.is_set():
         runtime.metrics.graph_runs.labels("unavailable").inc()
         raise _unavailable("postgres")
@@ -165,24 +159,53 @@ async def run_thread(
             headers={"Retry-After": str(decision.retry_after_seconds)},
         )
 
-    started = time.perf_counter()
-    message = HumanMessage(body.message, id=uuid.uuid4().hex)
+
+async def _acquire(runtime: Runtime, thread_id: str, client_id: str) -> AsyncExitStack:
+    """The thread's lock, held until the returned stack is closed; 409 when busy."""
+    lock = AsyncExitStack()
     try:
-        async with runtime.thread_lock.hold(thread_id):
-            try:
-                async with asyncio.timeout(runtime.settings.run_timeout_seconds):
-                    result = await runtime.graph.ainvoke(
-                        MessagesState(messages=[message]), _config(thread_id)
-                    )
-            except TimeoutError:
-                await _roll_back_after_timeout(runtime, thread_id, str(message.id))
-                raise
+        await lock.enter_async_context(runtime.thread_lock.hold(thread_id))
     except ThreadBusyError:
         runtime.metrics.graph_runs.labels("conflict").inc()
         await runtime.rate_limiter.refund(client_id)
         raise HTTPException(
             409, detail="a run is already in progress on this thread", headers={"Retry-After": "1"}
         ) from None
+    except RedisError:
+        runtime.metrics.graph_runs.labels("unavailable").inc()
+        await runtime.rate_limiter.refund(client_id)
+        raise _unavailable("redis") from None
+    return lock
+
+
+async def _run(
+    runtime: Runtime,
+    thread_id: str,
+    message: HumanMessage,
+    client_id: str,
+    on_token: Callable[[str], None] | None = None,
+) -> list[BaseMessage]:
+    """Run the graph on a thread whose lock is held; failures become the documented errors.
+
+    With `on_token`, the model's output is streamed to it as it is written.
+    """
+    config = _config(thread_id)
+    started = time.perf_counter()
+    try:
+        try:
+            async with asyncio.timeout(runtime.settings.run_timeout_seconds):
+                if on_token is None:
+                    result = await runtime.graph.ainvoke(MessagesState(messages=[message]), config)
+                else:
+                    async for chunk, _ in runtime.graph.astream(
+                        MessagesState(messages=[message]), config, stream_mode="messages"
+                    ):
+                        if isinstance(chunk, AIMessageChunk) and chunk.text:
+                            on_token(chunk.text)
+                    result = (await runtime.graph.aget_state(config)).values
+        except TimeoutError:
+            await _roll_back_after_timeout(runtime, thread_id, str(message.id))
+            raise
     except RedisError:
         runtime.metrics.graph_runs.labels("unavailable").inc()
         await runtime.rate_limiter.refund(client_id)
@@ -204,7 +227,91 @@ async def run_thread(
     runtime.metrics.graph_duration.observe(time.perf_counter() - started)
     messages: list[BaseMessage] = result["messages"]
     log.info("run_completed", thread_id=thread_id, message_count=len(messages))
+    return messages
+
+
+_RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "a run is already in progress on this thread"},
+    429: {"description": "rate limit exceeded"},
+    503: {"description": "Postgres or Redis unavailable"},
+    504: {"description": "the run exceeded RUN_TIMEOUT_SECONDS"},
+}
+
+
+@router.post("/{thread_id}/runs", responses=_RUN_ERRORS)
+async def run_thread(
+    thread_id: ThreadId, body: RunRequest, request: Request, runtime: RuntimeDep
+) -> RunResponse:
+    """Add the message to the thread, run the assistant, persist and return its reply."""
+    client_id = request.client.host if request.client else "unknown"
+    await _admit(runtime, client_id)
+    message = HumanMessage(body.message, id=uuid.uuid4().hex)
+    async with await _acquire(runtime, thread_id, client_id):
+        messages = await _run(runtime, thread_id, message, client_id)
     return RunResponse(thread_id=thread_id, reply=messages[-1].text, message_count=len(messages))
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+#: Streamed runs in progress (a task needs a reference until it ends).
+_STREAMED_RUNS: set[asyncio.Task[None]] = set()
+
+
+@router.post(
+    "/{thread_id}/runs/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **_RUN_ERRORS},
+)
+async def stream_run(
+    thread_id: ThreadId, body: RunRequest, request: Request, runtime: RuntimeDep
+) -> StreamingResponse:
+    """Like `runs`, answered as server-sent events while the model writes.
+
+    `token` events (`{"content"}`) as the reply is written, then one `done` event (the fields
+    of `runs`) or one `error` event (`{"status", "detail"}`, the status `runs` would answer).
+    Refusals (409, 429, 503) are plain HTTP answers before the stream starts. The run is a task
+    of its own: a client that goes away does not cancel it, its reply is persisted as with `runs`.
+    """
+    client_id = request.client.host if request.client else "unknown"
+    await _admit(runtime, client_id)
+    lock = await _acquire(runtime, thread_id, client_id)
+    message = HumanMessage(body.message, id=uuid.uuid4().hex)
+    events: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def token(text: str) -> None:
+        events.put_nowait(_event("token", {"content": text}))
+
+    async def run_and_report() -> None:
+        async with lock:
+            try:
+                messages = await _run(runtime, thread_id, message, client_id, on_token=token)
+            except HTTPException as exc:
+                events.put_nowait(
+                    _event("error", {"status": exc.status_code, "detail": exc.detail})
+                )
+            else:
+                done = RunResponse(
+                    thread_id=thread_id, reply=messages[-1].text, message_count=len(messages)
+                )
+                events.put_nowait(_event("done", done.model_dump()))
+            finally:
+                events.put_nowait(None)
+
+    task = asyncio.create_task(run_and_report(), name=f"stream-run-{thread_id}")
+    _STREAMED_RUNS.add(task)
+    task.add_done_callback(_STREAMED_RUNS.discard)
+
+    async def stream() -> AsyncIterator[bytes]:
+        while (event := await events.get()) is not None:
+            yield event
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/{thread_id}/state", responses={404: {"description": "no such thread"}})
