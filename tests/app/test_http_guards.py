@@ -290,9 +290,20 @@ def test_outages_answer_503_with_retry_after_and_do_not_use_up_the_rate_limit(
             ):
                 assert response.status_code == 503
                 assert response.headers["retry-after"] == "5"
+            # A streamed run says the same in its error event.
+            with client.stream(
+                "POST", "/threads/outage-c/runs/stream", json={"message": "hi"}
+            ) as r:
+                assert r.status_code == 200
+                last_data = [line for line in r.iter_lines() if line.startswith("data: ")][-1]
+            assert json.loads(last_data.removeprefix("data: ")) == {
+                "status": 503,
+                "detail": "postgres unavailable",
+                "retry_after": 5,
+            }
     finally:
         postgres.start()
-    # The two refused runs were counted on arrival and given back.
+    # The refused runs were counted on arrival and given back.
     assert counter.get(rate_limit_key("127.0.0.1")) == b"1"
     service.wait_for("/ready", 200, timeout=30)
 

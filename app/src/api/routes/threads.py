@@ -270,7 +270,8 @@ async def stream_run(
     """Like `runs`, answered as server-sent events while the model writes.
 
     `token` events (`{"content"}`) as the reply is written, then one `done` event (the fields
-    of `runs`) or one `error` event (`{"status", "detail"}`, the status `runs` would answer).
+    of `runs`) or one `error` event (`{"status", "detail"}`, the status `runs` would answer, and
+    `retry_after` where `runs` would send `Retry-After`).
     Refusals (409, 429, 503) are plain HTTP answers before the stream starts. The run is a task
     of its own: a client that goes away does not cancel it, its reply is persisted as with `runs`.
     """
@@ -288,9 +289,10 @@ async def stream_run(
             try:
                 messages = await _run(runtime, thread_id, message, client_id, on_token=token)
             except HTTPException as exc:
-                events.put_nowait(
-                    _event("error", {"status": exc.status_code, "detail": exc.detail})
-                )
+                error: dict[str, Any] = {"status": exc.status_code, "detail": exc.detail}
+                if exc.headers and "Retry-After" in exc.headers:
+                    error["retry_after"] = int(exc.headers["Retry-After"])
+                events.put_nowait(_event("error", error))
             else:
                 done = RunResponse(
                     thread_id=thread_id, reply=messages[-1].text, message_count=len(messages)
