@@ -211,8 +211,21 @@ def test_health_reports_offline_model_and_version(start_service):
             "LANGSMITH_API_KEY is not set",
             None,
         ),
+        (
+            {"DATABASE_URL": "postgresql://a@h/d", "REDIS_URL": "redis://r/0", "AUTH_TOKENS": ""},
+            "AUTH_TOKENS: not set",
+            None,
+        ),
     ],
-    ids=["missing-db", "wrong-scheme", "bad-sslmode", "bad-redis", "bad-port", "tracing-no-key"],
+    ids=[
+        "missing-db",
+        "wrong-scheme",
+        "bad-sslmode",
+        "bad-redis",
+        "bad-port",
+        "tracing-no-key",
+        "missing-token",
+    ],
 )
 def test_bad_settings_stop_start_up_naming_the_variable(env, named, leaked):
     result = subprocess.run(
