@@ -283,3 +283,20 @@ def test_db_init_alone_gets_the_master_secret_and_runs_before_the_app(tier: str)
 def test_the_master_user_name_cannot_be_the_application_user() -> None:
     found = _problems("staging", {"database": {"username": "agent_app"}})
     assert [p.split(" ")[0] for p in found] == ["agent-deploy:database.username"]
+
+
+def test_db_init_runs_a_module_the_image_has_and_verifies_with_the_bundle_it_ships() -> None:
+    """The stack's half of the db-init contract matches the image's half (app/Dockerfile)."""
+    run = tier_run("staging")
+    init = containers(run)["db-init"]
+    module = init["command"][init["command"].index("-m") + 1]
+    assert (PROJECT_ROOT / "app" / (module.replace(".", "/") + ".py")).is_file(), module
+    bootstrap = (PROJECT_ROOT / "app" / "src" / "db_bootstrap.py").read_text()
+    init_names = {e["name"] for e in init["environment"]} | {s["name"] for s in init["secrets"]}
+    for name in ("DATABASE_URL", "DATABASE_ADMIN_USER", "DATABASE_ADMIN_PASSWORD"):
+        assert name in init_names and f'"{name}"' in bootstrap, name
+    url = run.one(SECRET_VERSION, "agent-staging-secrets-database-url").plain["secretString"]
+    bundle = url.split("sslrootcert=", 1)[1].split("&", 1)[0]
+    dockerfile = (PROJECT_ROOT / "app" / "Dockerfile").read_text()
+    copies = [line.split()[-1] for line in dockerfile.splitlines() if line.startswith("COPY")]
+    assert bundle in copies, f"the image has no {bundle}"
