@@ -422,6 +422,9 @@ class Service(pulumi.ComponentResource):
                 ],
                 # Autoscaling owns the running count once the service exists.
                 ignore_changes=["desiredCount"] if args.autoscaling else None,
+                # Its name is fixed: a replacement must remove the old service first, or ECS
+                # refuses the second service of the same name.
+                delete_before_replace=True,
             ),
         )
 

@@ -300,3 +300,20 @@ def test_db_init_runs_a_module_the_image_has_and_verifies_with_the_bundle_it_shi
     dockerfile = (PROJECT_ROOT / "app" / "Dockerfile").read_text()
     copies = [line.split()[-1] for line in dockerfile.splitlines() if line.startswith("COPY")]
     assert bundle in copies, f"the image has no {bundle}"
+
+
+# 17.3 -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("tier", TIERS)
+def test_resources_with_fixed_names_are_deleted_before_they_are_replaced(tier: str) -> None:
+    """A replacement (a field AWS cannot change in place) of a resource whose name is fixed
+    would otherwise create the new one first and clash on the name."""
+    run = tier_run(tier)
+    fixed = {
+        SERVICE: "name",
+        "aws:rds/instance:Instance": "identifier",
+        "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId",
+    }
+    for type_, key in fixed.items():
+        resource = run.one(type_)
+        assert resource.plain[key], (type_, key)
+        assert resource.delete_before_replace is True, type_
