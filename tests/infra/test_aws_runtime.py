@@ -317,3 +317,34 @@ def test_resources_with_fixed_names_are_deleted_before_they_are_replaced(tier: s
         resource = run.one(type_)
         assert resource.plain[key], (type_, key)
         assert resource.delete_before_replace is True, type_
+
+
+# 17.2 / 15.16 ---------------------------------------------------------------------------------
+def _secrets_revision(run: ProgramRun) -> str:
+    label: str = container(run)["dockerLabels"]["agent-deploy.secrets-revision"]
+    return label
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_a_new_secret_value_makes_a_new_task_definition(tier: str) -> None:
+    """ECS reads `valueFrom` only at task start: a rotated token or a replaced cache's URL
+    reaches the tasks only through a new task definition, which the label makes."""
+    run = tier_run(tier)
+    revision = _secrets_revision(run)
+    assert len(revision) == 16 and "dockerLabels" not in container(run, "db-init")
+    # Made of every version the tasks read, and of no value.
+    versions = run.of_type(SECRET_VERSION)
+    assert len(versions) >= 4
+    for version in versions:
+        assert version.plain["secretString"] not in revision
+    task = run.one("aws:ecs/taskDefinition:TaskDefinition")
+    assert not is_secret(task.inputs["containerDefinitions"])
+
+
+def test_the_secrets_revision_follows_the_versions() -> None:
+    base = _secrets_revision(run_stack("staging"))
+    assert _secrets_revision(run_stack("staging")) == base, "stable while nothing changes"
+    more = run_stack(
+        "staging", {"app": {"secrets": ["OPENAI_API_KEY"]}}, secrets={"OPENAI_API_KEY": "sk-x"}
+    )
+    assert _secrets_revision(more) != base
