@@ -120,6 +120,10 @@ PREVIEW_READ_ACTIONS = (
     "logs:ListTagsLogGroup",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:ListTagsForResource",
+    # The alarms' EventBridge rule and target (RDS storage events).
+    "events:DescribeRule",
+    "events:ListTargetsByRule",
+    "events:ListTagsForResource",
     "sns:GetTopicAttributes",
     "sns:GetSubscriptionAttributes",
     "sns:ListSubscriptionsByTopic",
