@@ -110,6 +110,8 @@ class Container:
     wait: bool
     wait_timeout: float
     health_test: list[str]
+    urn: str = ""
+    depends_on: list[str] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -236,7 +238,23 @@ def _container(resource: Resource, inputs: dict[str, Any], run_id: str) -> Conta
         wait=bool(inputs.get("wait", False)),
         wait_timeout=float(inputs.get("waitTimeout", 60)),
         health_test=list(health.get("tests") or []),
+        urn=resource.urn,
+        depends_on=list(resource.depends_on),
     )
+
+
+def _started_in_order(containers: list[Container]) -> list[Container]:
+    """A container starts after the containers it depends on (as the engine orders creates)."""
+    ordered: list[Container] = []
+    pending = list(containers)
+    while pending:
+        done = {c.urn for c in ordered}
+        ready = [c for c in pending if not ({o.urn for o in pending} - done) & set(c.depends_on)]
+        if not ready:
+            raise Unsupported(f"containers depend on each other: {[c.name for c in pending]}")
+        ordered += ready
+        pending = [c for c in pending if c not in ready]
+    return ordered
 
 
 def plan(run: ProgramRun, run_id: str) -> Plan:
@@ -283,6 +301,7 @@ def plan(run: ProgramRun, run_id: str) -> Plan:
             )
         elif resource.type == CONTAINER:
             result.containers.append(_container(resource, inputs, run_id))
+    result.containers = _started_in_order(result.containers)
     return result
 
 

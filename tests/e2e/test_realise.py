@@ -72,6 +72,14 @@ def test_containers_get_the_recorded_settings(recorded):
     assert app.wait and app.wait_timeout == 180
 
 
+def test_the_app_starts_after_the_containers_it_depends_on_whatever_the_record_order(recorded):
+    shuffled = copy.deepcopy(recorded)
+    shuffled.resources.reverse()
+    order = [c.name for c in plan(shuffled, "t").containers]
+    assert order[-1] == "agent-local"
+    assert sorted(order[:2]) == ["agent-local-postgres", "agent-local-redis"]
+
+
 def test_generated_secrets_are_real_random_values(recorded):
     again = record(fake_image_id)
     first = containers(recorded)["agent-local"].env
