@@ -163,8 +163,32 @@ def _labels(inputs: Mapping[str, Any], run_id: str) -> dict[str, str]:
     return {**labels, LABEL: run_id}
 
 
+def _known(
+    resource: Resource, setting: str, items: list[dict[str, Any]], allowed: set[str]
+) -> None:
+    unknown = sorted({k for item in items for k, v in item.items() if v is not None} - allowed)
+    if unknown:
+        raise Unsupported(
+            f"container {resource.name}: {setting} settings {unknown} are not realised"
+        )
+
+
 def _container(resource: Resource, inputs: dict[str, Any], run_id: str) -> Container:
     health = inputs.get("healthcheck") or {}
+    _known(
+        resource,
+        "healthcheck",
+        [health],
+        {"tests", "interval", "timeout", "retries", "startPeriod"},
+    )
+    _known(resource, "ports", inputs.get("ports") or [], {"internal", "external", "ip", "protocol"})
+    _known(
+        resource,
+        "volumes",
+        inputs.get("volumes") or [],
+        {"volumeName", "containerPath", "readOnly"},
+    )
+    _known(resource, "networksAdvanced", inputs.get("networksAdvanced") or [], {"name", "aliases"})
     healthcheck = None
     if health:
         healthcheck = {
@@ -189,9 +213,6 @@ def _container(resource: Resource, inputs: dict[str, Any], run_id: str) -> Conta
         )
     mounts = []
     for volume in inputs.get("volumes") or []:
-        unknown = set(volume) - {"volumeName", "containerPath", "readOnly"}
-        if unknown:
-            raise Unsupported(f"container {resource.name}: volume settings {sorted(unknown)}")
         mounts.append(
             {
                 "Type": "volume",

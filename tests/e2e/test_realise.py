@@ -139,6 +139,14 @@ def test_an_input_the_realiser_does_not_know_is_refused_not_dropped(recorded):
         plan(_mutated(recorded, "agent-local-redis", add_capability), "t")
 
 
+def test_a_nested_setting_the_realiser_does_not_know_is_refused(recorded):
+    def pin_address(inputs):
+        inputs["networksAdvanced"][0]["ipv4Address"] = "10.0.0.5"
+
+    with pytest.raises(Unsupported, match=r"networksAdvanced settings \['ipv4Address'\]"):
+        plan(_mutated(recorded, "agent-local-postgres", pin_address), "t")
+
+
 def test_go_durations():
     assert duration_ns("1m30s") == 90 * 10**9
     assert duration_ns("500ms") == 5 * 10**8
