@@ -123,10 +123,8 @@ def _free(port: int) -> bool:
 
 
 def _host_port() -> int | None:
-    """The stack file's port, or a free one when another process holds it (a shared machine)."""
-    stack_port = int(
-        json.loads(stack_inputs(STACK)[0].get("agent-deploy:local", "{}")).get("hostPort", 8000)
-    )
+    """The stack's port, or a free one when another process holds it (a shared machine)."""
+    stack_port = urllib.parse.urlsplit(record(None).outputs["serviceUrl"]).port or 80
     if _free(stack_port):
         return None
     with socket.socket() as sock:

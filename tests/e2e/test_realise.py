@@ -147,6 +147,11 @@ def test_a_nested_setting_the_realiser_does_not_know_is_refused(recorded):
         plan(_mutated(recorded, "agent-local-postgres", pin_address), "t")
 
 
+def test_an_image_missing_from_the_engine_says_how_to_build_its_stand_in():
+    with pytest.raises(Unsupported, match=r"build-backing-standins\.sh (postgres|redis):"):
+        record(lambda name: None)
+
+
 def test_go_durations():
     assert duration_ns("1m30s") == 90 * 10**9
     assert duration_ns("500ms") == 5 * 10**8
