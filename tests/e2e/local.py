@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import string
 import subprocess
@@ -33,6 +34,7 @@ from typing import Any
 
 from cli.engine import ProgramRun, run_program
 from tests.e2e.realise import (
+    LABEL,
     PASSWORD,
     REMOTE_IMAGE,
     CheckFailed,
@@ -196,8 +198,9 @@ class Run:
         ]
         if taken:
             raise Unsupported(
-                f"{', '.join(taken)} exist already (a local stack from `make up`? `make destroy` "
-                "it first); this run removes only what it creates"
+                f"{', '.join(taken)} exist already: from `make up` (`make destroy` first) or an "
+                f"e2e run killed hard (labelled {LABEL}: `docker rm -f`, `docker volume rm`, "
+                "`docker network rm` them); this run removes only what it creates"
             )
 
     def build_images(self) -> None:
@@ -385,6 +388,8 @@ class Run:
 
 def run(preflight: bool = True) -> int:
     begun = time.monotonic()
+    # A CI timeout's SIGTERM unwinds like Ctrl-C: what was created is still removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     api = DockerApi()
     run_id = secrets.token_hex(6)
     try:
