@@ -336,10 +336,16 @@ def _is_address(host: str) -> bool:
 
 def wiring_problems(plan_: Plan) -> list[str]:
     """Every `scheme://…host…` in a container's environment must name a container that shares a
-    network with it (its name or an alias there). Messages name the container and variable,
-    never the value (it holds passwords)."""
+    network with it (its name or an alias there), and no port is published beyond loopback.
+    Messages name the container and variable, never the value (it holds passwords)."""
     problems = []
     for container in plan_.containers:
+        exposed = sorted({ip for ip, _ in container.published} - {"127.0.0.1"})
+        if exposed:
+            problems.append(
+                f"container {container.name}: check 'only 127.0.0.1 ports published' failed: "
+                f"published on {exposed}"
+            )
         names_on: dict[str, set[str]] = {}
         for other in plan_.containers:
             if other is container:

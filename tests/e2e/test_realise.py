@@ -131,6 +131,17 @@ def test_a_container_on_another_network_is_not_reachable(recorded):
     ]
 
 
+def test_a_port_published_beyond_loopback_fails_naming_the_container(recorded):
+    def all_interfaces(inputs):
+        del inputs["ports"][0]["ip"]  # the provider's default: 0.0.0.0
+
+    problems = wiring_problems(plan(_mutated(recorded, "agent-local", all_interfaces), "t"))
+    assert problems == [
+        "container agent-local: check 'only 127.0.0.1 ports published' failed: "
+        "published on ['0.0.0.0']"
+    ]
+
+
 def test_an_input_the_realiser_does_not_know_is_refused_not_dropped(recorded):
     def add_capability(inputs):
         inputs["capabilities"] = {"adds": ["NET_ADMIN"]}
