@@ -44,6 +44,7 @@ from tests.e2e.realise import (
     Plan,
     Unsupported,
     plan,
+    settings_problems,
     wait_healthy,
     wiring_problems,
 )
@@ -259,11 +260,18 @@ class Run:
                 if m["Type"] == "volume" and m["Name"] not in dict(self.plan.volumes)
             }
             self.api.request("POST", f"/containers/{container.name}/start")
+            problems = settings_problems(container, self.api.inspect(container.name))
+            if problems:
+                raise Unsupported("; ".join(problems))
             if container.wait:
                 wait_healthy(self.api, container, redact)
             self._step(
                 f"{container.name} started" + (" and healthy" if container.wait else ""), started
             )
+        print(
+            "e2e-local: ok  the engine holds every recorded setting (image, command, env, health "
+            "check, restart policy, ports, volumes, networks and aliases)"
+        )
 
     def container_for_host(self, host: str) -> Container:
         for container in self.plan.containers:

@@ -365,6 +365,35 @@ def wiring_problems(plan_: Plan) -> list[str]:
     return problems
 
 
+def settings_problems(container: Container, inspected: Mapping[str, Any]) -> list[str]:
+    """What the engine holds for a started container that differs from the recorded settings
+    (an engine or network driver that quietly drops one would otherwise go unnoticed)."""
+    config, host = inspected["Config"], inspected["HostConfig"]
+    networks = inspected["NetworkSettings"]["Networks"] or {}
+    body = container.body
+    held = {
+        "image": (inspected["Image"] == body["Image"] or config["Image"] == body["Image"]),
+        "command": "Cmd" not in body or config["Cmd"] == body["Cmd"],
+        "environment": set(body["Env"]) <= set(config["Env"] or []),
+        "health check": (config.get("Healthcheck") or {}).get("Test")
+        == (body.get("Healthcheck") or {}).get("Test"),
+        "restart policy": host["RestartPolicy"]["Name"]
+        == body["HostConfig"]["RestartPolicy"]["Name"],
+        "ports": (host["PortBindings"] or {}) == body["HostConfig"]["PortBindings"],
+        "volumes": {(m["Source"], m["Target"]) for m in body["HostConfig"]["Mounts"]}
+        <= {(m["Name"], m["Destination"]) for m in inspected["Mounts"] if m["Type"] == "volume"},
+        "networks and aliases": all(
+            n in networks and set(aliases) <= set(networks[n].get("Aliases") or [])
+            for n, aliases in container.networks
+        ),
+    }
+    return [
+        f"container {container.name}: check 'the engine holds the recorded {what}' failed"
+        for what, ok in held.items()
+        if not ok
+    ]
+
+
 class DockerApi:
     """The Docker Engine API over its unix socket: what the Docker provider itself talks to.
 

@@ -19,6 +19,7 @@ from tests.e2e.realise import (
     Unsupported,
     duration_ns,
     plan,
+    settings_problems,
     wiring_problems,
 )
 
@@ -161,6 +162,45 @@ def test_a_nested_setting_the_realiser_does_not_know_is_refused(recorded):
 def test_an_image_missing_from_the_engine_says_how_to_build_its_stand_in():
     with pytest.raises(Unsupported, match=r"build-backing-standins\.sh (postgres|redis):"):
         record(lambda name: None)
+
+
+def _as_inspected(container):
+    """What the engine reports for a container created from `container.body` unchanged."""
+    body = container.body
+    return {
+        "Image": body["Image"],
+        "Config": {
+            "Image": body["Image"],
+            "Cmd": body.get("Cmd"),
+            "Env": [*body["Env"], "PATH=/usr/bin"],
+            "Healthcheck": body.get("Healthcheck"),
+        },
+        "HostConfig": body["HostConfig"],
+        "Mounts": [
+            {"Type": "volume", "Name": m["Source"], "Destination": m["Target"]}
+            for m in body["HostConfig"]["Mounts"]
+        ],
+        "NetworkSettings": {
+            "Networks": {n: {"Aliases": [*a, "0123abcd"]} for n, a in container.networks}
+        },
+    }
+
+
+def test_the_engine_holding_the_recorded_settings_passes(recorded):
+    for container in plan(recorded, "t").containers:
+        assert settings_problems(container, _as_inspected(container)) == []
+
+
+def test_an_engine_dropping_an_alias_or_the_restart_policy_fails_naming_them(recorded):
+    redis = containers(recorded)["agent-local-redis"]
+    inspected = copy.deepcopy(_as_inspected(redis))
+    inspected["NetworkSettings"]["Networks"]["agent-local-net"]["Aliases"] = []
+    inspected["HostConfig"]["RestartPolicy"] = {"Name": "no"}
+    assert settings_problems(redis, inspected) == [
+        "container agent-local-redis: check 'the engine holds the recorded restart policy' failed",
+        "container agent-local-redis: check 'the engine holds the recorded networks and aliases' "
+        "failed",
+    ]
 
 
 def test_go_durations():
