@@ -20,13 +20,13 @@ FORCE=${FORCE:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-build() {  # tag, packages, entrypoint file, extra --change...
-  local tag=$1 packages=$2 entrypoint=$3
+build() {  # tag, packages, entrypoint file, then mmdebstrap hooks, `--`, docker import changes
+  local tag=$1 packages=$2 entrypoint=$3 hooks=()
   shift 3
+  while [ "$1" != -- ]; do hooks+=("$1"); shift; done
+  shift
   echo "build-backing-standins: building $tag with mmdebstrap ($packages)" >&2
-  mmdebstrap --quiet --variant=minbase --include="$packages" \
-    --setup-hook='mkdir -p "$1/etc/postgresql-common/createcluster.d"' \
-    --setup-hook='echo "create_main_cluster = false" > "$1/etc/postgresql-common/createcluster.d/e2e.conf"' \
+  mmdebstrap --quiet --variant=minbase --include="$packages" "${hooks[@]}" \
     --customize-hook="cp $entrypoint \"\$1/usr/local/bin/docker-entrypoint.sh\"" \
     --customize-hook='chmod 0755 "$1/usr/local/bin/docker-entrypoint.sh"' \
     --customize-hook='rm -rf "$1/var/lib/apt/lists/"* "$1/var/cache/apt/"*' \
@@ -44,14 +44,18 @@ for tag in "$@"; do
   fi
   case "$tag" in
     postgres:*)
+      # No cluster from the package's postinst: the entrypoint creates one in PGDATA.
       build "$tag" postgresql-15 "$here/standins/postgres-entrypoint.sh" \
+        --setup-hook='mkdir -p "$1/etc/postgresql-common/createcluster.d"' \
+        --setup-hook='echo "create_main_cluster = false" > "$1/etc/postgresql-common/createcluster.d/e2e.conf"' \
+        -- \
         --change "ENV PATH=/usr/lib/postgresql/15/bin:$path" \
         --change 'ENV PGDATA=/var/lib/postgresql/data' \
         --change 'VOLUME /var/lib/postgresql/data' \
         --change 'EXPOSE 5432' \
         --change 'CMD ["postgres"]' ;;
     redis:*)
-      build "$tag" redis-server "$here/standins/redis-entrypoint.sh" \
+      build "$tag" redis-server "$here/standins/redis-entrypoint.sh" -- \
         --change "ENV PATH=$path" \
         --change 'VOLUME /data' \
         --change 'WORKDIR /data' \
