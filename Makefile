@@ -31,7 +31,7 @@ UP_FLAGS ?=
 	lint-workflows fmt e2e-local
 
 help:  ## list the verbs
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 uv:
 	@command -v uv >/dev/null && exit 0; \
