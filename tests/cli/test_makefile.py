@@ -271,3 +271,18 @@ def test_check_all_checks_every_stack_and_names_the_bad_ones(sandbox, tmp_path):
     assert result.stdout.splitlines() == ["== a-date", "== local"]
     assert "invalid stacks: a-date" in result.stderr
     assert "read as a date" in result.stderr
+
+
+def test_help_lists_every_documented_verb():
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    documented = re.findall(r"^([^\s:#=]+):[^\n]*## ", makefile, re.M)
+    assert "e2e-local" in documented
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(PROJECT_DIR), "help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    assert listed == documented
