@@ -366,6 +366,7 @@ RULES: Mapping[str, Rule] = {
     "gcp:sql/databaseInstance:DatabaseInstance": gcp_sql_instance,
     "gcp:redis/instance:Instance": gcp_redis_instance,
     "gcp:secretmanager/secretVersion:SecretVersion": gcp_secret_version,
+    "gcp:secretmanager/regionalSecretVersion:RegionalSecretVersion": gcp_secret_version,
     "gcp:artifactregistry/repository:Repository": gcp_artifact_registry,
     "gcp:monitoring/alertPolicy:AlertPolicy": gcp_alert_policy,
     "gcp:compute/routerNat:RouterNat": gcp_router_nat,
