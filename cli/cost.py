@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from cli.engine import ProgramRun, redact, run_program
+from cli.engine import PhysicalNameError, ProgramRun, redact, run_program
 from cli.pricing import HOURS, RULES, Context, Registered, RuleError
 from cli.stackfile import StackFileError, load_stack_file, stack_file_path
 
@@ -438,6 +438,8 @@ def price_stack(
     except StackConfigError as error:
         message = f"stack {stack!r} is not valid (see `agent-deploy check`): {error}"
         raise CostError([message]) from None
+    except PhysicalNameError as error:
+        raise CostError([f"a name the cloud would refuse: {error}"]) from None
     resources = registered(run)
     config = {k: v for k, v in stack_file.config.items() if k not in stack_file.secret_keys}
     usage = load_usage(project_dir, stack, _tier(config), (r.name for r in resources), usage_path)

@@ -440,3 +440,27 @@ def test_readme_shows_every_shipped_stacks_current_estimate():
     assert readme_block(readme) == summary_table(PROJECT_DIR), (
         "README's cost table is stale: run `make cost-readme`"
     )
+
+
+def test_a_missing_stack_file_exits_2_with_json():
+    code, out, err = cost("--stack", "nope", "--json")
+    assert code == 2
+    assert json.loads(out)["errors"][0].startswith("no stack file for 'nope'")
+
+
+def test_price_rows_without_a_valid_price_date_or_source_are_all_named(tmp_path):
+    (tmp_path / "prices").mkdir()
+    (tmp_path / "prices" / "aws.csv").write_text(
+        "cloud,region,item,unit,usd,checked,source\n"
+        "aws,eu-west-1,alb-hour,hour,-1,2026-10-01,AWS\n"
+        "aws,eu-west-1,nat-hour,hour,0.048,last week,AWS\n"
+        "aws,eu-west-1,nat-hour,hour,0.048,2026-10-01,\n"
+    )
+    with pytest.raises(CostError) as error:
+        load_prices(tmp_path)
+    assert error.value.problems == [
+        "aws.csv:2: usd '-1' is not a price >= 0",
+        "aws.csv:3: checked 'last week' is not a YYYY-MM-DD",
+        "aws.csv:4: a price without a source",
+        "aws.csv:4: aws/eu-west-1/nat-hour is priced twice",
+    ]
