@@ -443,7 +443,7 @@ def test_readme_shows_every_shipped_stacks_current_estimate():
 
 
 def test_a_missing_stack_file_exits_2_with_json():
-    code, out, err = cost("--stack", "nope", "--json")
+    code, out, _ = cost("--stack", "nope", "--json")
     assert code == 2
     assert json.loads(out)["errors"][0].startswith("no stack file for 'nope'")
 
