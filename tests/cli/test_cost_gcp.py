@@ -40,9 +40,7 @@ def register(region: str = "europe-west1") -> None:
         opts=opts,
     )
     gcp.redis.Instance("cache", region=region, tier="STANDARD_HA", memory_size_gb=1, opts=opts)
-    secret = gcp.secretmanager.Secret(
-        "secret", secret_id="s", replication={"auto": {}}, opts=opts
-    )
+    secret = gcp.secretmanager.Secret("secret", secret_id="s", replication={"auto": {}}, opts=opts)
     gcp.secretmanager.SecretVersion("secret-v1", secret=secret.id, secret_data="x", opts=opts)
     gcp.artifactregistry.Repository(
         "repo", location=region, repository_id="r", format="DOCKER", opts=opts
