@@ -581,14 +581,19 @@ def compare(
         else 0.0
     )
     base_monthly = base_base_prices.monthly if base_base_prices is not None else base_now
+
+    def cents(value: float) -> float:
+        return round(value, 2) + 0.0  # never "-0.00"
+
     return {
         "ref": ref,
         "commit": commit,
         "stackExisted": base_head_prices is not None,
-        "monthly": round(base_monthly, 2),
-        "delta": round(head.monthly - base_monthly, 2),
-        "infrastructureDelta": round(head.monthly - base_now, 2),
-        "priceDelta": round(price_delta, 2),
+        "priceTableAtBase": base_base_prices is not None or base_head_prices is None,
+        "monthly": cents(base_monthly),
+        "delta": cents(head.monthly - base_monthly),
+        "infrastructureDelta": cents(head.monthly - base_now),
+        "priceDelta": cents(price_delta),
         "changes": changes,
         "priceChanges": changed_prices,
     }
@@ -673,6 +678,8 @@ def markdown_diff(result: Estimate, diff: dict[str, Any]) -> str:
     ]
     if not diff["stackExisted"]:
         lines += ["The stack did not exist at the base: every line is new.", ""]
+    if not diff["priceTableAtBase"]:
+        lines += ["The base has no price table: both sides are priced with this one.", ""]
     if diff["changes"]:
         lines += [
             "| change | resource | item | before | after | Δ $/month |",
@@ -717,6 +724,8 @@ def print_diff(result: Estimate, diff: dict[str, Any], out: TextIO) -> None:
     )
     if not diff["stackExisted"]:
         out.write("  the stack did not exist at the base\n")
+    if not diff["priceTableAtBase"]:
+        out.write("  the base has no price table: both sides are priced with this one\n")
     for c in diff["changes"]:
         out.write(f"  {c['change']:<8} {c['resource']:<40} {c['item']:<40} {c['delta']:+,.2f}\n")
     if diff["priceChanges"]:

@@ -464,3 +464,13 @@ def test_price_rows_without_a_valid_price_date_or_source_are_all_named(tmp_path)
         "aws.csv:4: a price without a source",
         "aws.csv:4: aws/eu-west-1/nat-hour is priced twice",
     ]
+
+
+def test_a_base_from_before_the_price_table_is_priced_with_todays_and_says_so(repo):
+    _git(repo, "rm", "-rq", "prices")
+    _git(repo, "commit", "-qm", "before the price table")
+    _git(repo, "checkout", "HEAD~1", "--", "prices")
+    code, out, err = cost("--stack", "staging", "--base", "HEAD", "--markdown", project_dir=repo)
+    assert code == 0, err
+    assert "+$0.00 vs `HEAD`" in out
+    assert "The base has no price table: both sides are priced with this one." in out
