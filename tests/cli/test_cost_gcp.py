@@ -88,3 +88,33 @@ def test_a_gcp_region_without_rows_is_an_error():
     with pytest.raises(CostError) as error:
         priced("asia-south1")
     assert "region 'asia-south1' has no gcp prices" in error.value.problems[0]
+
+
+def test_cloud_run_with_cpu_always_allocated_bills_instance_time():
+    def service() -> None:
+        gcp.cloudrunv2.Service(
+            "always-on",
+            location="us-central1",
+            template={
+                "containers": [
+                    {
+                        "image": "img",
+                        "resources": {
+                            "limits": {"cpu": "2000m", "memory": "1Gi"},
+                            "cpu_idle": False,
+                        },
+                    }
+                ],
+                "scaling": {"min_instance_count": 2},
+            },
+        )
+
+    run = run_components(service, stack="gcp-test", preview=True)
+    usage = load_usage(PROJECT_DIR, "gcp-test", "staging", None, None)
+    result = estimate("gcp-test", registered(run), {}, load_prices(PROJECT_DIR), usage)
+    fixed = {line.item: line.monthly for line in result.lines if line.kind == "fixed"}
+    assert fixed == {
+        "run-instance-vcpu-second": pytest.approx(2 * 2 * SECONDS * 0.000018),
+        "run-instance-gib-second": pytest.approx(2 * 1 * SECONDS * 0.000002),
+    }
+    assert not [line for line in result.lines if line.item == "run-requests-million"]
