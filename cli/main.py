@@ -218,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _Parser.wants_json = "--json" in (sys.argv[1:] if argv is None else argv)
     parser = _Parser(prog="agent-deploy", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_cost_command(commands)
     check_cmd = commands.add_parser("check", help="validate a stack and list what it manages")
     check_cmd.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml")
     check_cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -227,7 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="directory of Pulumi.yaml (default: nearest from here)",
     )
-    _add_cost_command(commands)
     args = parser.parse_args(argv)
     project_dir = args.project_dir or find_project_dir(Path.cwd())
     try:
