@@ -27,8 +27,8 @@ UP_FLAGS ?= --yes
 endif
 UP_FLAGS ?=
 
-.PHONY: help uv deps pulumi-cli state stack up preview destroy check check-all cost cost-readme \
-	test lint lint-workflows fmt
+.PHONY: help uv deps pulumi-cli state stack up preview destroy check check-all test lint \
+	lint-workflows fmt
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -83,6 +83,7 @@ check-all: uv  ## `check` every Pulumi.<stack>.yaml in the repo, all of them eve
 	if [ -n "$$failed" ]; then echo "invalid stacks:$$failed" >&2; exit 1; fi; \
 	echo "all stacks valid"
 
+.PHONY: cost cost-readme
 cost: uv  ## what STACK costs a month, offline, from the dated price table in prices/
 	$(UV_RUN) agent-deploy cost --stack $(STACK)
 
