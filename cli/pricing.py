@@ -247,7 +247,9 @@ def _gib(value: Any) -> float:
 def gcp_cloud_run(r: Registered, ctx: Context) -> list[Charge]:
     """Min instances run all month (at the idle rate when CPU is only allocated during
     requests, `cpuIdle`, the default); requests are billed for the time they keep an
-    instance busy (requests x seconds / concurrency). Free tiers are not subtracted."""
+    instance busy (requests x seconds / concurrency), with request-based billing on top of
+    the idle minimum (an upper bound: a busy minimum instance is not also idle). Free tiers
+    are not subtracted."""
     template = r.inputs.get("template") or {}
     containers = template.get("containers") or []
     if not containers:
@@ -277,6 +279,11 @@ def gcp_cloud_run(r: Registered, ctx: Context) -> list[Charge]:
     busy = requests * ctx.usage(r.name, "requestSeconds") / concurrency
     rate = "request" if cpu_idle else "instance"
     note = f"{requests:g} requests, {busy:g} busy instance-seconds of {shape}"
+    if not cpu_idle:
+        # Instance-based billing already pays the minimum instances all month: only the
+        # busy time beyond their capacity adds instances.
+        busy = max(0.0, busy - minimum * SECONDS)
+        note += f", {busy:g} beyond the minimum instances"
     charges.append(Charge(f"run-{rate}-vcpu-second", busy * vcpu, "usage", note))
     charges.append(Charge(f"run-{rate}-gib-second", busy * gib, "usage", note))
     if cpu_idle:

@@ -118,3 +118,6 @@ def test_cloud_run_with_cpu_always_allocated_bills_instance_time():
         "run-instance-gib-second": pytest.approx(2 * 1 * SECONDS * 0.000002),
     }
     assert not [line for line in result.lines if line.item == "run-requests-million"]
+    # 100,000 requests x 5 s / 10 = 50,000 busy seconds: within the 2 minimum instances.
+    usage = {line.item: line.monthly for line in result.lines if line.kind == "usage"}
+    assert usage["run-instance-vcpu-second"] == 0
