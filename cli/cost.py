@@ -790,6 +790,10 @@ def cost(
         err.write(f"agent-deploy cost: {stack or ''}\n" + "".join(f"  - {p}\n" for p in problems))
         return code
 
+    if every_stack and (as_json_output or base or usage_path):
+        return fail(2, ["--all prints every stack's total as a table: no --json, --base, --usage"])
+    if readme is not None and not every_stack:
+        return fail(2, ["--write-readme goes with --all"])
     try:
         if every_stack:
             table = summary_table(project_dir)

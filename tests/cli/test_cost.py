@@ -474,3 +474,17 @@ def test_a_base_from_before_the_price_table_is_priced_with_todays_and_says_so(re
     assert code == 0, err
     assert "+$0.00 vs `HEAD`" in out
     assert "The base has no price table: both sides are priced with this one." in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--all", "--json"),
+        ("--all", "--base", "main"),
+        ("--stack", "staging", "--write-readme", "README.md"),
+    ],
+)
+def test_options_that_do_not_go_together_are_refused(args):
+    code, _, err = cost(*args)
+    assert code == 2
+    assert "--all" in err
