@@ -15,6 +15,7 @@ import datetime
 import fnmatch
 import json
 import math
+import multiprocessing
 import os
 import re
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -63,6 +65,9 @@ class CostError(Exception):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(f"  - {p}" for p in self.problems))
+
+    def __reduce__(self) -> tuple[type[CostError], tuple[list[str]]]:
+        return CostError, (self.problems,)  # raised in a worker process, re-raised here
 
 
 # --- price table ---------------------------------------------------------------------------
@@ -741,20 +746,46 @@ def shipped_stacks(project_dir: Path) -> list[str]:
     )
 
 
-def summary_table(project_dir: Path) -> str:
-    """The README's table: every shipped stack's monthly estimate."""
-    rows = [
-        "| stack | where | fixed $/month | usage $/month | total $/month | unpriced |",
-        "|---|---|---|---|---|---|",
-    ]
-    for stack in shipped_stacks(project_dir):
+def _summary_rows(project_dir: Path, stacks: list[str]) -> list[str]:
+    rows = []
+    for stack in stacks:
         result, _, _ = price_stack(project_dir, stack)
         where = ", ".join(result.regions) or "your machine"
         rows.append(
             f"| `{stack}` | {where} | {result.total('fixed'):,.2f} | {result.total('usage'):,.2f} "
             f"| **{result.monthly:,.2f}** | {len(result.unpriced) or 'none'} |"
         )
-    return "\n".join(rows) + "\n"
+    return rows
+
+
+def summary_table(project_dir: Path) -> str:
+    """The README's table: every shipped stack's monthly estimate.
+
+    Stacks of different clouds are priced in parallel fresh interpreters (one per cloud):
+    most of the time is importing each cloud's provider SDK, which a process pays once. On
+    one cloud (or one CPU) everything runs here, in order."""
+    targets = {
+        stack: load_stack_file(project_dir, stack).config.get(f"{PROJECT}:target", "")
+        for stack in shipped_stacks(project_dir)
+    }
+    clouds = sorted({t for t in targets.values() if t in CLOUDS}) or [""]
+    by_target: dict[str, list[str]] = {}
+    for stack, target in targets.items():
+        # Stacks of no cloud (local) import no provider SDK: they ride along with a cloud.
+        by_target.setdefault(target if target in CLOUDS else clouds[0], []).append(stack)
+    workers = min(len(by_target), os.cpu_count() or 1)
+    if workers > 1:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+            groups = pool.map(_summary_rows, [project_dir] * len(by_target), by_target.values())
+            rows = [row for group in groups for row in group]
+    else:
+        rows = [row for stacks in by_target.values() for row in _summary_rows(project_dir, stacks)]
+    return "\n".join([
+        "| stack | where | fixed $/month | usage $/month | total $/month | unpriced |",
+        "|---|---|---|---|---|---|",
+        *sorted(rows),
+    ]) + "\n"  # fmt: skip
 
 
 def readme_block(readme: str) -> str:
