@@ -96,6 +96,13 @@ check-all: uv  ## `check` every Pulumi.<stack>.yaml in the repo, all of them eve
 	if [ -n "$$failed" ]; then echo "invalid stacks:$$failed" >&2; exit 1; fi; \
 	echo "all stacks valid"
 
+.PHONY: cost cost-readme
+cost: uv  ## what STACK costs a month, offline, from the dated price table in prices/
+	$(UV_RUN) agent-deploy cost --stack $(STACK)
+
+cost-readme: uv  ## rewrite README.md's table of every shipped stack's monthly estimate
+	$(UV_RUN) agent-deploy cost --all --write-readme README.md
+
 test: deps  ## every test: program under mocks, CLI, workflows, app (Postgres/Redis/Docker)
 	$(UV_RUN) pytest
 	$(UV_RUN) --project app pytest -c app/pyproject.toml tests/app

@@ -218,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _Parser.wants_json = "--json" in (sys.argv[1:] if argv is None else argv)
     parser = _Parser(prog="agent-deploy", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_cost_command(commands)
     check_cmd = commands.add_parser("check", help="validate a stack and list what it manages")
     check_cmd.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml")
     check_cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -230,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     project_dir = args.project_dir or find_project_dir(Path.cwd())
     try:
+        if args.command == "cost":
+            return _run_cost(args, project_dir.resolve())
         code = check(
             args.stack,
             as_json_output=args.json,
@@ -243,6 +246,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at exit and print a traceback; point it at /dev/null instead.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    return code
+
+
+def _add_cost_command(commands: Any) -> None:
+    cost_cmd = commands.add_parser("cost", help="what a stack costs a month, offline")
+    which = cost_cmd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="stack name: Pulumi.<stack>.yaml")
+    which.add_argument(
+        "--all", action="store_true", help="a markdown table of every Pulumi.*.yaml stack"
+    )
+    output = cost_cmd.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    output.add_argument("--markdown", action="store_true", help="a pull-request comment")
+    cost_cmd.add_argument("--base", help="git ref to compare with (prices the stack there too)")
+    cost_cmd.add_argument("--usage", type=Path, help="usage file (default: usage/<stack>.yaml)")
+    cost_cmd.add_argument(
+        "--write-readme", type=Path, help="with --all: rewrite the table in this README"
+    )
+    cost_cmd.add_argument("--project-dir", type=Path, default=None, help="directory of Pulumi.yaml")
+
+
+def _run_cost(args: argparse.Namespace, project_dir: Path) -> int:
+    from cli.cost import cost
+
+    code = cost(
+        args.stack,
+        as_json_output=args.json,
+        markdown=args.markdown,
+        base=args.base,
+        usage_path=args.usage,
+        every_stack=args.all,
+        readme=args.write_readme,
+        project_dir=project_dir,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+    sys.stdout.flush()
     return code
 
 
