@@ -204,6 +204,8 @@ class Resource:
     delete_before_replace: bool = False
     depends_on: list[str] = field(default_factory=list)
     provider: str = ""
+    # Which resources each input came from (the policy pack's graph rules read them).
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def plain(self) -> dict[str, Any]:
@@ -348,6 +350,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     depends_on=list(request.dependencies),
                     provider=request.provider,
+                    property_dependencies={
+                        key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                    },
                 )
             )
         return response
