@@ -62,8 +62,11 @@ class Violation:
 
 
 def load_policies(project_dir: Path) -> list[Policy]:
-    """`policy/policies.py` of the project (by path: `policy` is the pack, not a package)."""
+    """`policy/policies.py` of the project (by path: `policy` is the pack, not a package);
+    none for a project without a pack."""
     path = project_dir / "policy" / "policies.py"
+    if not path.is_file():
+        return []
     spec = importlib.util.spec_from_file_location("agent_deploy_policies", path)
     assert spec is not None and spec.loader is not None
     module: ModuleType = importlib.util.module_from_spec(spec)
@@ -84,7 +87,9 @@ def resolve(
 ) -> dict[str, tuple[EnforcementLevel, dict[str, Any]]]:
     """Per rule: its level and config, as the CLI derives them from a pack config file."""
     names = {p.name for p in policies}
-    problems = [f"{key!r} is not a rule of the pack" for key in config if key not in names | {"all"}]
+    problems = [
+        f"{key!r} is not a rule of the pack" for key in config if key not in names | {"all"}
+    ]
     default = config.get("all")
     resolved: dict[str, tuple[EnforcementLevel, dict[str, Any]]] = {}
     for policy in policies:
@@ -94,7 +99,9 @@ def resolve(
         level = policy.enforcement_level or EnforcementLevel.ADVISORY
         if level_name is not None:
             if level_name not in LEVELS:
-                problems.append(f"{policy.name}: level {level_name!r} is not one of {sorted(LEVELS)}")
+                problems.append(
+                    f"{policy.name}: level {level_name!r} is not one of {sorted(LEVELS)}"
+                )
                 continue
             level = LEVELS[level_name]
         schema = policy.config_schema.properties if policy.config_schema else {}
@@ -181,7 +188,15 @@ def _stack_resources(resources: Sequence[Resource]) -> list[PolicyResource]:
     """The stack as a stack rule sees it, with the graph: which resource each input came from."""
     made = {
         r.urn: PolicyResource(
-            r.type, unknown_checking_proxy(_wire(r.inputs)), r.urn, r.name, _OPTS, None, None, [], {}
+            r.type,
+            unknown_checking_proxy(_wire(r.inputs)),
+            r.urn,
+            r.name,
+            _OPTS,
+            None,
+            None,
+            [],
+            {},
         )
         for r in resources
     }

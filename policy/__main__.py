@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
-from policies import POLICIES  # noqa: E402
+from policies import POLICIES
+from pulumi_policy import EnforcementLevel, PolicyPack
 
 PolicyPack("agent-deploy", POLICIES, EnforcementLevel.ADVISORY)

@@ -39,8 +39,13 @@ SECRET_VALUE = re.compile(
     r"^(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abp]-\S+)$"
     r"|://[^/:@\s]+:[^@\s]+@"
 )
+# Tags `stacks/images.py` derives from the build context's bytes: they name one image.
+CONTENT_TAG = re.compile(r":sha-[0-9a-f]{12,}$")
 GITHUB_OIDC = "token.actions.githubusercontent.com"
-ADMIN_POLICIES = ("arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/IAMFullAccess")
+ADMIN_POLICIES = (
+    "arn:aws:iam::aws:policy/AdministratorAccess",
+    "arn:aws:iam::aws:policy/IAMFullAccess",
+)
 POWER_USER = "arn:aws:iam::aws:policy/PowerUserAccess"
 # FSBP ELB.17: the policies AWS Security Hub accepts.
 TLS_POLICIES = (
@@ -427,7 +432,9 @@ def _github_production(props: Props, config: Mapping[str, Any]) -> Iterator[str]
     if props.get("environment") not in config.get("environments", ["production"]):
         return
     reviewers = [
-        x for r in _as_list(props.get("reviewers")) for x in [*r.get("teams", []), *r.get("users", [])]
+        x
+        for r in _as_list(props.get("reviewers"))
+        for x in [*r.get("teams", []), *r.get("users", [])]
     ]
     if not reviewers:
         yield "the production environment has no required reviewers"
@@ -441,7 +448,11 @@ def _github_production(props: Props, config: Mapping[str, Any]) -> Iterator[str]
 
 def _local_image(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
     image = str(props.get("image", ""))
-    if not image.startswith("sha256:") and "@sha256:" not in image:
+    if (
+        not image.startswith("sha256:")
+        and "@sha256:" not in image
+        and not CONTENT_TAG.search(image)
+    ):
         yield f"the container runs {image!r}, a tag that can move: use the image id or a digest"
 
 
@@ -625,7 +636,8 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     ),
     rule(
         "local-image-pinned",
-        "Local containers run the image id that was built, never a tag. CIS Docker 4.x.",
+        "Local containers run an image id, a digest or the content-derived `sha-<hash>` tag of "
+        "the build, never a movable tag. CIS Docker 4.x.",
         "docker:index/container:Container",
         _local_image,
     ),
@@ -657,9 +669,11 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "ecr-scan-on-push",
         "Images are scanned on push. FSBP ECR.1, CKV_AWS_163.",
         "aws:ecr/repository:Repository",
-        lambda p, _c: []
-        if (p.get("imageScanningConfiguration") or {}).get("scanOnPush") is True
-        else ["images are not scanned on push"],
+        lambda p, _c: (
+            []
+            if (p.get("imageScanningConfiguration") or {}).get("scanOnPush") is True
+            else ["images are not scanned on push"]
+        ),
     ),
     rule(
         "log-retention",
@@ -733,6 +747,8 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "Branch-Protection, CIS Software Supply Chain 1.1.",
         "github:index/repositoryEnvironment:RepositoryEnvironment",
         _github_production,
-        _schema(environments={"type": "array", "items": {"type": "string"}, "default": ["production"]}),
+        _schema(
+            environments={"type": "array", "items": {"type": "string"}, "default": ["production"]}
+        ),
     ),
 ]
