@@ -29,6 +29,7 @@ from cli.policy import (
     load_policies,
 )
 from cli.stackfile import StackFileError, load_stack_file
+from cli.tfplan import plan
 from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
 
@@ -195,11 +196,11 @@ def run_policies(
     secret_keys: set[str],
     project_dir: Path,
     policy_config: Path | None,
-) -> tuple[list[Violation], Path | None]:
+) -> tuple[list[Violation], Path | None, ProgramRun]:
     """The pack on the inputs `pulumi up` would send it (all known: containers, policies)."""
     source = policy_config or config_path(project_dir, config)
     run = run_program(stack, config, secret_keys, project_dir=project_dir, preview=False)
-    return evaluate(run, load_policies(project_dir), load_config(source)), source
+    return evaluate(run, load_policies(project_dir), load_config(source)), source, run
 
 
 def check(
@@ -210,6 +211,7 @@ def check(
     out: TextIO,
     err: TextIO,
     policy_config: Path | None = None,
+    tfplan: Path | None = None,
 ) -> int:
     """Exit 0 valid, 1 configuration problems or a mandatory violation, 2 unreadable stack file;
     JSON on each with --json."""
@@ -237,13 +239,15 @@ def check(
         return fail(1, f"agent-deploy check: {message}", _errors_json(stack, [(None, message)]))
     _warn(run.warnings, err)
     try:
-        violations, source = run_policies(
+        violations, source, up_run = run_policies(
             stack, stack_file.config, stack_file.secret_keys, project_dir, policy_config
         )
     except PolicyConfigError as error:
         message = f"policy pack config: {error}"
         return fail(2, f"agent-deploy check: {message}", _errors_json(stack, [(None, message)]))
     mandatory = [v for v in violations if v.level == "mandatory"]
+    if tfplan is not None:
+        tfplan.write_text(json.dumps(plan(up_run), indent=1, default=str) + "\n", encoding="utf-8")
     if as_json_output:
         document = as_json(run, stack_file.path)
         document["policy"] = {"violations": [v.as_json() for v in violations]}
@@ -295,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="policy pack config (default: policy/config/<tier>.json)",
     )
+    check_cmd.add_argument(
+        "--tfplan",
+        type=Path,
+        default=None,
+        help="also write the resources as Terraform plan JSON (for Checkov) to this file",
+    )
     args = parser.parse_args(argv)
     project_dir = args.project_dir or find_project_dir(Path.cwd())
     try:
@@ -305,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=sys.stdout,
             err=sys.stderr,
             policy_config=args.policy_config,
+            tfplan=args.tfplan,
         )
         sys.stdout.flush()
     except BrokenPipeError:
