@@ -3,7 +3,10 @@
 #   pr-stacks.sh destroy <n>   destroy and remove pr-<n>; a stack that was never created (its
 #                              first `up` failed early) is not an error
 #   pr-stacks.sh sweep         destroy every pr-<n> whose pull request is no longer open: the
-#                              `closed` run can be missed (conflicted PR, deleted fork) or fail
+#                              `closed` run can be missed (conflicted PR, deleted fork) or fail.
+#                              Starts no destroy after SWEEP_BUDGET_SECONDS (default 2100): a
+#                              job killed at its timeout mid-destroy would leave the stack locked,
+#                              so what is left waits for the next sweep
 # Runs from the repository root with `pulumi` logged in to the backend, `jq`, and for `sweep`
 # `gh` with GH_TOKEN and REPOSITORY (owner/repo).
 set -euo pipefail
@@ -36,6 +39,10 @@ sweep() {
     fi
     if [ "$state" = "OPEN" ]; then
       echo "$stack: pull request open; kept"
+      continue
+    fi
+    if [ "$SECONDS" -ge "${SWEEP_BUDGET_SECONDS:-2100}" ]; then
+      echo "::warning::$stack: pull request $state, but this sweep's time is spent; left for the next one"
       continue
     fi
     echo "$stack: pull request $state; destroying"

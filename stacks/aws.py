@@ -266,6 +266,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             secrets=value_from,
             secret_arns=[*secrets.arns.values(), database.master_secret_arn],
             init=db_init,
+            # A new secret value (a replaced cache's URL, a rotated API token) rolls the tasks.
+            secrets_revision=secrets.revision,
             start_after=[network, database, cache, secrets],
             permissions_boundary=boundary,
         ),

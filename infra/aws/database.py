@@ -59,14 +59,14 @@ LOG_EXPORTS = ("postgresql", "upgrade")
 
 class Database(pulumi.ComponentResource):
     """`address`/`port` locate the instance; `master_secret_arn` is the RDS-managed secret
-    (JSON with `username` and `password`), which RDS rotates."""
+    (JSON with `username` and `password`), which RDS rotates. No URL: the app connects as its
+    own user (stacks/aws.py composes that URL), never as this master."""
 
     address: pulumi.Output[str]
     port: int
     identifier: pulumi.Output[str]
     arn: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
-    url: pulumi.Output[str]
     log_group_names: list[pulumi.Output[str]]
 
     def __init__(
@@ -181,19 +181,6 @@ class Database(pulumi.ComponentResource):
         self.arn = instance.arn
         self.master_secret_arn = instance.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn if secrets and secrets[0].secret_arn else ""
-        )
-        # No password: the task gets PGPASSWORD from the rotating secret, and libpq and
-        # psycopg read it whenever the URL has none.
-        self.url = pulumi.Output.concat(
-            "postgresql://",
-            args.username,
-            "@",
-            instance.address,
-            ":",
-            str(POSTGRES_PORT),
-            "/",
-            args.database,
-            "?sslmode=require",
         )
         self.log_group_names = [group.name for group in log_groups]
         self.register_outputs({"address": self.address, "masterSecretArn": self.master_secret_arn})

@@ -28,8 +28,8 @@ from infra.naming import fit
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-# The longest job (production deploy, `timeout-minutes: 90`) fits in one session; the
-# workflows ask for as much with `role-duration-seconds`.
+# The most a session may last; the workflows ask for less (`AWS_SESSION_SECONDS`) and every job
+# that holds AWS credentials ends before its session (tests/ci/test_workflows.py).
 MAX_SESSION_SECONDS = 7200
 # The GitHub roles of every stack live under this path, which no deploy role's `role/<prefix>*`
 # matches: none can create, edit or pass one, its own included.
@@ -129,6 +129,10 @@ PREVIEW_READ_ACTIONS = (
     "logs:ListTagsLogGroup",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:ListTagsForResource",
+    # The alarms' EventBridge rule and target (RDS storage events).
+    "events:DescribeRule",
+    "events:ListTargetsByRule",
+    "events:ListTagsForResource",
     "sns:GetTopicAttributes",
     "sns:GetSubscriptionAttributes",
     "sns:ListSubscriptionsByTopic",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,10 +23,12 @@ class AppSecretsArgs:
 
 class AppSecrets(pulumi.ComponentResource):
     """`arns` maps each variable name to the ARN of the secret holding its value; `generated`
-    the generated values (Pulumi secrets), for the stack outputs that hand them to clients."""
+    the generated values (Pulumi secrets), for the stack outputs that hand them to clients;
+    `revision` changes whenever any value gets a new version (no value in it)."""
 
     arns: dict[str, pulumi.Output[str]]
     generated: dict[str, pulumi.Output[str]]
+    revision: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None
@@ -38,6 +41,7 @@ class AppSecrets(pulumi.ComponentResource):
             for variable in args.generated
         }
         values = {**args.values, **self.generated}
+        version_ids: list[pulumi.Output[str]] = []
         for variable, value in sorted(values.items()):
             slug = _slug(variable)
             secret = aws.secretsmanager.Secret(
@@ -46,14 +50,21 @@ class AppSecrets(pulumi.ComponentResource):
                 recovery_window_in_days=args.recovery_window_days,
                 opts=child,
             )
-            aws.secretsmanager.SecretVersion(
+            version = aws.secretsmanager.SecretVersion(
                 f"{name}-{slug}",
                 secret_id=secret.id,
                 secret_string=pulumi.Output.secret(value),
                 opts=child,
             )
+            # `<secret ARN>|<version id>`: a new value is a new version id.
+            version_ids.append(pulumi.Output.unsecret(version.id))
             self.arns[variable] = secret.arn
+        self.revision = pulumi.Output.all(*version_ids).apply(_digest)
         self.register_outputs({"arns": self.arns})
+
+
+def _digest(version_ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(version_ids)).encode()).hexdigest()[:16]
 
 
 def _slug(variable: str) -> str:

@@ -32,6 +32,7 @@ _ARCHITECTURES = {"linux/arm64": "ARM64", "linux/amd64": "X86_64"}
 # ARM64 on Fargate Spot and `valueFrom` JSON keys need 1.4.0; pinned, so a new `LATEST` never
 # changes a running service without a commit.
 PLATFORM_VERSION = "1.4.0"
+SECRETS_REVISION_LABEL = "agent-deploy.secrets-revision"
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)"
     r"\.amazonaws\.com(?P<cn>\.cn)?"
@@ -94,6 +95,9 @@ class ServiceArgs:
     init: InitContainer | None = None
     # What must exist before a task starts (secret values, database, cache, network rules).
     start_after: Sequence[pulumi.Resource] = ()
+    # Changes whenever a secret value the tasks read changes. ECS reads secrets only at task
+    # start and redeploys only for a new task definition: as a container label it makes one.
+    secrets_revision: pulumi.Input[str] | None = None
     # The permissions boundary both task roles carry (the deploy role's, see identity.py).
     permissions_boundary: pulumi.Input[str] | None = None
     cpu_target_percent: float = 60.0
@@ -155,6 +159,7 @@ def container_definition(
     region: str,
     secrets: Mapping[str, str],
     init_secrets: Mapping[str, str] | None = None,
+    secrets_revision: str | None = None,
 ) -> list[dict[str, Any]]:
     app: dict[str, Any] = {
         "name": CONTAINER,
@@ -174,6 +179,8 @@ def container_definition(
         **_hardened(),
         "stopTimeout": args.timeouts.fargate_stop,
     }
+    if secrets_revision is not None:
+        app["dockerLabels"] = {SECRETS_REVISION_LABEL: secrets_revision}
     if args.init is None:
         return [app]
     init = {
@@ -280,10 +287,17 @@ class Service(pulumi.ComponentResource):
             region=region,
             secrets=pulumi.Output.all(**dict(args.secrets)) if args.secrets else {},
             init_secrets=pulumi.Output.all(**init_secrets) if init_secrets else {},
+            secrets_revision=args.secrets_revision,
         ).apply(
             lambda v: json.dumps(
                 container_definition(
-                    args, v["image"], v["log_group"], v["region"], v["secrets"], v["init_secrets"]
+                    args,
+                    v["image"],
+                    v["log_group"],
+                    v["region"],
+                    v["secrets"],
+                    v["init_secrets"],
+                    v["secrets_revision"],
                 )
             )
         )
@@ -429,6 +443,9 @@ class Service(pulumi.ComponentResource):
                 ],
                 # Autoscaling owns the running count once the service exists.
                 ignore_changes=["desiredCount"] if args.autoscaling else None,
+                # Its name is fixed: a replacement must remove the old service first, or ECS
+                # refuses the second service of the same name.
+                delete_before_replace=True,
             ),
         )
 

@@ -8,6 +8,7 @@ Credentials are deliberately non-trivial so tests can prove they never reach a l
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pwd
 import shutil
@@ -28,6 +29,7 @@ import redis
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 PG_PASSWORD = "pg-Secr3t-4f9a"  # test credential, asserted absent from logs
 REDIS_PASSWORD = "redis-Secr3t-7c1e"
+API_TOKEN = "api-T0ken-5b8d-2e61-test"  # the bearer token every test client sends
 #: Variables of the outer environment that would change what the service does under test.
 _SCRUBBED_ENV = (
     "DATABASE_URL",
@@ -50,6 +52,12 @@ _SCRUBBED_ENV = (
     "RATE_LIMIT_PER_MINUTE",
     "RUN_TIMEOUT_SECONDS",
     "OFFLINE_MODEL_LATENCY_MS",
+    "AUTH_TOKENS",
+    "AUTH_DISABLED",
+    "DOCS_ENABLED",
+    "METRICS_PORT",
+    "MAX_BODY_BYTES",
+    "FORWARDED_ALLOW_IPS",
 )
 
 
@@ -234,13 +242,17 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-_next_db = iter(range(1, 16))
+#: Databases 1-14 in turn (15 is the container test's); more tests than databases, so each
+#: test empties the one it gets.
+_next_db = itertools.cycle(range(1, 15))
 
 
 @pytest.fixture
-def redis_db() -> int:
-    """A logical Redis database no other test uses (rate-limit counters are per database)."""
-    return next(_next_db)
+def redis_db(redis_server: RedisServer) -> int:
+    """A logical Redis database only this test uses (rate-limit counters are per database)."""
+    db = next(_next_db)
+    redis_server.client(db).flushdb()
+    return db
 
 
 # --------------------------------------------------------------------------- the service
@@ -253,27 +265,34 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self, timeout: float = 10.0) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=timeout)
+    def client(self, timeout: float = 10.0, token: str | None = API_TOKEN) -> httpx.Client:
+        """A client of the public port that sends the bearer token (none with `token=None`)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def start(self, wait_ready: bool = True) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "src"],
                 cwd=APP_DIR,
-                env={**self.env, "PORT": str(self.port)},
+                env={**self.env, "PORT": str(self.port), "METRICS_PORT": str(self.metrics_port)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         self.wait_for("/live", 200, timeout=30)
         if wait_ready:
             self.wait_for("/ready", 200, timeout=30)
+
+    def metrics(self) -> httpx.Response:
+        """GET the Prometheus exposition from the separate metrics listener."""
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
 
     def wait_for(self, path: str, status: int, timeout: float) -> httpx.Response:
         deadline = time.monotonic() + timeout
@@ -320,6 +339,7 @@ def start_service(
             "REDIS_URL": redis_server.url(redis_db),
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "DEBUG",
+            "AUTH_TOKENS": API_TOKEN,
         }
         service = ServiceProcess(
             env=service_env(**{**defaults, **env}),

@@ -22,7 +22,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness import APP_DIR, PG_PASSWORD, REDIS_PASSWORD, PostgresServer, RedisServer, free_port
+from harness import (
+    API_TOKEN,
+    APP_DIR,
+    PG_PASSWORD,
+    REDIS_PASSWORD,
+    PostgresServer,
+    RedisServer,
+    free_port,
+)
 
 pytestmark = pytest.mark.container
 
@@ -97,6 +105,10 @@ def container(
         "--env",
         f"PORT={port}",
         "--env",
+        f"METRICS_PORT={free_port()}",
+        "--env",
+        f"AUTH_TOKENS={API_TOKEN}",
+        "--env",
         f"DATABASE_URL={postgres.url}",
         "--env",
         f"REDIS_URL={redis_server.url(15)}",
@@ -131,7 +143,12 @@ def test_image_runs_healthy_as_non_root_on_a_read_only_root(container: tuple[str
         assert health["version"] == tomllib.load(file)["project"]["version"]
 
     # A real run writes checkpoints through the container (and nothing to its read-only root).
-    reply = httpx.post(f"{base}/threads/container-thread/runs", json={"message": "hi"}, timeout=10)
+    reply = httpx.post(
+        f"{base}/threads/container-thread/runs",
+        json={"message": "hi"},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        timeout=10,
+    )
     assert reply.status_code == 200, reply.text
 
     uid = docker("exec", name, "id", "-u").stdout.strip()

@@ -17,7 +17,7 @@ import pytest
 from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg import sql
 
-from harness import APP_DIR, PG_PASSWORD, PostgresServer, service_env
+from harness import API_TOKEN, APP_DIR, PG_PASSWORD, PostgresServer, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,10 @@ POOL_TIMEOUT_SECONDS = 5.0  # Dependencies' pool timeout: what one run may wait 
 
 def post_run(base_url: str, thread_id: str, timeout: float = 30) -> httpx.Response:
     return httpx.post(
-        f"{base_url}/threads/{thread_id}/runs", json={"message": "hi"}, timeout=timeout
+        f"{base_url}/threads/{thread_id}/runs",
+        json={"message": "hi"},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        timeout=timeout,
     )
 
 

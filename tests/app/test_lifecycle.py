@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from harness import API_TOKEN
+
 pytestmark = pytest.mark.integration
 
 UVICORN_DEFAULT_KEEPALIVE_SECONDS = 5
@@ -47,7 +49,10 @@ def in_flight_run_across_sigterm(service) -> tuple[httpx.Response | Exception, b
     def slow_run() -> httpx.Response | Exception:
         try:
             return httpx.post(
-                f"{service.base_url}/threads/draining/runs", json={"message": "hi"}, timeout=30
+                f"{service.base_url}/threads/draining/runs",
+                json={"message": "hi"},
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+                timeout=30,
             )
         except httpx.HTTPError as exc:
             return exc

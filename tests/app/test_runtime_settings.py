@@ -13,7 +13,11 @@ import pytest
 from src.config.logging import REDACTED, configure_logging, get_logger
 from src.config.settings import Settings, SettingsError, load_settings
 
-BASE = {"DATABASE_URL": "postgresql://app@db:5432/agent", "REDIS_URL": "redis://cache:6379/0"}
+BASE = {
+    "DATABASE_URL": "postgresql://app@db:5432/agent",
+    "REDIS_URL": "redis://cache:6379/0",
+    "AUTH_TOKENS": "base-token-0000-0000",
+}
 RDS_BUNDLE = Path(__file__).resolve().parents[2] / "app" / "certs" / "rds-global-bundle.pem"
 _ENV = (
     "DATABASE_URL",
@@ -85,7 +89,7 @@ def test_every_injected_secret_is_redacted_from_logs(env, tmp_path: Path):
     settings = env(
         REDIS_URL="rediss://:redis%2Btoken-8841@cache:6379/0",
         PGPASSWORD="pg-Pw-3391",
-        AUTH_TOKENS="tok-alpha-1111, tok-beta-2222",
+        AUTH_TOKENS="tok-alpha-1111-aaaa,tok-beta-2222-bbbb",
         DATABASE_APP_PASSWORD="app-Pw-4471",
         DATABASE_ADMIN_PASSWORD="admin-Pw-9902",
         DATABASE_PASSWORD_FILE=str(password_file),
@@ -94,8 +98,8 @@ def test_every_injected_secret_is_redacted_from_logs(env, tmp_path: Path):
         "redis+token-8841",
         "redis%2Btoken-8841",
         "pg-Pw-3391",
-        "tok-alpha-1111",
-        "tok-beta-2222",
+        "tok-alpha-1111-aaaa",
+        "tok-beta-2222-bbbb",
         "app-Pw-4471",
         "admin-Pw-9902",
         "file-Pw-5512",

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from harness import APP_DIR, PG_PASSWORD, REDIS_PASSWORD, RedisServer, service_env
+from harness import API_TOKEN, APP_DIR, PG_PASSWORD, REDIS_PASSWORD, RedisServer, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ def test_concurrent_runs_on_one_thread_conflict_across_replicas(start_service, r
         retried = run(b, thread_id, "second")
         assert retried.status_code == 200
         assert retried.json()["message_count"] == 4
-        metrics = b.get("/metrics").text
+        metrics = replica_b.metrics().text
         assert 'graph_runs_total{outcome="conflict"} 1.0' in metrics
 
 
@@ -145,7 +145,7 @@ def test_request_id_metrics_and_logs_carry_no_secret(start_service):
         assert response.headers["x-request-id"] == "req-abc-123"
         generated = client.get("/live").headers["x-request-id"]
         assert len(generated) == 32
-        metrics = client.get("/metrics")
+        metrics = service.metrics()
         assert metrics.headers["content-type"].startswith("text/plain")
         assert (
             'http_requests_total{method="POST",route="/threads/{thread_id}/runs",status="200"} 1.0'
@@ -211,14 +211,27 @@ def test_health_reports_offline_model_and_version(start_service):
             "LANGSMITH_API_KEY is not set",
             None,
         ),
+        (
+            {"DATABASE_URL": "postgresql://a@h/d", "REDIS_URL": "redis://r/0", "AUTH_TOKENS": ""},
+            "AUTH_TOKENS: not set",
+            None,
+        ),
     ],
-    ids=["missing-db", "wrong-scheme", "bad-sslmode", "bad-redis", "bad-port", "tracing-no-key"],
+    ids=[
+        "missing-db",
+        "wrong-scheme",
+        "bad-sslmode",
+        "bad-redis",
+        "bad-port",
+        "tracing-no-key",
+        "missing-token",
+    ],
 )
 def test_bad_settings_stop_start_up_naming_the_variable(env, named, leaked):
     result = subprocess.run(
         [sys.executable, "-m", "src"],
         cwd=APP_DIR,
-        env=service_env(**env),
+        env=service_env(**{"AUTH_TOKENS": API_TOKEN, **env}),
         capture_output=True,
         text=True,
         timeout=60,

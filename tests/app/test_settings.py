@@ -28,8 +28,16 @@ def env(monkeypatch: pytest.MonkeyPatch):
         "LANGCHAIN_TRACING",
         "LANGCHAIN_API_KEY",
         "LANGCHAIN_PROJECT",
+        "LOG_LEVEL",
+        "AUTH_DISABLED",
+        "DOCS_ENABLED",
+        "METRICS_PORT",
+        "MAX_BODY_BYTES",
+        "FORWARDED_ALLOW_IPS",
     ]:
         monkeypatch.delenv(name, raising=False)
+    # Bearer auth is on by default; tests about other variables run with a valid token.
+    monkeypatch.setenv("AUTH_TOKENS", "settings-test-token-0001")
 
     def apply(**values: str) -> Settings:
         for name, value in values.items():
@@ -144,5 +152,81 @@ def test_secret_values_cover_url_passwords_and_keys(env):
         DATABASE_URL="postgresql://u:db-pass@db/app",
         REDIS_URL="rediss://:redis-token@cache:6379/0",
         ANTHROPIC_API_KEY="sk-ant-key",
+        AUTH_TOKENS="bearer-token-one-0001, bearer-token-two-0002",
     )
-    assert set(settings.secret_values()) == {"db-pass", "redis-token", "sk-ant-key"}
+    assert set(settings.secret_values()) == {
+        "db-pass",
+        "redis-token",
+        "sk-ant-key",
+        "bearer-token-one-0001",
+        "bearer-token-two-0002",
+    }
+
+
+def test_auth_tokens_are_required_unless_auth_is_disabled(env, monkeypatch):
+    monkeypatch.delenv("AUTH_TOKENS")
+    with pytest.raises(SettingsError) as caught:
+        env(**BASE)
+    assert "AUTH_TOKENS: not set" in str(caught.value)
+    assert "AUTH_DISABLED=true" in str(caught.value)
+    assert env(**BASE, AUTH_DISABLED="true").tokens() == []
+
+
+def test_several_tokens_allow_rotation_and_weak_ones_are_refused_unquoted(env):
+    settings = env(**BASE, AUTH_TOKENS=" old-token-0123456789 , new-token-0123456789 ,")
+    assert settings.tokens() == ["old-token-0123456789", "new-token-0123456789"]
+    with pytest.raises(SettingsError) as caught:
+        env(**BASE, AUTH_TOKENS="good-token-0123456789,short1")
+    assert "AUTH_TOKENS: token 2 must be at least 16" in str(caught.value)
+    assert "short1" not in str(caught.value)
+
+
+def test_problems_of_several_variables_are_reported_together(env, monkeypatch):
+    monkeypatch.delenv("AUTH_TOKENS")
+    with pytest.raises(SettingsError) as caught:
+        env(REDIS_URL="redis://cache/0", PORT="9464", FORWARDED_ALLOW_IPS="10.0.0.0/33")
+    message = str(caught.value)
+    for variable in ("DATABASE_URL", "AUTH_TOKENS", "METRICS_PORT", "FORWARDED_ALLOW_IPS"):
+        assert f"  {variable}" in message, message
+
+
+@pytest.mark.parametrize(
+    ("variable", "given", "field", "expected"),
+    [
+        ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("LOG_LEVEL", "Warn", "log_level", "WARNING"),
+        ("LOG_FORMAT", "JSON", "log_format", "json"),
+        (
+            "FORWARDED_ALLOW_IPS",
+            "10.0.0.0/16, 127.0.0.1",
+            "forwarded_allow_ips",
+            "10.0.0.0/16,127.0.0.1",
+        ),
+        ("MAX_BODY_BYTES", "1048576", "max_body_bytes", 1048576),
+    ],
+)
+def test_values_are_accepted_in_any_case_and_normalised(env, variable, given, field, expected):
+    assert getattr(env(**BASE, **{variable: given}), field) == expected
+
+
+def test_defaults_of_the_public_surface(env):
+    settings = env(**BASE)
+    assert settings.max_body_bytes == 65536
+    assert settings.metrics_port == 9464
+    assert settings.docs_enabled is False
+    assert settings.auth_disabled is False
+    assert settings.forwarded_allow_ips == "127.0.0.1"
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "load-balancer", "10.0.0.1,*"])
+def test_forwarded_allow_ips_entries_must_be_addresses(env, value):
+    with pytest.raises(
+        SettingsError, match=r"FORWARDED_ALLOW_IPS: .* is not an IP address or CIDR"
+    ):
+        env(**BASE, FORWARDED_ALLOW_IPS=value)
+
+
+def test_a_cidr_with_host_bits_gets_the_network_suggested(env):
+    # uvicorn would read 10.0.7.9/16 as a name that never matches, trusting no proxy at all.
+    with pytest.raises(SettingsError, match=r"did you mean 10\.0\.0\.0/16\?"):
+        env(**BASE, FORWARDED_ALLOW_IPS="127.0.0.1,10.0.7.9/16")

@@ -825,7 +825,13 @@ def test_aws_sessions_outlast_every_job_that_uses_them(workflows, max_session_se
             assert int(job["timeout-minutes"]) * 60 <= seconds, f"{where}: job outlives session"
 
 
-def _pr_stacks(tmp_path: Path, stacks: list[str], states: dict[str, str], *args: str):
+def _pr_stacks(
+    tmp_path: Path,
+    stacks: list[str],
+    states: dict[str, str],
+    *args: str,
+    env: dict[str, str] | None = None,
+):
     work = tmp_path / "repo"
     work.mkdir(exist_ok=True)
     shutil.copy(ROOT / "Pulumi.pr.yaml", work / "Pulumi.pr.yaml")
@@ -850,6 +856,7 @@ def _pr_stacks(tmp_path: Path, stacks: list[str], states: dict[str, str], *args:
             "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
             "REPOSITORY": "example-org/agent-deploy",
             "GH_TOKEN": "t",
+            **(env or {}),
         },
         capture_output=True,
         text=True,
@@ -883,6 +890,23 @@ def test_sweep_destroys_only_stacks_of_closed_pull_requests(tmp_path):
     destroyed = [c.split()[3] for c in calls if c.startswith("pulumi destroy")]
     assert destroyed == ["pr-2", "pr-3"]
     assert "::warning::pr-4" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq not installed")
+def test_sweep_starts_no_destroy_its_job_could_not_finish(tmp_path):
+    # A job killed at its timeout mid-destroy leaves the stack locked for every later sweep.
+    result, calls, _ = _pr_stacks(
+        tmp_path,
+        ["pr-2", "pr-3"],
+        {"2": "CLOSED", "3": "MERGED"},
+        "sweep",
+        env={"SWEEP_BUDGET_SECONDS": "0"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not [c for c in calls if c.startswith("pulumi destroy")]
+    assert "::warning::pr-2" in result.stdout and "::warning::pr-3" in result.stdout
+    janitor = yaml.safe_load((WORKFLOWS / "janitor.yml").read_text())
+    assert int(janitor["jobs"]["sweep"]["timeout-minutes"]) * 60 > 2100
 
 
 def _tool(name: str) -> str | None:

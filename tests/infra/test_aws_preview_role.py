@@ -28,13 +28,19 @@ IAM_PREFIX = {
     "ecr": ["ecr"],
     "rds": ["rds"],
     "elasticache": ["elasticache"],
-    "cloudwatch": ["cloudwatch", "logs"],
+    "cloudwatch": ["cloudwatch"],
     "sns": ["sns"],
     "appautoscaling": ["application-autoscaling"],
     "secretsmanager": ["secretsmanager"],
     "iam": ["iam"],
     "kms": ["kms"],
     "s3": ["s3"],
+}
+# Types whose module is not the IAM service that reads them.
+TYPE_PREFIX = {
+    "aws:cloudwatch/logGroup:LogGroup": ["logs"],
+    "aws:cloudwatch/eventRule:EventRule": ["events"],
+    "aws:cloudwatch/eventTarget:EventTarget": ["events"],
 }
 
 
@@ -128,14 +134,16 @@ def test_the_preview_role_reads_every_resource_type_the_stack_registers(tier: st
     assert not [a for a in attachments if "-preview" in a.name]
     statements = _preview_policy(run)["Statement"]
     readable = {a.split(":")[0] for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
-    modules = {
-        r.type.split(":")[1].split("/")[0] for r in run.resources if r.type.startswith("aws:")
-    }
+    types = {r.type for r in run.resources if r.type.startswith("aws:")}
+    types.discard("pulumi:providers:aws")
+    modules = {t.split(":")[1].split("/")[0] for t in types if t not in TYPE_PREFIX}
     modules.discard("index")  # the provider itself
     unmapped = modules - set(IAM_PREFIX)
     assert not unmapped, f"add the preview reads of {unmapped} to identity.PREVIEW_READ_ACTIONS"
     for module in modules:
         assert set(IAM_PREFIX[module]) <= readable, module
+    for type_ in types & set(TYPE_PREFIX):
+        assert set(TYPE_PREFIX[type_]) <= readable, type_
     for action, resource in [
         ("ec2:DescribeVpcs", "*"),
         ("ecs:DescribeServices", "*"),
@@ -147,5 +155,8 @@ def test_the_preview_role_reads_every_resource_type_the_stack_registers(tier: st
         ("iam:GetRole", "arn:aws:iam::123456789012:role/agent-staging-web-task"),
         ("iam:ListOpenIDConnectProviders", "*"),
         ("ecr:GetAuthorizationToken", "*"),
+        # The RDS storage events' rule and its target (module cloudwatch, service events).
+        ("events:DescribeRule", "*"),
+        ("events:ListTargetsByRule", "*"),
     ]:
         assert _decide(run, action, resource) == "Allow", action

@@ -283,3 +283,68 @@ def test_db_init_alone_gets_the_master_secret_and_runs_before_the_app(tier: str)
 def test_the_master_user_name_cannot_be_the_application_user() -> None:
     found = _problems("staging", {"database": {"username": "agent_app"}})
     assert [p.split(" ")[0] for p in found] == ["agent-deploy:database.username"]
+
+
+def test_db_init_runs_a_module_the_image_has_and_verifies_with_the_bundle_it_ships() -> None:
+    """The stack's half of the db-init contract matches the image's half (app/Dockerfile)."""
+    run = tier_run("staging")
+    init = containers(run)["db-init"]
+    module = init["command"][init["command"].index("-m") + 1]
+    assert (PROJECT_ROOT / "app" / (module.replace(".", "/") + ".py")).is_file(), module
+    bootstrap = (PROJECT_ROOT / "app" / "src" / "db_bootstrap.py").read_text()
+    init_names = {e["name"] for e in init["environment"]} | {s["name"] for s in init["secrets"]}
+    for name in ("DATABASE_URL", "DATABASE_ADMIN_USER", "DATABASE_ADMIN_PASSWORD"):
+        assert name in init_names and f'"{name}"' in bootstrap, name
+    url = run.one(SECRET_VERSION, "agent-staging-secrets-database-url").plain["secretString"]
+    bundle = url.split("sslrootcert=", 1)[1].split("&", 1)[0]
+    dockerfile = (PROJECT_ROOT / "app" / "Dockerfile").read_text()
+    copies = [line.split()[-1] for line in dockerfile.splitlines() if line.startswith("COPY")]
+    assert bundle in copies, f"the image has no {bundle}"
+
+
+# 17.3 -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("tier", TIERS)
+def test_resources_with_fixed_names_are_deleted_before_they_are_replaced(tier: str) -> None:
+    """A replacement (a field AWS cannot change in place) of a resource whose name is fixed
+    would otherwise create the new one first and clash on the name."""
+    run = tier_run(tier)
+    fixed = {
+        SERVICE: "name",
+        "aws:rds/instance:Instance": "identifier",
+        "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId",
+    }
+    for type_, key in fixed.items():
+        resource = run.one(type_)
+        assert resource.plain[key], (type_, key)
+        assert resource.delete_before_replace is True, type_
+
+
+# 17.2 / 15.16 ---------------------------------------------------------------------------------
+def _secrets_revision(run: ProgramRun) -> str:
+    label: str = container(run)["dockerLabels"]["agent-deploy.secrets-revision"]
+    return label
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_a_new_secret_value_makes_a_new_task_definition(tier: str) -> None:
+    """ECS reads `valueFrom` only at task start: a rotated token or a replaced cache's URL
+    reaches the tasks only through a new task definition, which the label makes."""
+    run = tier_run(tier)
+    revision = _secrets_revision(run)
+    assert len(revision) == 16 and "dockerLabels" not in container(run, "db-init")
+    # Made of every version the tasks read, and of no value.
+    versions = run.of_type(SECRET_VERSION)
+    assert len(versions) >= 4
+    for version in versions:
+        assert version.plain["secretString"] not in revision
+    task = run.one("aws:ecs/taskDefinition:TaskDefinition")
+    assert not is_secret(task.inputs["containerDefinitions"])
+
+
+def test_the_secrets_revision_follows_the_versions() -> None:
+    base = _secrets_revision(run_stack("staging"))
+    assert _secrets_revision(run_stack("staging")) == base, "stable while nothing changes"
+    more = run_stack(
+        "staging", {"app": {"secrets": ["OPENAI_API_KEY"]}}, secrets={"OPENAI_API_KEY": "sk-x"}
+    )
+    assert _secrets_revision(more) != base

@@ -23,7 +23,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # cannot inject log-breaking content through it.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 #: Probe paths are logged at DEBUG: every 10 s from each load balancer would drown real traffic.
-PROBE_PATHS = frozenset({"/live", "/ready", "/health", "/metrics"})
+PROBE_PATHS = frozenset({"/live", "/ready", "/health"})
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -12,13 +12,11 @@ import os
 from dataclasses import dataclass
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     gc_collector,
-    generate_latest,
     platform_collector,
     process_collector,
 )
@@ -89,7 +87,3 @@ class Metrics:
             ["dependency"],
             registry=self.registry,
         )
-
-    def render(self) -> tuple[bytes, str]:
-        """Exposition body and content type for `/metrics`."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST

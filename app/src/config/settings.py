@@ -8,6 +8,7 @@ repr, a log line or a validation error (`hide_input_in_errors`).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -49,6 +51,11 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "database_password_file": ("DATABASE_PASSWORD_FILE",),
     "forwarded_allow_ips": ("FORWARDED_ALLOW_IPS",),
     "app_version": ("APP_VERSION",),
+    "auth_tokens": ("AUTH_TOKENS",),
+    "auth_disabled": ("AUTH_DISABLED",),
+    "docs_enabled": ("DOCS_ENABLED",),
+    "metrics_port": ("METRICS_PORT",),
+    "max_body_bytes": ("MAX_BODY_BYTES",),
 }
 
 _POSTGRES_SCHEMES = {"postgresql", "postgres"}
@@ -64,6 +71,8 @@ SECRET_LIST_ENV_NAMES = ("AUTH_TOKENS",)
 #: Seconds the graceful shutdown allows beyond the run timeout (the response must still be sent).
 SHUTDOWN_MARGIN_SECONDS = 5.0
 DEFAULT_MODELS = {"openai": "openai:gpt-4.1-mini", "anthropic": "anthropic:claude-haiku-4-5"}
+#: Shortest bearer token accepted: a guessable token is no better than none.
+MIN_TOKEN_LENGTH = 16
 
 
 def _alias(field: str) -> AliasChoices:
@@ -186,6 +195,17 @@ class Settings(BaseSettings):
     app_version: str = Field(
         default_factory=_package_version, validation_alias=_alias("app_version")
     )
+    auth_disabled: bool = Field(False, validation_alias=_alias("auth_disabled"))
+    auth_tokens: SecretStr | None = Field(
+        None, validate_default=True, validation_alias=_alias("auth_tokens")
+    )
+    docs_enabled: bool = Field(False, validation_alias=_alias("docs_enabled"))
+    metrics_port: int = Field(
+        9464, ge=1, le=65535, validate_default=True, validation_alias=_alias("metrics_port")
+    )
+    max_body_bytes: int = Field(
+        65536, ge=1024, le=64 * 1024 * 1024, validation_alias=_alias("max_body_bytes")
+    )
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -218,6 +238,77 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         """An empty `OPENAI_API_KEY=` (common in .env templates) means "not configured"."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        """`LOG_LEVEL=debug` and `warn`, `LOG_FORMAT=JSON`: the intent is unambiguous."""
+        if not isinstance(value, str):
+            return value
+        if info.field_name == "log_format":
+            return value.strip().lower()
+        level = value.strip().upper()
+        return "WARNING" if level == "WARN" else level
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        """uvicorn silently treats a malformed entry as a literal that never matches: refuse it."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                try:  # 10.0.7.9/16: uvicorn would never match it, say what was meant
+                    hint = f"; did you mean {ipaddress.ip_network(entry, strict=False)}?"
+                except ValueError:
+                    hint = ""
+                raise ValueError(
+                    f"{entry!r} is not an IP address or CIDR{hint} Expected a comma-separated "
+                    "list such as 10.0.0.0/16,127.0.0.1 (the load balancer's addresses)"
+                ) from None
+        return ",".join(entries)
+
+    @field_validator("auth_tokens", mode="before")
+    @classmethod
+    def _check_auth_tokens(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        tokens = [token.strip() for token in raw.split(",") if token.strip()]
+        if not tokens:
+            return None
+        for position, token in enumerate(tokens, start=1):
+            printable = token.isascii() and token.isprintable() and " " not in token
+            if len(token) < MIN_TOKEN_LENGTH or not printable:
+                raise ValueError(
+                    f"token {position} must be at least {MIN_TOKEN_LENGTH} printable ASCII "
+                    "characters without spaces or commas"
+                )
+        return ",".join(tokens)
+
+    @field_validator("auth_tokens")
+    @classmethod
+    def _require_auth_tokens(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is None and info.data.get("auth_disabled") is False:
+            raise ValueError(
+                "not set: give one or more bearer tokens (comma-separated), or set "
+                "AUTH_DISABLED=true when the app does its own authentication"
+            )
+        return value
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _metrics_port_is_separate(cls, value: int, info: ValidationInfo) -> int:
+        if value == info.data.get("port"):
+            raise ValueError(
+                f"must differ from PORT ({value}): /metrics is never served on the public listener"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_cross_field(self) -> Settings:
@@ -256,6 +347,12 @@ class Settings(BaseSettings):
             return self.shutdown_timeout_seconds
         return self.run_timeout_seconds + SHUTDOWN_MARGIN_SECONDS
 
+    def tokens(self) -> list[str]:
+        """The accepted bearer tokens (empty when auth is disabled)."""
+        if self.auth_disabled or self.auth_tokens is None:
+            return []
+        return self.auth_tokens.get_secret_value().split(",")
+
     def secret_values(self) -> list[str]:
         """Every secret this process knows, so the log redactor can strip them anywhere."""
         values: list[str] = [os.environ[n] for n in SECRET_ENV_NAMES if os.environ.get(n)]
@@ -271,6 +368,8 @@ class Settings(BaseSettings):
         for key in (self.openai_api_key, self.anthropic_api_key, self.langsmith_api_key):
             if key is not None:
                 values.append(key.get_secret_value())
+        if self.auth_tokens is not None:
+            values.extend(self.auth_tokens.get_secret_value().split(","))
         return values
 
 

@@ -7,14 +7,16 @@ to end with no network, and `/health` reports it so nobody mistakes it for a rea
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from langchain.chat_models import init_chat_model
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from src.config.settings import Settings
 
@@ -70,6 +72,23 @@ class OfflineChatModel(BaseChatModel):
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         return self._generate(messages, stop)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """Word by word, the latency spread over the words, like a provider's token stream."""
+        words = re.findall(r"\S+\s*", offline_reply(messages))
+        for word in words:
+            if self.latency_ms:
+                await asyncio.sleep(self.latency_ms / 1000 / len(words))
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word))
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(word, chunk=chunk)
+            yield chunk
 
 
 def build_chat_model(settings: Settings) -> tuple[BaseChatModel, ModelInfo]:

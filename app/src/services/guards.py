@@ -6,7 +6,8 @@
   (run timeout + margin) so a crashed replica cannot block a thread forever, and it is released
   only by its owner (redis-py's token-checked Lua release).
 * `RateLimiter`: at most N runs per client per 60 s window, the window starting at the client's
-  first run (no burst at a wall-clock minute boundary).
+  first run (no burst at a wall-clock minute boundary). A run refused for a reason that is not
+  the client's doing (409 busy thread, 503 dependency down) is given back.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ log = get_logger(__name__)
 
 LOCK_MARGIN_SECONDS = 30.0
 RATE_WINDOW_SECONDS = 60
+#: Decrement a live window's counter (DECR keeps the key's expiry); never creates a window.
+_REFUND_SCRIPT = """
+if tonumber(redis.call('get', KEYS[1]) or '0') > 0 then return redis.call('decr', KEYS[1]) end
+return 0
+"""
 
 
 class ThreadBusyError(Exception):
@@ -61,6 +67,11 @@ class ThreadLock:
                 )
 
 
+def rate_limit_key(client_id: str) -> str:
+    """Redis key of a client's run counter."""
+    return f"agent:ratelimit:{client_id}"
+
+
 @dataclass(frozen=True)
 class RateDecision:
     """Whether a request may proceed, and when the client may retry if not."""
@@ -76,6 +87,7 @@ class RateLimiter:
     def __init__(self, redis: Redis, limit_per_minute: int) -> None:
         self._redis = redis
         self._limit = limit_per_minute
+        self._refund = redis.register_script(_REFUND_SCRIPT)
 
     @property
     def enabled(self) -> bool:
@@ -86,7 +98,7 @@ class RateLimiter:
         """Count one request for `client_id` and decide."""
         if not self.enabled:
             return RateDecision(True, 0, 0)
-        key = f"agent:ratelimit:{client_id}"
+        key = rate_limit_key(client_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(key, 0, ex=RATE_WINDOW_SECONDS, nx=True)
             pipe.incr(key)
@@ -95,3 +107,12 @@ class RateLimiter:
         if int(count) > self._limit:
             return RateDecision(False, 0, max(int(ttl), 1))
         return RateDecision(True, self._limit - int(count), 0)
+
+    async def refund(self, client_id: str) -> None:
+        """Give back one counted run; best effort (Redis may be the reason the run failed)."""
+        if not self.enabled:
+            return
+        try:
+            await self._refund(keys=[rate_limit_key(client_id)])
+        except RedisError as exc:
+            log.warning("rate_limit_refund_failed", error=type(exc).__name__)

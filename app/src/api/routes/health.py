@@ -4,7 +4,9 @@
 * `/ready`: 200 only when Postgres (schema in place) and Redis answer; load balancers route on it.
 * `/health`: per-check detail for humans and dashboards; 200 with `"degraded"` when a
   dependency is down, so it is informative without being a restart trigger.
-* `/metrics`: Prometheus exposition.
+
+All three answer HEAD like GET (uptime checkers and some proxies use HEAD). Prometheus metrics
+are served on their own listener (`METRICS_PORT`, see `src.api.app`), never on this router.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from src.api.runtime import Runtime, get_runtime
@@ -32,13 +34,17 @@ async def _check_all(runtime: Runtime) -> dict[str, CheckResult]:
     return checks
 
 
-@router.get("/live")
+@router.api_route("/live", methods=["GET", "HEAD"])
 async def live() -> dict[str, str]:
     """The process is up and its event loop responds."""
     return {"status": "alive"}
 
 
-@router.get("/ready", responses={503: {"description": "a dependency is not reachable yet"}})
+@router.api_route(
+    "/ready",
+    methods=["GET", "HEAD"],
+    responses={503: {"description": "a dependency is not reachable yet"}},
+)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """Ready to serve runs: Postgres and Redis both answer."""
     checks = await _check_all(runtime)
@@ -47,10 +53,12 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         "status": "ready" if is_ready else "not ready",
         "checks": {name: c.as_dict() for name, c in checks.items()},
     }
-    return JSONResponse(body, status_code=200 if is_ready else 503)
+    if is_ready:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
-@router.get("/health")
+@router.api_route("/health", methods=["GET", "HEAD"])
 async def health(runtime: RuntimeDep) -> dict[str, Any]:
     """Per-dependency status; `degraded` when Postgres or Redis is down."""
     checks = await _check_all(runtime)
@@ -70,10 +78,3 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
         },
         "tracing": {"enabled": runtime.tracing.enabled, "project": runtime.tracing.project},
     }
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus scrape endpoint."""
-    body, content_type = runtime.metrics.render()
-    return Response(content=body, media_type=content_type)
