@@ -135,9 +135,8 @@ def _rds_monitoring(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _rds_logs(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
-    exports = set(_as_list(props.get("enabledCloudwatchLogsExports")))
-    if "postgresql" not in exports and not exports:
-        yield "no database logs exported to CloudWatch (enabledCloudwatchLogsExports)"
+    if "postgresql" not in _as_list(props.get("enabledCloudwatchLogsExports")):
+        yield "the postgresql log is not exported to CloudWatch (enabledCloudwatchLogsExports)"
 
 
 def _rds_password(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -420,11 +419,15 @@ def _requires_boundary(policies: Iterable[Any]) -> bool:
 
 
 def _flow_logs(args: StackValidationArgs, report: ReportViolation) -> None:
-    vpcs = [r for r in args.resources if r.resource_type == "aws:ec2/vpc:Vpc"]
-    logs = [r for r in args.resources if r.resource_type == "aws:ec2/flowLog:FlowLog"]
-    if len(logs) < len(vpcs):
-        for vpc in vpcs:
-            report("the VPC has no flow log (aws.ec2.FlowLog)", vpc.urn)
+    logged = {
+        vpc.urn
+        for r in args.resources
+        if r.resource_type == "aws:ec2/flowLog:FlowLog"
+        for vpc in r.property_dependencies.get("vpcId", [])
+    }
+    for vpc in args.resources:
+        if vpc.resource_type == "aws:ec2/vpc:Vpc" and vpc.urn not in logged:
+            report("the VPC has no flow log (aws.ec2.FlowLog with its vpcId)", vpc.urn)
 
 
 # --- GitHub --------------------------------------------------------------------------------

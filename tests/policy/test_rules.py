@@ -171,6 +171,8 @@ PINNED = {"StringEquals": {AUD: "sts.amazonaws.com", SUB: "repo:o/r:environment:
 def _vpc(flow_log: bool) -> Callable[[], Any]:
     def register() -> None:
         vpc = aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16")
+        other = aws.ec2.Vpc("other", cidr_block="10.1.0.0/16")
+        aws.ec2.FlowLog("other", vpc_id=other.id, traffic_type="REJECT")
         if flow_log:
             aws.ec2.FlowLog("flow", vpc_id=vpc.id, traffic_type="REJECT")
 
@@ -185,7 +187,11 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], str]] = {
     "rds-deletion-protection": (_rds(), _rds(deletion_protection=False), "deletionProtection"),
     "rds-multi-az": (_rds(), _rds(multi_az=False), "single AZ"),
     "rds-enhanced-monitoring": (_rds(), _rds(monitoring_interval=0), "monitoringInterval"),
-    "rds-log-exports": (_rds(), _rds(enabled_cloudwatch_logs_exports=[]), "CloudWatch"),
+    "rds-log-exports": (
+        _rds(),
+        _rds(enabled_cloudwatch_logs_exports=["upgrade"]),
+        "CloudWatch",
+    ),
     "rds-password-by-reference": (
         _rds(),
         _rds(manage_master_user_password=False, password=pulumi.Output.secret("hunter2hunter2")),

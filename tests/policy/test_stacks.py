@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from cli.main import check
-from tests.harness import PROJECT_DIR
+from cli.policy import evaluate, load_policies
+from tests.harness import PROJECT_DIR, run_stack
 
 STACKS = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
 
@@ -40,6 +41,12 @@ def test_production_runs_every_rule_at_mandatory_but_https_until_a_certificate()
     config = json.loads((PROJECT_DIR / "policy/config/production.json").read_text())
     assert config["all"] == "mandatory"
     assert set(config) == {"all", "alb-https-only"}
+
+
+def test_with_a_certificate_production_passes_even_https_at_mandatory() -> None:
+    certificate = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-1234"
+    run = run_stack("production", {"aws": {"certificateArn": certificate}})
+    assert evaluate(run, load_policies(PROJECT_DIR), {"all": "mandatory"}) == []
 
 
 MUTATIONS = {
