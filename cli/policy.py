@@ -108,11 +108,49 @@ def resolve(
         unknown = sorted(set(entry) - set(schema))
         if unknown:
             problems.append(f"{policy.name}: no setting {', '.join(unknown)}")
+        for key in sorted(set(entry) & set(schema)):
+            if not _matches(entry[key], schema[key]):
+                problems.append(
+                    f"{policy.name}: {key} {entry[key]!r} is not {_describe(schema[key])}"
+                )
         settings = {k: v["default"] for k, v in schema.items() if "default" in v} | entry
         resolved[policy.name] = (level, settings)
     if problems:
         raise PolicyConfigError("; ".join(problems))
     return resolved
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _matches(value: Any, schema: Mapping[str, Any]) -> bool:
+    """The JSON Schema subset the pack's settings use: type, items, minimum."""
+    kind = schema.get("type")
+    if kind is not None:
+        if isinstance(value, bool) and kind in ("integer", "number"):
+            return False
+        if not isinstance(value, _JSON_TYPES[kind]):
+            return False
+    if "minimum" in schema and isinstance(value, int | float) and value < schema["minimum"]:
+        return False
+    items = schema.get("items")
+    return not (items and isinstance(value, list) and not all(_matches(v, items) for v in value))
+
+
+def _describe(schema: Mapping[str, Any]) -> str:
+    text = f"a{'n' if schema.get('type', '')[:1] in 'aeiou' else ''} {schema.get('type', 'value')}"
+    if "items" in schema:
+        text += f" of {schema['items'].get('type', 'values')}s"
+    if "minimum" in schema:
+        text += f" >= {schema['minimum']}"
+    return text
 
 
 def _wire(value: Any) -> Any:

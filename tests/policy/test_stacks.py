@@ -113,9 +113,27 @@ def test_human_output_lists_rule_resource_level_and_message(tmp_path: Path) -> N
     )
 
 
-def test_a_pack_config_naming_no_rule_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            '{"all": "mandatory", "rds-public": "advisory"}',
+            "'rds-public' is not a rule of the pack",
+        ),
+        (
+            '{"log-retention": {"minDays": "a year"}}',
+            "log-retention: minDays 'a year' is not an integer >= 1",
+        ),
+        ('{"no-world-ingress": {"allowedPorts": [443, "80"]}}', "is not an array of integers"),
+        ('{"rds-multi-az": "strict"}', "level 'strict' is not one of"),
+        ('{"rds-multi-az": {"maxDays": 3}}', "rds-multi-az: no setting maxDays"),
+    ],
+)
+def test_a_bad_pack_config_is_an_error_naming_the_rule(
+    tmp_path: Path, config: str, message: str
+) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text('{"all": "mandatory", "rds-public": "advisory"}')
+    bad.write_text(config)
     out, err = io.StringIO(), io.StringIO()
     code = check(
         "staging",
@@ -126,4 +144,4 @@ def test_a_pack_config_naming_no_rule_is_an_error(tmp_path: Path) -> None:
         policy_config=bad,
     )
     assert code == 2
-    assert "'rds-public' is not a rule of the pack" in err.getvalue()
+    assert message in err.getvalue()
