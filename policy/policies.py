@@ -449,6 +449,23 @@ def _github_production(props: Props, config: Mapping[str, Any]) -> Iterator[str]
         yield "production deploys are not limited to protected branches"
 
 
+def _branch_protection(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("allowsForcePushes") is True:
+        yield "force pushes rewrite the protected branch's history (allowsForcePushes)"
+    if props.get("allowsDeletions") is True:
+        yield "the protected branch can be deleted (allowsDeletions)"
+    if props.get("enforceAdmins") is not True:
+        yield "administrators bypass the protection (enforceAdmins)"
+    reviews = (_as_list(props.get("requiredPullRequestReviews")) or [{}])[0]
+    if _number(reviews.get("requiredApprovingReviewCount")) < 1:
+        yield "merges need no approving review (requiredPullRequestReviews)"
+    elif reviews.get("dismissStaleReviews") is not True:
+        yield "an approval survives new pushes (dismissStaleReviews)"
+    checks = (_as_list(props.get("requiredStatusChecks")) or [{}])[0]
+    if not _as_list(checks.get("contexts")):
+        yield "merges need no passing status check (requiredStatusChecks)"
+
+
 def _local_image(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
     image = str(props.get("image", ""))
     if (
@@ -742,6 +759,14 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         description="Every VPC has a flow log. FSBP EC2.6, CIS AWS 3.7, CKV2_AWS_11.",
         validate=_flow_logs,
         enforcement_level=ADVISORY,
+    ),
+    rule(
+        "github-branch-protection",
+        "The deploying branch takes reviewed, checked merges only: no force push or deletion, "
+        "no admin bypass, an approval dismissed by new pushes, required status checks. "
+        "OpenSSF Scorecard Branch-Protection, CIS Software Supply Chain 1.1.3/1.1.4/1.1.9.",
+        "github:index/branchProtection:BranchProtection",
+        _branch_protection,
     ),
     rule(
         "github-production-reviewers",

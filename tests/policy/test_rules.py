@@ -179,6 +179,21 @@ def _vpc(flow_log: bool) -> Callable[[], Any]:
     return register
 
 
+def _branch(**overrides: Any) -> Callable[[], Any]:
+    good: dict[str, Any] = {
+        "repository_id": "repo",
+        "pattern": "main",
+        "enforce_admins": True,
+        "allows_force_pushes": False,
+        "allows_deletions": False,
+        "required_pull_request_reviews": [
+            {"required_approving_review_count": 1, "dismiss_stale_reviews": True}
+        ],
+        "required_status_checks": [{"strict": True, "contexts": ["Tests"]}],
+    }
+    return lambda: github.BranchProtection("main", **(good | overrides))
+
+
 # rule -> (compliant, violating, the violation's message mentions)
 CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], str]] = {
     "rds-storage-encrypted": (_rds(), _rds(storage_encrypted=False), "storageEncrypted"),
@@ -393,6 +408,11 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], str]] = {
         "permissions boundary",
     ),
     "vpc-flow-logs": (_vpc(True), _vpc(False), "flow log"),
+    "github-branch-protection": (
+        _branch(),
+        _branch(allows_force_pushes=True),
+        "force pushes",
+    ),
     "github-production-reviewers": (
         _environment(),
         _environment(reviewers=[], can_admins_bypass=True),
