@@ -524,7 +524,8 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     rule(
         "rds-password-by-reference",
         "The master password is managed by RDS in Secrets Manager, never an input. "
-        "FSBP SecretsManager (secrets by reference), CKV_AWS_149 family.",
+        "FSBP ECS.8's principle (secrets by reference), CIS AWS 2.3 (RDS), Checkov secret "
+        "scanning (CKV_SECRET_*).",
         RDS,
         _rds_password,
     ),
@@ -730,7 +731,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     rule(
         "iam-no-wildcard-actions",
         "IAM policies never allow `*` actions, nor a whole service on every resource. FSBP "
-        "IAM.1/IAM.21, CIS AWS 1.16, CKV_AWS_1, CKV_AWS_62, CKV_AWS_63, CKV_AWS_290.",
+        "IAM.1/IAM.21, CIS AWS 1.16, CKV_AWS_1, CKV_AWS_62, CKV_AWS_63.",
         ("aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy"),
         _wildcards,
     ),
@@ -750,7 +751,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     StackValidationPolicy(
         name="iam-power-user-bounded",
         description="PowerUserAccess only with a permissions boundary every created role must "
-        "carry and cannot remove (no privilege escalation). FSBP IAM.1, CKV_AWS_286, CKV_AWS_287.",
+        "carry and cannot remove (no privilege escalation). FSBP IAM.1, CKV_AWS_286.",
         validate=_power_user_boundary,
         enforcement_level=ADVISORY,
     ),
