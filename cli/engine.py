@@ -14,7 +14,7 @@ import hashlib
 import logging
 import runpy
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,8 +305,9 @@ class PhysicalNameError(Exception):
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self, preview: bool) -> None:
+    def __init__(self, preview: bool, resource_mocks: Mapping[str, ResourceMock]) -> None:
         self.preview = preview
+        self.resource_mocks = {**RESOURCE_MOCKS, **resource_mocks}
         self.invokes: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(
@@ -321,7 +322,7 @@ class _Mocks(pulumi.runtime.Mocks):
             # As the engine does, in preview too: the name is an input after Check.
             state.setdefault(rule.property, physical_name(args.typ, args.name, state))
         if not self.preview:
-            mock = RESOURCE_MOCKS.get(args.typ)
+            mock = self.resource_mocks.get(args.typ)
             if mock is not None:
                 state |= mock(args)
             elif args.typ.startswith("aws:"):
@@ -444,8 +445,9 @@ def _run(
     config: dict[str, str],
     secret_keys: set[str],
     preview: bool,
+    resource_mocks: Mapping[str, ResourceMock] | None = None,
 ) -> ProgramRun:
-    mocks = _Mocks(preview)
+    mocks = _Mocks(preview, resource_mocks or {})
     monitor = _RecordingMonitor(mocks)
     warnings = _Warnings()
     logger = logging.getLogger(f"{__name__}.program")
@@ -494,9 +496,12 @@ def run_program(
     *,
     project_dir: Path,
     preview: bool = False,
+    resource_mocks: Mapping[str, ResourceMock] | None = None,
 ) -> ProgramRun:
     """Execute `project_dir/__main__.py` for `stack` under mocks and return what it registered.
 
+    `resource_mocks` replaces what a provider computes for some types in this run only (the
+    local end-to-end run makes generated passwords real random values this way).
     Exceptions from the program (a StackConfigError, say) propagate unchanged, after the
     runtime has drained, so nothing is left running for the next run.
     """
@@ -506,7 +511,7 @@ def run_program(
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
-    return _run(stack, program, config, secret_keys, preview)
+    return _run(stack, program, config, secret_keys, preview, resource_mocks)
 
 
 def run_function(

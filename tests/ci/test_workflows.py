@@ -186,7 +186,13 @@ def test_ci_installs_frozen_with_bytecode_and_runs_every_check(workflows):
     for sync in syncs:
         assert "--frozen" in sync, sync
         assert "--compile-bytecode" in sync or bytecode_env, sync
-    for verb in ("make lint", "make lint-workflows", "make test", "make check-all"):
+    for verb in (
+        "make lint",
+        "make lint-workflows",
+        "make test",
+        "make check-all",
+        "make e2e-local",
+    ):
         assert re.search(rf"^\s*{re.escape(verb)}\s*$", text, re.M), f"CI never runs {verb}"
 
 

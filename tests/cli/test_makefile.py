@@ -187,18 +187,44 @@ def _tool(env: dict[str, str], name: str, script: str) -> None:
     path.chmod(0o755)
 
 
-def test_a_failed_cli_install_stops_make_up_with_one_clear_line(sandbox):
-    # Offline: curl fails like a DNS error and the installer, reading nothing, "succeeds".
+def test_an_unreachable_installer_stops_make_up_with_one_clear_line(sandbox):
+    # Offline: curl fails like a DNS error. Its message says nothing about what to do, so make
+    # hides it and says what to install and how, in one line.
     _tool(sandbox, "curl", '#!/bin/sh\necho "curl: (6) Could not resolve host" >&2\nexit 6\n')
     result = _run_make(sandbox, "up")
     assert result.returncode != 0
+    # (`deps` ran first: uv's own lines come before.)
+    ours = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("make: ") and not line.startswith("make: ***")
+    ]
+    assert len(ours) == 1, result.stderr
+    version = _locked_cli(PROJECT_DIR / "uv.lock")
+    assert re.fullmatch(
+        r"make: cannot download Pulumi's installer from https://get\.pulumi\.com "
+        r"\(no network\?\)\. "
+        rf"Install the Pulumi CLI {re.escape(version)} yourself \(https://www\.pulumi\.com/docs/"
+        r"iac/download-install/, or the .*release unpacked into .*/\.pulumi/bin\), then run make "
+        r"again\.",
+        ours[0],
+    ), result.stderr
+    assert "curl:" not in result.stderr
+    assert not Path(sandbox["RECORD"]).exists()  # no `pulumi stack select` was attempted
+
+
+def test_an_installer_that_fails_stops_make_up_pointing_at_its_output(sandbox):
+    _tool(sandbox, "curl", "#!/bin/sh\necho 'echo \"installer: no space left\" >&2; exit 1'\n")
+    result = _run_make(sandbox, "up")
+    assert result.returncode != 0
     errors = result.stderr.splitlines()
+    assert "installer: no space left" in errors
     assert any(
         re.fullmatch(r"make: installing the Pulumi CLI \S+ failed \(see above\)\. Install it .*", e)
         for e in errors
     ), result.stderr
     assert "No such file or directory" not in result.stderr  # make stopped at the cause
-    assert not Path(sandbox["RECORD"]).exists()  # no `pulumi stack select` was attempted
+    assert not Path(sandbox["RECORD"]).exists()
 
 
 def _path_without_uv(env: dict[str, str]) -> None:
@@ -245,3 +271,18 @@ def test_check_all_checks_every_stack_and_names_the_bad_ones(sandbox, tmp_path):
     assert result.stdout.splitlines() == ["== a-date", "== local"]
     assert "invalid stacks: a-date" in result.stderr
     assert "read as a date" in result.stderr
+
+
+def test_help_lists_every_documented_verb():
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    documented = re.findall(r"^([^\s:#=]+):[^\n]*## ", makefile, re.M)
+    assert "e2e-local" in documented
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(PROJECT_DIR), "help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    assert listed == documented
