@@ -132,6 +132,13 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "aws:cloudwatch/eventRule:EventRule": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda a: {"registryId": MOCK_ACCOUNT},
     "aws:ecs/service:Service": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
+    "aws:s3/bucket:Bucket": lambda a: {
+        "arn": f"arn:aws:s3:::{_autoname(a)}",
+        "bucket": _autoname(a),
+    },
+    "aws:kms/key:Key": lambda a: {
+        "arn": f"arn:aws:kms:{MOCK_REGION}:{MOCK_ACCOUNT}:key/{_stable_number(a.name)}"
+    },
 }
 
 CALL_MOCKS: dict[str, CallMock] = {
@@ -167,6 +174,10 @@ CALL_MOCKS: dict[str, CallMock] = {
         "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
         "url": "token.actions.githubusercontent.com",
         "clientIdLists": ["sts.amazonaws.com"],
+    },
+    "aws:elb/getServiceAccount:getServiceAccount": lambda a: {
+        "arn": "arn:aws:iam::156460612806:root",
+        "id": "156460612806",
     },
     "github:index/getUser:getUser": lambda a: {
         "id": str(_stable_number(a["username"])),
@@ -204,6 +215,8 @@ class Resource:
     delete_before_replace: bool = False
     depends_on: list[str] = field(default_factory=list)
     provider: str = ""
+    # Which resources each input came from (the policy pack's graph rules read them).
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def plain(self) -> dict[str, Any]:
@@ -349,6 +362,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     depends_on=list(request.dependencies),
                     provider=request.provider,
+                    property_dependencies={
+                        key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                    },
                 )
             )
         return response

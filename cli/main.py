@@ -3,7 +3,10 @@
 Loads `Pulumi.<name>.yaml`, validates it, runs the real program under Pulumi's mocks in preview
 mode and prints the resources grouped by component with their key settings, and the stack
 outputs. Values only a deployment can know (ids, ARNs, digests, secrets) are shown as such.
-Exit codes: 0 valid, 1 configuration problems, 2 usage or unreadable stack file.
+Then runs the policy pack (`policy/`) on what the program registers, as `pulumi up` would
+see it, at the levels of `policy/config/<tier>.json`, and lists the violations.
+Exit codes: 0 valid, 1 configuration problems or a mandatory policy violation, 2 usage or
+unreadable stack file.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from cli.engine import PhysicalNameError, ProgramRun, Resource, redact, run_program
+from cli.policy import (
+    PolicyConfigError,
+    Violation,
+    config_path,
+    evaluate,
+    load_config,
+    load_policies,
+)
 from cli.stackfile import StackFileError, load_stack_file
+from cli.tfplan import plan
 from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
 
@@ -166,8 +178,43 @@ def _errors_json(stack: str | None, errors: Sequence[tuple[str | None, str]]) ->
     }
 
 
-def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO, err: TextIO) -> int:
-    """Exit 0 valid, 1 configuration problems, 2 unreadable stack file; JSON on each with --json."""
+def print_violations(violations: Sequence[Violation], source: Path | None, out: TextIO) -> None:
+    where = f" ({source.name})" if source else ""
+    mandatory = sum(v.level == "mandatory" for v in violations)
+    out.write(
+        f"\npolicy{where}: {len(violations)} violations, {mandatory} mandatory\n"
+        if violations
+        else f"\npolicy{where}: no violations\n"
+    )
+    for v in violations:
+        out.write(f"  [{v.level}] {v.policy}: {v.resource} ({v.type}): {v.message}\n")
+
+
+def run_policies(
+    stack: str,
+    config: dict[str, str],
+    secret_keys: set[str],
+    project_dir: Path,
+    policy_config: Path | None,
+) -> tuple[list[Violation], Path | None, ProgramRun]:
+    """The pack on the inputs `pulumi up` would send it (all known: containers, policies)."""
+    source = policy_config or config_path(project_dir, config)
+    run = run_program(stack, config, secret_keys, project_dir=project_dir, preview=False)
+    return evaluate(run, load_policies(project_dir), load_config(source)), source, run
+
+
+def check(
+    stack: str,
+    *,
+    as_json_output: bool,
+    project_dir: Path,
+    out: TextIO,
+    err: TextIO,
+    policy_config: Path | None = None,
+    tfplan: Path | None = None,
+) -> int:
+    """Exit 0 valid, 1 configuration problems or a mandatory violation, 2 unreadable stack file;
+    JSON on each with --json."""
     from stacks import StackConfigError
 
     def fail(code: int, message: str, document: dict[str, Any]) -> int:
@@ -191,10 +238,29 @@ def check(stack: str, *, as_json_output: bool, project_dir: Path, out: TextIO, e
         message = f"a name the cloud would refuse: {error}"
         return fail(1, f"agent-deploy check: {message}", _errors_json(stack, [(None, message)]))
     _warn(run.warnings, err)
+    try:
+        violations, source, up_run = run_policies(
+            stack, stack_file.config, stack_file.secret_keys, project_dir, policy_config
+        )
+    except PolicyConfigError as error:
+        message = f"policy pack config: {error}"
+        return fail(2, f"agent-deploy check: {message}", _errors_json(stack, [(None, message)]))
+    mandatory = [v for v in violations if v.level == "mandatory"]
+    if tfplan is not None:
+        tfplan.write_text(json.dumps(plan(up_run), indent=1, default=str) + "\n", encoding="utf-8")
     if as_json_output:
-        out.write(json.dumps(as_json(run, stack_file.path), indent=2, default=str) + "\n")
+        document = as_json(run, stack_file.path)
+        document["policy"] = {"violations": [v.as_json() for v in violations]}
+        out.write(json.dumps(document, indent=2, default=str) + "\n")
     else:
         print_human(run, stack_file.path, out)
+        print_violations(violations, source, out)
+    if mandatory:
+        err.write(
+            f"agent-deploy check: {len(mandatory)} mandatory policy violations: "
+            f"{', '.join(sorted({v.policy for v in mandatory}))}\n"
+        )
+        return 1
     return 0
 
 
@@ -228,6 +294,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="directory of Pulumi.yaml (default: nearest from here)",
     )
+    check_cmd.add_argument(
+        "--policy-config",
+        type=Path,
+        default=None,
+        help="policy pack config (default: policy/config/<tier>.json)",
+    )
+    check_cmd.add_argument(
+        "--tfplan",
+        type=Path,
+        default=None,
+        help="also write the resources as Terraform plan JSON (for Checkov) to this file",
+    )
     args = parser.parse_args(argv)
     project_dir = args.project_dir or find_project_dir(Path.cwd())
     try:
@@ -239,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             project_dir=project_dir.resolve(),
             out=sys.stdout,
             err=sys.stderr,
+            policy_config=args.policy_config,
+            tfplan=args.tfplan,
         )
         sys.stdout.flush()
     except BrokenPipeError:

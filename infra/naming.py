@@ -106,6 +106,13 @@ NAME_RULES: dict[str, NameRule] = {
     "aws:secretsmanager/secret:Secret": NameRule(
         "name", 512, r"[A-Za-z0-9/_+=.@-]+", "letters, digits and / _ + = . @ -", prefix_max=486
     ),
+    "aws:s3/bucket:Bucket": NameRule(
+        "bucket",
+        63,
+        r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?",
+        "lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit",
+        prefix_max=37,
+    ),
     "aws:sns/topic:Topic": NameRule(
         "name", 256, r"[A-Za-z0-9_-]+", "letters, digits, hyphens and underscores"
     ),

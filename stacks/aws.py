@@ -161,6 +161,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             log_retention_days=aws_config.log_retention_days,
             apply_immediately=ephemeral,
             allow_major_version_upgrade=config.database.allow_major_version_upgrade,
+            permissions_boundary=boundary,
         ),
         top,
     )
@@ -250,6 +251,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             fargate_spot=aws_config.fargate_spot,
             log_retention_days=aws_config.log_retention_days,
             load_balancer_deletion_protection=aws_config.load_balancer_deletion_protection,
+            access_logs_days=aws_config.log_retention_days,
+            access_logs_force_destroy=ephemeral,
             health_check_grace_seconds=aws_config.health_check_grace_seconds,
             timeouts=timeouts,
             certificate_arn=aws_config.certificate_arn,

@@ -58,8 +58,10 @@ class Alarms(pulumi.ComponentResource):
     ) -> None:
         super().__init__("agent-deploy:aws:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        # Not encrypted with aws/sns: CloudWatch cannot publish to a topic under that key.
-        topic = aws.sns.Topic(f"{name}-topic", opts=child)
+        # FSBP SNS.1 / CKV_AWS_26 with a key of our own: CloudWatch cannot publish to a topic
+        # under the AWS-managed aws/sns key.
+        key = self._topic_key(name)
+        topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=key.arn, opts=child)
         if args.email is not None:
             aws.sns.TopicSubscription(
                 f"{name}-email",
@@ -193,6 +195,52 @@ class Alarms(pulumi.ComponentResource):
         self._storage_events(name, topic, args.database_arn)
         self.topic_arn = topic.arn
         self.register_outputs({"topicArn": self.topic_arn})
+
+    def _topic_key(self, name: str) -> aws.kms.Key:
+        """A rotating key only this account administers; CloudWatch alarms and EventBridge
+        (the RDS storage events) may use it to publish, from this account only."""
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self))
+        publishers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+        return aws.kms.Key(
+            f"{name}-key",
+            description=f"{name}: encrypts the alarm topic",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AccountAdministers",
+                            "Effect": "Allow",
+                            "Principal": {
+                                "AWS": pulumi.Output.concat(
+                                    "arn:",
+                                    partition.partition,
+                                    ":iam::",
+                                    account.account_id,
+                                    ":root",
+                                )
+                            },
+                            "Action": "kms:*",
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "AlarmsAndEventsPublish",
+                            "Effect": "Allow",
+                            "Principal": {"Service": publishers},
+                            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                            "Resource": "*",
+                            "Condition": {
+                                "StringEquals": {"aws:SourceAccount": account.account_id}
+                            },
+                        },
+                    ],
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _storage_events(
         self, name: str, topic: aws.sns.Topic, database_arn: pulumi.Input[str]

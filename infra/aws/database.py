@@ -22,6 +22,9 @@ from infra.naming import fit
 POSTGRES_PORT = 5432
 
 
+MONITORING_POLICY = "service-role/AmazonRDSEnhancedMonitoringRole"
+
+
 @dataclass(frozen=True)
 class DatabaseArgs:
     vpc_id: pulumi.Input[str]
@@ -44,6 +47,10 @@ class DatabaseArgs:
     apply_immediately: bool = False
     # RDS refuses a major engine upgrade (16 -> 17) unless the request allows it.
     allow_major_version_upgrade: bool = False
+    # FSBP RDS.6 / CKV_AWS_118: OS metrics every this many seconds (0 turns them off).
+    monitoring_interval: int = 60
+    # The boundary the monitoring role carries (the deploy role's, see identity.py).
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 # The logs the instance exports to CloudWatch (RDS.9); RDS names their groups after it.
@@ -120,6 +127,7 @@ class Database(pulumi.ComponentResource):
                 opts=child,
             )
             final_snapshot_id = pulumi.Output.concat(name, "-final-", suffix.hex)
+        monitoring_role = self._monitoring_role(name, args) if args.monitoring_interval else None
         instance_opts = pulumi.ResourceOptions(
             parent=self,
             protect=args.protect,
@@ -157,6 +165,8 @@ class Database(pulumi.ComponentResource):
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),  # RDS.9
             auto_minor_version_upgrade=True,  # RDS.13
             copy_tags_to_snapshot=True,  # RDS.17
+            monitoring_interval=args.monitoring_interval,
+            monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
             performance_insights_enabled=args.performance_insights,
             performance_insights_retention_period=7 if args.performance_insights else None,
             skip_final_snapshot=not args.final_snapshot,
@@ -174,3 +184,34 @@ class Database(pulumi.ComponentResource):
         )
         self.log_group_names = [group.name for group in log_groups]
         self.register_outputs({"address": self.address, "masterSecretArn": self.master_secret_arn})
+
+    def _monitoring_role(self, name: str, args: DatabaseArgs) -> aws.iam.Role:
+        """The role RDS assumes to publish enhanced-monitoring metrics (AWS's managed policy,
+        under the stack's permissions boundary)."""
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            fit("aws:iam/role:Role", f"{name}-monitoring"),
+            assume_role_policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            permissions_boundary=args.permissions_boundary,
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring",
+            role=role.name,
+            policy_arn=aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).apply(
+                lambda p: f"arn:{p.partition}:iam::aws:policy/{MONITORING_POLICY}"
+            ),
+            opts=child,
+        )
+        return role

@@ -61,9 +61,16 @@ ROLE_READ_ACTIONS = (
     "iam:ListInstanceProfilesForRole",
 )
 # Services the stacks pass their roles to: ECS tasks and VPC flow logs.
-PASSED_TO = ("ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com")
+PASSED_TO = (
+    "ecs-tasks.amazonaws.com",
+    "vpc-flow-logs.amazonaws.com",
+    "monitoring.rds.amazonaws.com",
+)
 # AWS-managed policies a deploy role may attach (to bounded roles); nothing else.
-ATTACHABLE_POLICIES = ("service-role/AmazonECSTaskExecutionRolePolicy",)
+ATTACHABLE_POLICIES = (
+    "service-role/AmazonECSTaskExecutionRolePolicy",
+    "service-role/AmazonRDSEnhancedMonitoringRole",
+)
 BOUNDARY_EDIT_ACTIONS = (
     "iam:CreatePolicyVersion",
     "iam:DeletePolicy",
@@ -97,6 +104,8 @@ BOUNDARY_ACTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     ("secretsmanager", "secret:*", ("secretsmanager:GetSecretValue",)),
     ("kms", "key/*", ("kms:Decrypt",)),
+    # RDS enhanced monitoring (AmazonRDSEnhancedMonitoringRole) writes to RDSOSMetrics.
+    ("logs", "log-group:RDS*", ("logs:CreateLogGroup", "logs:PutRetentionPolicy")),
 )
 
 # Preview: metadata of every resource type the aws stacks register, and nothing of their data.
@@ -133,6 +142,15 @@ PREVIEW_READ_ACTIONS = (
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetResourcePolicy",
     "secretsmanager:ListSecretVersionIds",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "s3:GetBucket*",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetAccelerateConfiguration",
+    "s3:GetReplicationConfiguration",
     "iam:GetPolicy",
     "iam:GetPolicyVersion",
     "iam:GetOpenIDConnectProvider",
@@ -303,14 +321,18 @@ class DeployIdentity(pulumi.ComponentResource):
         )
 
     def _boundary(self, name: str, role_prefix: str) -> pulumi.Output[str]:
+        services = [service for service, _, _ in BOUNDARY_ACTIONS]
         statements = [
             {
-                "Sid": f"Stack{service.title()}",
+                # StackLogs, then StackLogs2, ...: IAM wants unique Sids.
+                "Sid": f"Stack{service.title()}{services[:i].count(service) + 1 or ''}".replace(
+                    f"{service.title()}1", service.title()
+                ),
                 "Effect": "Allow",
                 "Action": list(actions),
                 "Resource": [self._arn(resource, service=service, region="*")],
             }
-            for service, resource, actions in BOUNDARY_ACTIONS
+            for i, (service, resource, actions) in enumerate(BOUNDARY_ACTIONS)
         ]
         statements.append(
             {

@@ -102,6 +102,10 @@ class ServiceArgs:
     permissions_boundary: pulumi.Input[str] | None = None
     cpu_target_percent: float = 60.0
     requests_per_target: float = 200.0
+    # ELB.5 / CKV_AWS_91: access logs kept this many days (0: none); the bucket empties
+    # itself on destroy when `access_logs_force_destroy` (throw-away stacks).
+    access_logs_days: int = 0
+    access_logs_force_destroy: bool = False
 
 
 def _assume_role(service: str) -> str:
@@ -315,6 +319,7 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
 
+        access_logs = self._access_logs(name, args) if args.access_logs_days else None
         load_balancer = aws.lb.LoadBalancer(
             fit("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb"),
             load_balancer_type="application",
@@ -326,7 +331,9 @@ class Service(pulumi.ComponentResource):
             enable_deletion_protection=args.load_balancer_deletion_protection,  # ELB.6
             # Runs send nothing until they end: the idle timer must outlast the run timeout.
             idle_timeout=args.timeouts.idle,
-            opts=child,
+            access_logs={"bucket": access_logs[0].bucket, "enabled": True} if access_logs else None,
+            # AWS tests the bucket policy when access logs are turned on.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(access_logs or ())),
         )
         target_group = aws.lb.TargetGroup(
             fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
@@ -501,3 +508,90 @@ class Service(pulumi.ComponentResource):
                 "logGroupName": self.log_group_name,
             }
         )
+
+    def _access_logs(
+        self, name: str, args: ServiceArgs
+    ) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
+        """A private, encrypted bucket that forgets logs after `access_logs_days` and that only
+        the region's load-balancer log delivery may write to (over TLS)."""
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        bucket = aws.s3.Bucket(
+            fit("aws:s3/bucket:Bucket", f"{name}-alb-logs"),
+            force_destroy=args.access_logs_force_destroy,
+            opts=child,
+        )
+        blocked = aws.s3.BucketPublicAccessBlock(
+            f"{name}-alb-logs",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-alb-logs",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=child,
+        )
+        # Access logs support SSE-S3 only (not KMS).
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-alb-logs",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-alb-logs",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "expire-access-logs",
+                    "status": "Enabled",
+                    "filter": {},
+                    "expiration": {"days": args.access_logs_days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+                }
+            ],
+            opts=child,
+        )
+        elb = aws.elb.get_service_account_output(opts=invoke)
+        account = aws.get_caller_identity_output(opts=invoke)
+        policy = aws.s3.BucketPolicy(
+            f"{name}-alb-logs",
+            bucket=bucket.id,
+            policy=pulumi.Output.all(bucket.arn, elb.arn, account.account_id).apply(
+                lambda v: _access_logs_policy(v[0], v[1], v[2])
+            ),
+            # A policy put before the block is in place could be public for a moment.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[blocked]),
+        )
+        return bucket, policy
+
+
+def _access_logs_policy(bucket_arn: str, elb_account_arn: str, account: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    # The region's Elastic Load Balancing account delivers the logs.
+                    "Sid": "LoadBalancerDelivers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": elb_account_arn},
+                    "Action": "s3:PutObject",
+                    "Resource": f"{bucket_arn}/AWSLogs/{account}/*",
+                },
+                {
+                    "Sid": "TlsOnly",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+            ],
+        }
+    )

@@ -936,3 +936,23 @@ def test_workflow_linters_report_nothing(argv):
         [tool, *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_preview_and_up_gets_its_tiers_policy_config(workflows):
+    """Production's levels (all mandatory) reach the CLI only through the config file."""
+    root = Path(__file__).resolve().parents[2]
+    tiers = {"staging": "staging", "production": "production", PR_STACK: "ephemeral"}
+    seen = set()
+    for wf in workflows.values():
+        for job in wf["jobs"].values():
+            for step in pulumi_steps(job):
+                args = step.get("with") or {}
+                for stack in matrix_values(job, str(args.get("stack-name", ""))):
+                    configs = matrix_values(
+                        {**job, "strategy": {"matrix": {"stack": [stack]}}},
+                        str(args.get("policyPackConfigs")),
+                    )
+                    assert configs == [f"policy/config/{tiers[stack]}.json"], stack
+                    assert (root / configs[0]).is_file()
+                    seen.add(stack)
+    assert seen == set(tiers)

@@ -33,6 +33,8 @@ IAM_PREFIX = {
     "appautoscaling": ["application-autoscaling"],
     "secretsmanager": ["secretsmanager"],
     "iam": ["iam"],
+    "kms": ["kms"],
+    "s3": ["s3"],
 }
 # Types whose module is not the IAM service that reads them.
 TYPE_PREFIX = {

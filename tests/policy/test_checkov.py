@@ -1,0 +1,142 @@
+"""The Terraform-plan export Checkov reads, and the waiver gate CI applies to its results."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.checkov_gate import Failure, WaiverFileError, gate, load_waivers, main
+from cli.main import check
+from tests.harness import PROJECT_DIR
+
+WAIVERS = PROJECT_DIR / "policy" / "checkov-waivers.yaml"
+
+
+def _plan(stack: str, tmp: Path) -> dict[str, Any]:
+    path = tmp / f"{stack}.tfplan.json"
+    out, err = io.StringIO(), io.StringIO()
+    assert (
+        check(stack, as_json_output=False, project_dir=PROJECT_DIR, out=out, err=err, tfplan=path)
+        == 0
+    )
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _plan("production", tmp_path_factory.mktemp("plan"))
+
+
+def _resource(plan: dict[str, Any], address: str) -> dict[str, Any]:
+    (found,) = [
+        r for r in plan["planned_values"]["root_module"]["resources"] if r["address"] == address
+    ]
+    return found
+
+
+def test_types_blocks_and_values_are_terraforms(production: dict[str, Any]) -> None:
+    db = _resource(production, "aws_db_instance.agent_production_db")["values"]
+    assert db["storage_encrypted"] is True and db["publicly_accessible"] is False
+    assert db["backup_retention_period"] == 14  # an int, not 14.0
+    cluster = _resource(production, "aws_ecs_cluster.agent_production_cluster")["values"]
+    assert cluster["setting"] == [{"name": "containerInsights", "value": "enabled"}]
+    listener = _resource(production, "aws_lb_listener.agent_production_http")["values"]
+    assert listener["default_action"][0]["type"] == "forward"
+    alb = _resource(production, "aws_lb.agent_production_alb")["values"]
+    assert alb["access_logs"] == [{"bucket": alb["access_logs"][0]["bucket"], "enabled": True}]
+
+
+def test_secrets_are_redacted(production: dict[str, Any]) -> None:
+    text = json.dumps(production)
+    cache_values = _resource(production, "aws_elasticache_replication_group.agent_production_cache")
+    assert cache_values["values"]["auth_token"] == "REDACTED"
+    assert "mockpw" not in text  # the mocks' generated passwords
+
+
+def test_references_connect_resources_for_graph_checks(production: dict[str, Any]) -> None:
+    (flow_log,) = [
+        r
+        for r in production["configuration"]["root_module"]["resources"]
+        if r["type"] == "aws_flow_log"
+    ]
+    assert "aws_vpc.agent_production_vpc" in flow_log["expressions"]["vpc_id"]["references"]
+
+
+def _waivers(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """waivers:
+  - check: CKV_AWS_2
+    resource: "aws_lb_listener.*"
+    reason: no certificate yet, HTTPS comes with the domain
+    reviewBy: 2030-01-01
+"""
+
+
+def test_the_shipped_waivers_are_well_formed_and_current() -> None:
+    waivers = load_waivers(WAIVERS)
+    assert waivers
+    assert not [w for w in waivers if w.review_by < datetime.date.today()]
+
+
+def test_a_waiver_covers_its_check_on_matching_resources_only(tmp_path: Path) -> None:
+    (waiver,) = load_waivers(_waivers(tmp_path, GOOD))
+    failures = [
+        Failure("CKV_AWS_2", "aws_lb_listener.agent_production_http", "", "r"),
+        Failure("CKV_AWS_2", "aws_lb.agent_production_alb", "", "r"),
+        Failure("CKV_AWS_103", "aws_lb_listener.agent_production_http", "", "r"),
+    ]
+    unwaived, expired = gate([waiver], failures, datetime.date(2026, 1, 1))
+    assert [f.resource for f in unwaived] == ["aws_lb.agent_production_alb", failures[2].resource]
+    assert expired == []
+
+
+def test_an_expired_waiver_fails_naming_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _waivers(tmp_path, GOOD.replace("2030-01-01", "2020-01-01"))
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"results": {"failed_checks": []}}))
+    assert main(["--waivers", str(path), str(report)]) == 1
+    assert f"{path}:2: waiver of CKV_AWS_2" in capsys.readouterr().err
+
+
+def test_an_unwaived_failure_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "r.json"
+    failed = {"check_id": "CKV_AWS_16", "resource": "aws_db_instance.db", "check_name": "enc"}
+    report.write_text(json.dumps([{"results": {"failed_checks": [failed]}}]))
+    assert main(["--waivers", str(_waivers(tmp_path, GOOD)), str(report)]) == 1
+    assert "CKV_AWS_16 aws_db_instance.db: enc (not waived)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (GOOD.replace("reviewBy: 2030-01-01", "reviewBy: soon"), 5, "not a date"),
+        (GOOD.replace("CKV_AWS_2", "AWS-2"), 2, "not a Checkov id"),
+        (
+            GOOD.replace("    reason: no certificate yet, HTTPS comes with the domain\n", ""),
+            2,
+            "missing 'reason'",
+        ),
+        (GOOD.replace("resource:", "resources:"), 2, "unknown key 'resources'"),
+        (GOOD + "  - just a string\n", 6, "a waiver is a mapping"),
+        ("waivers:\n  - check: [unclosed\n", 3, "not valid YAML"),
+    ],
+)
+def test_a_malformed_waiver_file_names_the_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    path = _waivers(tmp_path, text)
+    with pytest.raises(WaiverFileError) as error:
+        load_waivers(path)
+    assert f"{path}:{line}:" in str(error.value)
+    assert message in str(error.value)
