@@ -17,8 +17,9 @@ Every public name is importable from `infra.config`.
 """
 
 from cli.stackfile import SECRET_PLACEHOLDER
-from infra.config.app import AppConfig, BuildConfig, LocalConfig
+from infra.config.app import AppConfig, BuildConfig, Hostname, LocalConfig, service_hostname
 from infra.config.aws import (
+    ACM_MAX_DOMAIN,
     AWS_REGIONS,
     ELASTICACHE_FAMILIES,
     ELASTICACHE_NODE_TYPES,
@@ -33,6 +34,7 @@ from infra.config.aws import (
     AwsConfig,
     AwsRegion,
     aws_problems,
+    default_zone,
     deploy_environment,
     deploy_repository,
     ephemeral_stack,
@@ -77,6 +79,7 @@ from infra.config.stack import StackConfig
 from infra.timeouts import AWS_MAX_RUN_TIMEOUT_SECONDS, FARGATE_MAX_STOP_SECONDS
 
 __all__ = [
+    "ACM_MAX_DOMAIN",
     "AVAILABLE_TARGETS",
     "AWS_MAX_RUN_TIMEOUT_SECONDS",
     "AWS_REGIONS",
@@ -119,6 +122,7 @@ __all__ = [
     "DatabaseConfig",
     "EnvName",
     "GitHubConfig",
+    "Hostname",
     "LocalConfig",
     "Platform",
     "ResourceName",
@@ -128,10 +132,12 @@ __all__ = [
     "Tier",
     "UrlPath",
     "aws_problems",
+    "default_zone",
     "deploy_environment",
     "deploy_repository",
     "ephemeral_stack",
     "github_problems",
     "load_stack_config",
     "performance_insights_supported",
+    "service_hostname",
 ]

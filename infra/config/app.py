@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING, Annotated
+
 from pydantic import (
+    AfterValidator,
     Field,
     ValidationInfo,
     field_validator,
@@ -20,6 +24,41 @@ from infra.config.common import (
     _project_root,
     _Section,
 )
+from infra.config.github import _EPHEMERAL_STACK
+
+if TYPE_CHECKING:
+    from infra.config.stack import StackConfig
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _hostname(value: str) -> str:
+    """A DNS name a certificate and an alias record can carry: lowercase LDH labels."""
+    if value.startswith("*"):
+        raise ValueError(
+            "a wildcard is not a service address: set the one hostname the service answers on "
+            "(pr-<n> stacks get pr-<n>.<domain> by themselves)"
+        )
+    if "://" in value or "/" in value or ":" in value:
+        raise ValueError(
+            "must be a hostname only, such as 'agent.example.com' (no scheme, port or path)"
+        )
+    if value.endswith("."):
+        raise ValueError(f"write it without the trailing dot: '{value.rstrip('.')}'")
+    if value != value.lower():
+        raise ValueError(f"write it in lowercase: '{value.lower()}'")
+    if not value.isascii():
+        raise ValueError("write an internationalized name in its xn-- (punycode) form")
+    labels = value.split(".")
+    if len(labels) < 2 or len(value) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(
+            "must be a hostname such as 'agent.example.com': at least two dot-separated labels of "
+            "a-z, 0-9 and '-' (1-63 characters, no '-' first or last), 253 characters at most"
+        )
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname)]
 
 
 class BuildConfig(_Section):
@@ -74,6 +113,8 @@ class AppConfig(_Section):
     max_instances: int = Field(ge=1)
     env: dict[EnvName, str] = Field(default_factory=dict)
     secrets: list[EnvName] = Field(default_factory=list)
+    # The hostname the service answers on over HTTPS (pr-<n> stacks: pr-<n>.<domain>).
+    domain: Hostname | None = None
 
     @field_validator("env")
     @classmethod
@@ -110,3 +151,12 @@ class LocalConfig(_Section):
     chroma: bool = False
     chroma_image: str = "chromadb/chroma:0.6.3"
     chroma_host_port: int = Field(default=8001, ge=1024, le=65535)
+
+
+def service_hostname(config: StackConfig) -> str | None:
+    """The hostname a stack serves: `app.domain`, under `<stack>.` for pr-<n> stacks, whose
+    template shares one domain."""
+    domain = config.app.domain
+    if domain is None or _EPHEMERAL_STACK.match(config.stack) is None:
+        return domain
+    return f"{config.stack}.{domain}"

@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from infra.config.app import Hostname, service_hostname
 from infra.config.common import (
     DATABASE_APP_USER,
     PROJECT,
@@ -83,6 +84,10 @@ class AwsConfig(_Section):
     certificate_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$"
     )
+    # The Route 53 public hosted zone app.domain's records go in, by name or id; unset, the
+    # zone named like the domain's parent (agent.example.com -> example.com).
+    hosted_zone: Hostname | None = None
+    hosted_zone_id: str | None = None
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     oidc_provider_arn: str | None = Field(
         default=None,
@@ -117,6 +122,29 @@ class AwsConfig(_Section):
     secrets_provider_key_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
     )
+
+    @field_validator("certificate_arn", mode="before")
+    @classmethod
+    def _acm_certificate(cls, value: object) -> object:
+        if isinstance(value, str) and value.startswith("arn:") and ":acm:" not in value:
+            raise ValueError(
+                "must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>): "
+                "a load balancer listener here takes ACM certificates only, not IAM server "
+                "certificates"
+            )
+        return value
+
+    @field_validator("hosted_zone_id", mode="before")
+    @classmethod
+    def _zone_id(cls, value: object) -> object:
+        if value is not None and not (
+            isinstance(value, str) and re.fullmatch(r"Z[A-Z0-9]{1,31}", value)
+        ):
+            raise ValueError(
+                "must be a Route 53 hosted zone id such as 'Z0123456789ABCDEFGHIJ' (without "
+                "'/hostedzone/')"
+            )
+        return value
 
     @field_validator("account_id", mode="before")
     @classmethod
@@ -197,6 +225,8 @@ PERFORMANCE_INSIGHTS_UNSUPPORTED = frozenset(
 # Each subnet is carved as 1/16 of the VPC and must hold at least a /24 (251 usable addresses:
 # Fargate tasks, NAT and load balancer nodes each take one).
 MIN_VPC_PREFIX = 20
+# ACM: a certificate's first domain name (its common name) has at most 64 characters.
+ACM_MAX_DOMAIN = 64
 # AWS's largest VPC block.
 MAX_VPC_PREFIX = 16
 # Ranges some AWS services and Docker use internally; a VPC there breaks them in odd ways.
@@ -374,9 +404,58 @@ def _fargate_memories(allowed: frozenset[int]) -> str:
     return listed
 
 
+def default_zone(domain: str) -> str:
+    """The hosted zone a domain's records go in when none is named: its parent, or the domain
+    itself when it is a two-label apex such as example.com."""
+    parent = domain.partition(".")[2]
+    return parent if "." in parent else domain
+
+
+def _domain_problems(config: StackConfig, aws: AwsConfig) -> list[ConfigProblem]:
+    """The zone must hold the domain, and ACM must be able to issue its certificate."""
+    domain = config.app.domain
+    if domain is None:
+        return [
+            ConfigProblem(
+                f"{PROJECT}:aws.{key}",
+                "names the hosted zone of app.domain, which is not set: set app.domain (or "
+                "remove this key)",
+                json.dumps(value),
+            )
+            for key, value in (
+                ("hostedZone", aws.hosted_zone),
+                ("hostedZoneId", aws.hosted_zone_id),
+            )
+            if value is not None
+        ]
+    problems = []
+    zone = aws.hosted_zone
+    if zone is not None and domain != zone and not domain.endswith(f".{zone}"):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                f"is not in aws.hostedZone '{zone}': records for it can only go in a zone it "
+                f"sits under (such as '<name>.{zone}'); fix one of the two",
+                json.dumps(domain),
+            )
+        )
+    hostname = service_hostname(config) or domain
+    # The certificate's common name is its domain, and X.509 limits it to 64 characters.
+    if aws.certificate_arn is None and len(hostname) > ACM_MAX_DOMAIN:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                f"this stack serves '{hostname}' ({len(hostname)} characters), and ACM issues "
+                f"certificates for names of at most {ACM_MAX_DOMAIN}: use a shorter domain",
+                json.dumps(domain),
+            )
+        )
+    return problems
+
+
 def _aws_refusals(config: StackConfig, aws: AwsConfig) -> list[ConfigProblem]:
     """Combinations AWS refuses at deploy time that no single field shows."""
-    problems = []
+    problems = _domain_problems(config, aws)
     if aws.certificate_arn is not None:
         arn_region = aws.certificate_arn.split(":")[3]
         if arn_region != aws.region:
@@ -445,6 +524,15 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
     if aws is None or config.tier != "production":
         return []
     problems = []
+    if config.app.domain is None and aws.certificate_arn is None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                "production serves HTTPS only: set app.domain to a hostname in a Route 53 hosted "
+                "zone this account owns (the stack issues its certificate and DNS records), or "
+                "aws.certificateArn for a certificate managed elsewhere",
+            )
+        )
     if not aws.flow_logs:
         problems.append(
             ConfigProblem(
