@@ -85,7 +85,6 @@ _DEPENDENT_KEYS: dict[str, tuple[str, ...]] = {
     f"{PROJECT}:app.cpu": (f"{PROJECT}:app.memory",),
     f"{PROJECT}:aws.region": (f"{PROJECT}:aws.certificateArn",),
     f"{PROJECT}:app.domain": (f"{PROJECT}:aws.hostedZone", f"{PROJECT}:aws.hostedZoneId"),
-    f"{PROJECT}:aws.hostedZone": (f"{PROJECT}:app.domain",),
 }
 
 

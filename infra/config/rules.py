@@ -128,6 +128,16 @@ def _cross_field_problems(merged: Mapping[str, Any]) -> list[ConfigProblem]:
                 f"{PROJECT}:{target}", f"required when target is '{target}' (at least `region`)"
             )
         )
+    app = merged.get("app")
+    if (target or "local") == "local" and isinstance(app, Mapping) and app.get("domain"):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                "a local stack serves http://127.0.0.1:<local.hostPort> only; app.domain is for "
+                "cloud targets: remove it here",
+                json.dumps(app.get("domain")),
+            )
+        )
     github = merged.get("github")
     if (
         isinstance(github, Mapping)

@@ -248,3 +248,14 @@ def test_every_domain_problem_is_reported_at_once() -> None:
     assert about(found, "aws.certificateArn")
     # The wildcard is the one app.domain problem: no "set app.domain" on top.
     assert len(about(found, "app.domain")) == 1
+
+
+def test_a_bad_zone_name_is_named_and_production_still_asks_for_a_domain() -> None:
+    found = problems("production", {"app": {"domain": None}, "aws": {"hostedZone": "Example.com"}})
+    assert "lowercase" in about(found, "aws.hostedZone")[0]
+    assert "production serves HTTPS only" in about(found, "app.domain")[0]
+
+
+def test_a_local_stack_refuses_a_domain_it_would_ignore() -> None:
+    (problem,) = about(problems("local", {"app": {"domain": "agent.example.com"}}), "app.domain")
+    assert "cloud targets" in problem
