@@ -55,6 +55,8 @@ def _hostname(value: str) -> str:
             "must be a hostname such as 'agent.example.com': at least two dot-separated labels of "
             "a-z, 0-9 and '-' (1-63 characters, no '-' first or last), 253 characters at most"
         )
+    if labels[-1].isdigit():
+        raise ValueError("an IP address has no certificate: use a hostname")
     return value
 
 

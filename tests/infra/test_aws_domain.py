@@ -193,6 +193,7 @@ def test_other_tiers_without_a_domain_run_plain_http_and_say_so(stack: str) -> N
         ("-agent.example.com", "no '-' first or last"),
         ("agënt.example.com", "punycode"),
         (f"{'a' * 64}.example.com", "1-63 characters"),
+        ("203.0.113.10", "IP address"),
     ],
 )
 def test_a_domain_that_is_not_a_hostname_is_refused(domain: str, words: str) -> None:
