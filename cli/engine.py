@@ -35,6 +35,8 @@ SECRET_SIG = rpc._special_secret_sig
 UNKNOWN = rpc.UNKNOWN
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "eu-west-1"
+# Route 53's zone for Application Load Balancers' alias targets in eu-west-1.
+MOCK_ALB_ZONE = "Z32O12XQLNTSW2"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
@@ -105,6 +107,7 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "aws:lb/loadBalancer:LoadBalancer": lambda a: {
         **_arn(a),
         "dnsName": f"{a.name}-{_stable_number(a.name)}.{MOCK_REGION}.elb.amazonaws.com",
+        "zoneId": MOCK_ALB_ZONE,
         "arnSuffix": f"app/{a.name}/{_stable_number(a.name, 16)}",
     },
     "aws:lb/targetGroup:TargetGroup": lambda a: {
@@ -139,9 +142,28 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "aws:kms/key:Key": lambda a: {
         "arn": f"arn:aws:kms:{MOCK_REGION}:{MOCK_ACCOUNT}:key/{_stable_number(a.name)}"
     },
+    "aws:acm/certificate:Certificate": lambda a: {
+        "arn": f"arn:aws:acm:{MOCK_REGION}:{MOCK_ACCOUNT}:certificate/{_stable_number(a.name)}",
+        "domainValidationOptions": [
+            {
+                "domainName": a.inputs["domainName"],
+                "resourceRecordName": f"_{_stable_number(a.name)}.{a.inputs['domainName']}.",
+                "resourceRecordType": "CNAME",
+                "resourceRecordValue": f"_{_stable_number(a.name, 12)}.mock.acm-validations.aws.",
+            }
+        ],
+    },
+    "aws:route53/record:Record": lambda a: {"fqdn": str(a.inputs.get("name", "")).rstrip(".")},
 }
 
 CALL_MOCKS: dict[str, CallMock] = {
+    # The zone looked up (by name or id) exists; its id is derived from what was asked.
+    "aws:route53/getZone:getZone": lambda a: {
+        "zoneId": a.get("zoneId") or f"Z{_stable_number(str(a.get('name')), 12)}MOCK",
+        "id": a.get("zoneId") or f"Z{_stable_number(str(a.get('name')), 12)}MOCK",
+        "name": a.get("name") or "example.com",
+        "privateZone": False,
+    },
     "aws:index/getAvailabilityZones:getAvailabilityZones": lambda a: {
         "names": [f"{MOCK_REGION}{z}" for z in "abc"],
         "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)],

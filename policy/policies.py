@@ -47,8 +47,15 @@ ADMIN_POLICIES = (
     "arn:aws:iam::aws:policy/IAMFullAccess",
 )
 POWER_USER = "arn:aws:iam::aws:policy/PowerUserAccess"
-# FSBP ELB.17: the policies AWS Security Hub accepts.
+# FSBP ELB.17: the TLS 1.3 policies Security Hub accepts, and the 2025-09 post-quantum
+# family AWS now recommends (ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09 is the console default).
 TLS_POLICIES = (
+    "ELBSecurityPolicy-TLS13-1-2-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-3-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-FIPS-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-Res-FIPS-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-3-FIPS-PQ-2025-09",
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
     "ELBSecurityPolicy-TLS13-1-3-2021-06",

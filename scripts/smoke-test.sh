@@ -2,13 +2,18 @@
 # Smoke test after `pulumi up`: GET the service's readiness path, with the stack's API token as
 # a bearer token, until it answers 2xx or SMOKE_DEADLINE_SECONDS pass.
 #
-# Reads SERVICE_URL, READY_PATH (default /ready), STACK, SMOKE_DEADLINE_SECONDS and
-# SMOKE_INTERVAL_SECONDS; the token comes from the stack output `apiToken` (`pulumi` on PATH,
-# logged in). Writes `url=` to $GITHUB_OUTPUT.
+# Reads SERVICE_URL, REQUIRE_HTTPS (true: refuse a plain http:// URL), READY_PATH (default
+# /ready), STACK, SMOKE_DEADLINE_SECONDS and SMOKE_INTERVAL_SECONDS; the token comes from the
+# stack output `apiToken` (`pulumi` on PATH, logged in). Writes `url=` to $GITHUB_OUTPUT.
 set -euo pipefail
 
 if [ -z "${SERVICE_URL:-}" ]; then
   echo "::error::stack ${STACK:-?} exported no serviceUrl (and the variable SERVICE_URL is unset)"
+  exit 1
+fi
+# Production serves HTTPS only (app.domain); a plain URL means the wrong stack or output.
+if [ "${REQUIRE_HTTPS:-false}" = "true" ] && [ "${SERVICE_URL#https://}" = "$SERVICE_URL" ]; then
+  echo "::error::stack ${STACK:-?} serves $SERVICE_URL, not https://: production needs app.domain"
   exit 1
 fi
 if ! token="$(pulumi stack output apiToken --show-secrets --stack "$STACK")" || [ -z "$token" ]; then

@@ -1,7 +1,7 @@
 """The `aws` target: the whole runtime in one AWS account and region.
 
 Network -> registry + image -> database, cache -> secrets -> service -> alarms -> deploy
-identity, every size and protection from the tier presets in `infra/config.py`. All
+identity, every size and protection from the tier presets in `infra/config/`. All
 resources go through one explicit provider (region and default tags from config), never the
 ambient `aws:region`.
 """
@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from infra.aws.alarms import Alarms, AlarmsArgs
 from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
+from infra.aws.domain import Domain, DomainArgs
 from infra.aws.identity import DeployIdentity, DeployIdentityArgs, GitHubRole, boundary_arn
 from infra.aws.network import AwsNetwork, AwsNetworkArgs
 from infra.aws.registry import Registry, RegistryArgs
@@ -24,10 +25,12 @@ from infra.config import (
     PROJECT,
     ConfigError,
     StackConfig,
+    default_zone,
     deploy_environment,
     deploy_repository,
     ephemeral_stack,
     performance_insights_supported,
+    service_hostname,
 )
 from infra.image import RegistryLogin
 from infra.timeouts import Timeouts
@@ -36,7 +39,7 @@ from stacks.accounts import oidc_provider_claim_problems
 from stacks.delivery import github_delivery
 from stacks.images import build_image
 
-TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
+TLS_DISABLED = "disabled: plain HTTP; set app.domain (or aws.certificateArn) to serve HTTPS"
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
@@ -92,6 +95,25 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         # Deployed by staging's `ephemeral` role, whose boundary staging creates.
         boundary = boundary_arn(_pr_role_prefix(config), invoke)
 
+    # HTTPS: a certificate ACM issues for app.domain, or one managed elsewhere.
+    hostname = service_hostname(config)
+    domain: Domain | None = None
+    if hostname is not None:
+        assert config.app.domain is not None
+        domain = Domain(
+            f"{name}-domain",
+            DomainArgs(
+                hostname=hostname,
+                zone_id=aws_config.hosted_zone_id,
+                zone_name=aws_config.hosted_zone or default_zone(config.app.domain),
+                certificate_arn=aws_config.certificate_arn,
+            ),
+            top,
+        )
+    certificate_arn: pulumi.Input[str] | None = (
+        domain.certificate_arn if domain is not None else aws_config.certificate_arn
+    )
+
     # Production keeps tasks private behind NAT; cheaper tiers give them a public IP, and
     # only the load balancer's security group can reach them.
     private_tasks = aws_config.nat_gateways != "none"
@@ -104,7 +126,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             app_port=config.app.port,
             flow_logs=aws_config.flow_logs,
             log_retention_days=aws_config.log_retention_days,
-            public_ports=(80, 443) if aws_config.certificate_arn else (80,),
+            public_ports=(80, 443) if certificate_arn is not None else (80,),
             permissions_boundary=boundary,
             region=aws_config.region,
         ),
@@ -255,7 +277,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             access_logs_force_destroy=ephemeral,
             health_check_grace_seconds=aws_config.health_check_grace_seconds,
             timeouts=timeouts,
-            certificate_arn=aws_config.certificate_arn,
+            certificate_arn=certificate_arn,
             env={
                 **config.app.env,
                 "PORT": str(config.app.port),
@@ -290,16 +312,25 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         top,
     )
 
+    url: pulumi.Input[str] = service.url
+    if domain is not None:
+        domain.alias_to(
+            service.load_balancer_dns_name,
+            service.load_balancer_zone_id,
+            dualstack=service.dualstack,
+        )
+        url = domain.url
+
     if aws_config.alarm_email is None:
-        # Production refuses this (infra/config.py); other tiers get told on every run.
+        # Production refuses this (infra/config/); other tiers get told on every run.
         pulumi.log.warn(f"{config.stack}: {ALARMS_UNROUTED}")
 
     outputs: dict[str, pulumi.Input[object]] = {
         "target": config.target,
         "tier": config.tier,
         "region": aws_config.region,
-        "serviceUrl": service.url,
-        "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
+        "serviceUrl": url,
+        "healthUrl": pulumi.Output.concat(url, config.app.health_path),
         "tls": "enabled" if service.tls else TLS_DISABLED,
         "alarms": f"email to {aws_config.alarm_email}"
         if aws_config.alarm_email
@@ -314,6 +345,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         # Clients send it as `Authorization: Bearer`; read with --show-secrets, never printed.
         "apiToken": secrets.generated["AUTH_TOKENS"],
     }
+    if domain is not None:
+        outputs["domain"] = domain.hostname
     if "deploy" in role_arns:
         outputs["deployRoleArn"] = role_arns["deploy"]
     if "preview" in role_arns:
@@ -324,7 +357,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     # What the workflows read, per GitHub environment (stacks/delivery.py scopes the keys).
     variables: dict[str, pulumi.Input[str]] = {
         "AWS_REGION": aws_config.region,
-        "SERVICE_URL": service.url,
+        "SERVICE_URL": url,
         "PULUMI_STACK": config.stack,
         "HEALTH_PATH": config.app.health_path,
     }

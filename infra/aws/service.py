@@ -27,7 +27,11 @@ from infra.timeouts import Timeouts
 
 CONTAINER = "app"
 TMP = "/tmp"  # noqa: S108 - a task-private volume, not a shared host directory
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
+# TLS 1.3, TLS 1.2 with forward-secret AEAD ciphers only, hybrid post-quantum key exchange:
+# what AWS recommends since 2025-09 (a TLS 1.3-only policy would turn away TLS 1.2 clients).
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
+# The VPC has no IPv6 ranges, so neither has the load balancer: no AAAA records for it.
+IP_ADDRESS_TYPE = "ipv4"
 _ARCHITECTURES = {"linux/arm64": "ARM64", "linux/amd64": "X86_64"}
 # ARM64 on Fargate Spot and `valueFrom` JSON keys need 1.4.0; pinned, so a new `LATEST` never
 # changes a running service without a commit.
@@ -86,7 +90,8 @@ class ServiceArgs:
     load_balancer_deletion_protection: bool
     health_check_grace_seconds: int
     timeouts: Timeouts
-    certificate_arn: str | None = None
+    # HTTPS with this certificate (and port 80 only redirecting); None: plain HTTP.
+    certificate_arn: pulumi.Input[str] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     # Variable name -> `valueFrom` (a secret ARN, optionally with `:json-key::`).
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -202,8 +207,11 @@ class Service(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     load_balancer_arn_suffix: pulumi.Output[str]
+    load_balancer_dns_name: pulumi.Output[str]
+    load_balancer_zone_id: pulumi.Output[str]
     target_group_arn_suffix: pulumi.Output[str]
     tls: bool
+    dualstack: bool = IP_ADDRESS_TYPE == "dualstack"
 
     def __init__(
         self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -324,6 +332,7 @@ class Service(pulumi.ComponentResource):
             fit("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb"),
             load_balancer_type="application",
             internal=False,
+            ip_address_type=IP_ADDRESS_TYPE,
             subnets=list(args.public_subnet_ids),  # ELB.13: one per AZ, at least two
             security_groups=[args.alb_security_group_id],
             drop_invalid_header_fields=True,  # ELB.4
@@ -499,6 +508,8 @@ class Service(pulumi.ComponentResource):
         self.service_name = service.name
         self.log_group_name = log_group.name
         self.load_balancer_arn_suffix = load_balancer.arn_suffix
+        self.load_balancer_dns_name = load_balancer.dns_name
+        self.load_balancer_zone_id = load_balancer.zone_id
         self.target_group_arn_suffix = target_group.arn_suffix
         self.register_outputs(
             {

@@ -76,6 +76,13 @@ def _listener(inputs: dict[str, Any]) -> list[str]:
     return [f"action={','.join(str(a) for a in actions)}"]
 
 
+def _record(inputs: dict[str, Any]) -> list[str]:
+    """The record's name and where an alias points (the load balancer): the flat settings
+    omit both."""
+    aliases = [a for a in inputs.get("aliases") or [] if isinstance(a, dict)]
+    return [*_pick(inputs, "name"), *(f"alias={a.get('name')}" for a in aliases)]
+
+
 def _repository(inputs: dict[str, Any]) -> list[str]:
     scanning = inputs.get("imageScanningConfiguration") or {}
     return _pick(scanning, "scanOnPush")
@@ -87,4 +94,5 @@ AWS_SUMMARIES: dict[str, Summary] = {
     "aws:ecs/service:Service": _service,
     "aws:lb/listener:Listener": _listener,
     "aws:ecr/repository:Repository": _repository,
+    "aws:route53/record:Record": _record,
 }

@@ -423,6 +423,25 @@ def test_smoke_test_fails_at_once_without_a_url_or_token(where, wf, step, missin
     assert time.monotonic() - started < 10, "a configuration error, not a retry"
 
 
+@pytest.mark.parametrize(("where", "wf", "step"), SMOKE_STEPS, ids=[w for w, _, _ in SMOKE_STEPS])
+def test_the_production_smoke_test_refuses_a_plain_http_url(where, wf, step, tmp_path):
+    require = str((step.get("env") or {}).get("REQUIRE_HTTPS", ""))
+    assert (require == "true") is where.startswith("production."), where
+    if require != "true":
+        return
+    result = _run_smoke(
+        wf,
+        step,
+        tmp_path,
+        SERVICE_URL="http://127.0.0.1:9",
+        REQUIRE_HTTPS=require,
+        SMOKE_DEADLINE_SECONDS="30",
+    )
+    assert result.returncode != 0
+    assert "::error::" in result.stdout and "app.domain" in result.stdout
+    assert not (tmp_path / "pulumi-calls").exists(), "refused before anything else"
+
+
 def test_workflows_read_only_stack_outputs_the_program_exports():
     """`steps.up.outputs.X` is the stack output X: a renamed export would empty the URL."""
     referenced = set()

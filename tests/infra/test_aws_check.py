@@ -34,7 +34,8 @@ def test_check_lists_the_aws_runtime(stack: str) -> None:
     assert f"aws:rds/instance:Instance  agent-{stack}-db" in text
     assert "network=private" in text and "PUBLIC" not in text
     assert "circuitBreaker=rollback" in text
-    assert "tls: disabled: set aws.certificateArn" in text
+    tls = "enabled" if stack == "production" else "disabled: plain HTTP; set app.domain"
+    assert f"tls: {tls}" in text
     recipient = "email to oncall@example.com" if stack == "production" else "NO RECIPIENT"
     assert f"alarms: {recipient}" in text
 
@@ -46,3 +47,18 @@ def test_check_shows_production_protection() -> None:
     assert "[protected]" in text
     assert "assignPublicIp=false" in text
     assert "natGateways: 2" in text
+
+
+def test_check_lists_production_certificate_and_dns_records() -> None:
+    text = _check("production")
+    assert "agent-deploy:aws:Domain  agent-production-domain" in text
+    assert "aws:acm/certificate:Certificate  agent-production-domain-certificate" in text
+    assert "domainName=agent.example.com" in text and "validationMethod=DNS" in text
+    assert "aws:route53/record:Record  agent-production-domain-validation" in text
+    assert "aws:acm/certificateValidation:CertificateValidation" in text
+    assert "aws:route53/record:Record  agent-production-domain-a" in text
+    assert "type=A" in text and "name=agent.example.com" in text
+    assert "alias=<unknown until deployment>" in text
+    assert "sslPolicy=ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09" in text
+    assert "action=redirect" in text
+    assert "serviceUrl: https://agent.example.com" in text

@@ -58,9 +58,11 @@ def test_default_security_group_allows_nothing(tier: str) -> None:
 def test_only_the_load_balancer_is_open_to_the_internet(tier: str) -> None:
     run = tier_run(tier)
     open_rules = [r for r in run.of_type(INGRESS) if r.plain.get("cidrIpv4") == "0.0.0.0/0"]
-    # EC2.18/19: open ingress only on the ALB, only on HTTP (and HTTPS with a certificate).
-    assert {r.name for r in open_rules} == {f"agent-{run.stack}-alb-in-80"}
-    assert [r.plain["fromPort"] for r in open_rules] == [80]
+    # EC2.18/19: open ingress only on the ALB, only on HTTP (and HTTPS with a certificate:
+    # production always has one, issued for its app.domain).
+    ports = [80, 443] if tier == "production" else [80]
+    assert {r.name for r in open_rules} == {f"agent-{run.stack}-alb-in-{p}" for p in ports}
+    assert sorted(r.plain["fromPort"] for r in open_rules) == ports
     with_tls = variant_run("tls")
     tls_open = {
         r.plain["fromPort"]

@@ -35,6 +35,8 @@ IAM_PREFIX = {
     "iam": ["iam"],
     "kms": ["kms"],
     "s3": ["s3"],
+    "acm": ["acm"],
+    "route53": ["route53"],
 }
 # Types whose module is not the IAM service that reads them.
 TYPE_PREFIX = {
@@ -158,5 +160,9 @@ def test_the_preview_role_reads_every_resource_type_the_stack_registers(tier: st
         # The RDS storage events' rule and its target (module cloudwatch, service events).
         ("events:DescribeRule", "*"),
         ("events:ListTargetsByRule", "*"),
+        # app.domain: the zone lookup, the validation and alias records, the certificate.
+        ("route53:ListHostedZonesByName", "*"),
+        ("route53:ListResourceRecordSets", "*"),
+        ("acm:DescribeCertificate", "*"),
     ]:
         assert _decide(run, action, resource) == "Allow", action

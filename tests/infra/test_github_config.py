@@ -25,6 +25,8 @@ def load(
         "agent-deploy:target": target,
         "agent-deploy:tier": tier,
         "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
+        # Production serves HTTPS only (issue 10).
+        "agent-deploy:app": json.dumps({"domain": "agent.acme.test"}),
         "agent-deploy:github": json.dumps({**GOOD, **github}),
     }
     for name, value in (pulumi_secrets or {}).items():
@@ -84,6 +86,8 @@ def test_secret_set_in_plain_text() -> None:
         "agent-deploy:target": "aws",
         "agent-deploy:tier": "staging",
         "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
+        # Production serves HTTPS only (issue 10).
+        "agent-deploy:app": json.dumps({"domain": "agent.acme.test"}),
         "agent-deploy:github": json.dumps({**GOOD, "secrets": ["DEPLOY_KEY"]}),
         "agent-deploy:DEPLOY_KEY": "plain-value",
     }

@@ -45,6 +45,8 @@ def stack_config(
         "agent-deploy:target": "aws",
         "agent-deploy:tier": tier,
         "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
+        # Production serves HTTPS only (issue 10).
+        "agent-deploy:app": json.dumps({"domain": "agent.acme.test"}),
         "agent-deploy:github": json.dumps(
             {"owner": "acme", "repository": "agent", "plan": "enterprise", **github}
         ),

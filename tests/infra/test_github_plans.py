@@ -22,6 +22,8 @@ def load(tier: str = "production", **github: Any) -> StackConfig:
         "agent-deploy:target": "aws",
         "agent-deploy:tier": tier,
         "agent-deploy:aws": json.dumps({"region": "eu-west-1", "alarmEmail": "ops@acme.test"}),
+        # Production serves HTTPS only (issue 10).
+        "agent-deploy:app": json.dumps({"domain": "agent.acme.test"}),
         "agent-deploy:github": json.dumps({"owner": "acme", "repository": "agent", **github}),
     }
     return load_stack_config(tier, raw, set())
