@@ -151,6 +151,22 @@ def aws_rds_instance(r: Registered, ctx: Context) -> list[Charge]:
     return [
         Charge(f"rds-{engine}-{klass}-hour", copies * HOURS, "fixed", note),
         Charge(f"rds-{storage_type}-gb-month", copies * gb, "fixed", f"{gb:g} GB; {note}"),
+        *_enhanced_monitoring(r, ctx),
+    ]
+
+
+def _enhanced_monitoring(r: Registered, ctx: Context) -> list[Charge]:
+    """Enhanced monitoring writes to the `RDSOSMetrics` log group RDS creates itself (not a
+    registered resource), kept 30 days by default: about one month's records are stored.
+    The usage number is for a 60 s interval; a shorter one writes proportionally more."""
+    interval = _number(r.inputs.get("monitoringInterval"), "monitoringInterval", 0)
+    if interval <= 0:
+        return []
+    gb = ctx.usage(r.name, "monitoringGb") * 60 / interval
+    note = f"enhanced monitoring every {interval:g} s: {gb:g} GB to RDSOSMetrics"
+    return [
+        Charge("logs-ingest-gb", gb, "usage", note),
+        Charge("logs-storage-gb-month", gb, "usage", f"{note}, kept 30 days"),
     ]
 
 
@@ -207,6 +223,26 @@ def aws_flow_log(r: Registered, ctx: Context) -> list[Charge]:
         raise RuleError(f"flow logs to {destination} are not in the price table")
     gb = ctx.usage(r.name, "flowLogGb")
     return [Charge("logs-vended-ingest-gb", gb, "usage", f"{gb:g} GB of flow-log records")]
+
+
+def aws_s3_bucket(r: Registered, ctx: Context) -> list[Charge]:
+    """Storage only: load-balancer access-log delivery is free, and its PUT requests (a file
+    per load-balancer node every 5 minutes) come to cents."""
+    gb = ctx.usage(r.name, "bucketGb")
+    return [Charge("s3-standard-gb-month", gb, "usage", f"{gb:g} GB stored on average")]
+
+
+def aws_kms_key(r: Registered, ctx: Context) -> list[Charge]:
+    """A customer-managed key bills monthly until it is deleted; with automatic rotation each
+    of the first two rotated versions adds one more key-month (from the second year on)."""
+    requests = ctx.usage(r.name, "kmsRequests")
+    note = "customer-managed key"
+    if r.inputs.get("enableKeyRotation") is True:
+        note += "; each of the first two yearly rotations adds $1/month"
+    return [
+        Charge("kms-key-month", 1, "fixed", note),
+        Charge("kms-10k-requests", requests / 10_000, "usage", f"{requests:g} requests"),
+    ]
 
 
 def aws_ecr_repository(r: Registered, ctx: Context) -> list[Charge]:
@@ -368,6 +404,8 @@ RULES: Mapping[str, Rule] = {
     "aws:cloudwatch/logGroup:LogGroup": aws_log_group,
     "aws:ec2/flowLog:FlowLog": aws_flow_log,
     "aws:ecr/repository:Repository": aws_ecr_repository,
+    "aws:s3/bucket:Bucket": aws_s3_bucket,
+    "aws:kms/key:Key": aws_kms_key,
     "aws:ec2/vpcEndpoint:VpcEndpoint": aws_vpc_endpoint,
     "gcp:cloudrunv2/service:Service": gcp_cloud_run,
     "gcp:sql/databaseInstance:DatabaseInstance": gcp_sql_instance,

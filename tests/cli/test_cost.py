@@ -159,11 +159,13 @@ ARM_VCPU, ARM_GB, SPOT_ARM_VCPU, SPOT_ARM_GB = 0.03238, 0.00356, 0.0103616, 0.00
 RDS_MICRO, RDS_SMALL, RDS_MEDIUM, GP3 = 0.017, 0.035, 0.069, 0.127
 VALKEY_MICRO, VALKEY_SMALL = 0.0144, 0.0288
 SECRET, CALLS_10K, ECR, INGEST, VENDED, STORED, ALARM = 0.40, 0.05, 0.10, 0.57, 0.57, 0.03, 0.10
+KMS, KMS_10K, S3 = 1.00, 0.03, 0.023
 
 
 def test_pr_stack_total_is_the_hand_worked_sum(shipped):
     # ephemeral: 1 Spot ARM task of 0.25 vCPU / 0.5 GB with a public IP, db.t4g.micro 20 GB,
-    # Valkey micro x1, ALB over 2 public subnets, 4 secrets, 9 alarms, 3 log groups, ECR.
+    # Valkey micro x1, ALB over 2 public subnets, 4 secrets, 9 alarms, 3 log groups, ECR,
+    # the alarm topic's KMS key, the access-log bucket, enhanced monitoring every 60 s.
     fixed = (
         0.25 * H * SPOT_ARM_VCPU + 0.5 * H * SPOT_ARM_GB  # the task, on Spot
         + H * IPV4  # its public IPv4
@@ -172,12 +174,16 @@ def test_pr_stack_total_is_the_hand_worked_sum(shipped):
         + H * VALKEY_MICRO
         + 4 * SECRET
         + 9 * ALARM
+        + 1 * KMS  # one key-month
     )  # fmt: skip
     usage = (
         0.1 * H * LCU  # lbCapacityUnits 0.1
         + 3 * (0.1 * INGEST + 0.1 * STORED)  # 3 log groups, 0.1 GB each
         + 4 * (1000 / 10_000) * CALLS_10K
         + 1 * ECR
+        + 0.1 * S3  # bucketGb 0.1
+        + (100 / 10_000) * KMS_10K  # kmsRequests 100
+        + 0.2 * INGEST + 0.2 * STORED  # monitoringGb 0.2 into RDSOSMetrics, kept 30 days
     )  # fmt: skip
     result = shipped["pr"]
     assert result.total("fixed") == pytest.approx(fixed)
@@ -187,7 +193,7 @@ def test_pr_stack_total_is_the_hand_worked_sum(shipped):
 
 def test_staging_total_is_the_hand_worked_sum(shipped):
     # staging: 1 on-demand ARM task of 0.5 vCPU / 1 GB with a public IP, db.t4g.small, Valkey
-    # small x1, no NAT.
+    # small x1, no NAT, the KMS key, the access-log bucket, enhanced monitoring.
     fixed = (
         0.5 * H * ARM_VCPU + 1 * H * ARM_GB + H * IPV4
         + H * ALB + 2 * H * IPV4
@@ -195,8 +201,14 @@ def test_staging_total_is_the_hand_worked_sum(shipped):
         + H * VALKEY_SMALL
         + 4 * SECRET
         + 9 * ALARM
+        + 1 * KMS
     )  # fmt: skip
-    usage = 0.5 * H * LCU + 3 * (0.5 * INGEST + 1 * STORED) + 4 * 0.5 * CALLS_10K + 5 * ECR
+    usage = (
+        0.5 * H * LCU + 3 * (0.5 * INGEST + 1 * STORED) + 4 * 0.5 * CALLS_10K + 5 * ECR
+        + 0.5 * S3  # bucketGb 0.5
+        + (500 / 10_000) * KMS_10K  # kmsRequests 500
+        + 0.2 * INGEST + 0.2 * STORED  # monitoringGb 0.2
+    )  # fmt: skip
     result = shipped["staging"]
     assert result.total("fixed") == pytest.approx(fixed)
     assert result.total("usage") == pytest.approx(usage)
@@ -215,6 +227,7 @@ def test_production_total_is_the_hand_worked_sum(shipped):
         + 2 * H * VALKEY_SMALL
         + 4 * SECRET
         + 10 * ALARM
+        + 1 * KMS
     )  # fmt: skip
     usage = (
         1 * H * LCU
@@ -223,6 +236,9 @@ def test_production_total_is_the_hand_worked_sum(shipped):
         + 5 * STORED + 1 * VENDED  # the flow-log group: flow logs are vended, priced once
         + 4 * 2 * CALLS_10K
         + 10 * ECR
+        + 2 * S3  # bucketGb 2
+        + (1000 / 10_000) * KMS_10K  # kmsRequests 1000
+        + 0.2 * INGEST + 0.2 * STORED  # enhanced monitoring: the primary only, not twice
     )  # fmt: skip
     result = shipped["production"]
     assert result.total("fixed") == pytest.approx(fixed)
@@ -270,6 +286,14 @@ def test_nat_is_priced_per_gateway_with_its_elastic_ip():
     assert lines(single, "nat-hour") == [pytest.approx(H * NAT)]
     # One EIP for the NAT, two addresses for the load balancer; tasks stay private.
     assert sum(lines(single, "public-ipv4-hour")) == pytest.approx(3 * H * IPV4)
+
+
+def test_policy_controls_are_priced_on_their_own_resources():
+    result = priced("staging")
+    by_item = {(line.resource, line.item): line.monthly for line in result.lines}
+    assert by_item[("agent-staging-alarms-key", "kms-key-month")] == pytest.approx(KMS)
+    assert by_item[("agent-staging-alb-logs", "s3-standard-gb-month")] == pytest.approx(0.5 * S3)
+    assert by_item[("agent-staging-db", "logs-ingest-gb")] == pytest.approx(0.2 * INGEST)
 
 
 def test_tasks_with_a_public_ip_pay_for_one_each():
@@ -322,8 +346,8 @@ def test_usage_file_problems_are_all_named(tmp_path):
     assert json.loads(out)["errors"] == [
         "usage.yaml: unknown key 'extra'; allowed: defaults, resources",
         "defaults.natGB: unknown usage key; allowed: lbCapacityUnits, natGb, logIngestGb, "
-        "logStoredGb, flowLogGb, secretApiCalls, registryGb, requests, requestSeconds, "
-        "concurrency",
+        "logStoredGb, flowLogGb, secretApiCalls, registryGb, bucketGb, kmsRequests, "
+        "monitoringGb, requests, requestSeconds, concurrency",
         "defaults.logIngestGb = -1: must not be negative",
         "defaults.registryGb = 'lots': must be a number",
         "resources.agent-staging-nope: no resource of stack 'staging' has that name",
