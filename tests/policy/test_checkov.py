@@ -46,7 +46,9 @@ def test_types_blocks_and_values_are_terraforms(production: dict[str, Any]) -> N
     cluster = _resource(production, "aws_ecs_cluster.agent_production_cluster")["values"]
     assert cluster["setting"] == [{"name": "containerInsights", "value": "enabled"}]
     listener = _resource(production, "aws_lb_listener.agent_production_http")["values"]
-    assert listener["default_action"][0]["type"] == "forward"
+    # Production serves HTTPS on its domain: port 80 only redirects (a block, not a list of lists).
+    assert listener["default_action"][0]["type"] == "redirect"
+    assert listener["default_action"][0]["redirect"][0]["protocol"] == "HTTPS"
     alb = _resource(production, "aws_lb.agent_production_alb")["values"]
     assert alb["access_logs"] == [{"bucket": alb["access_logs"][0]["bucket"], "enabled": True}]
 
