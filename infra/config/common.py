@@ -23,9 +23,9 @@ Tier: TypeAlias = Literal["ephemeral", "staging", "production"]
 TIERS: tuple[Tier, ...] = ("ephemeral", "staging", "production")
 # Targets whose runtime exists in stacks/. A target listed in `Target` but not here is
 # refused with a clear message instead of failing at import time.
-AVAILABLE_TARGETS: tuple[Target, ...] = ("local", "aws")
+AVAILABLE_TARGETS: tuple[Target, ...] = ("local", "aws", "gcp")
 
-SECTIONS = ("target", "tier", "app", "database", "cache", "github", "local", "aws")
+SECTIONS = ("target", "tier", "app", "database", "cache", "github", "local", "aws", "gcp")
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # RFC 3986 path characters without the quote (a path is also spliced into probes and URLs).
