@@ -11,7 +11,7 @@ and the set of keys Pulumi marked secret, and either returns a :class:`StackConf
 resource is registered.
 
 Layout, by concern: `common` (names, field types), `presets`, one module per section
-(`app`, `data`, `github`, `aws`), `stack` (the whole model), `problems` and `errors` (how a
+(`app`, `data`, `github`, `aws`, `gcp`), `stack` (the whole model), `problems` and `errors` (how a
 problem is reported), `rules` (cross-field, production, secrets), `load` (the entry point).
 Every public name is importable from `infra.config`.
 """
@@ -55,6 +55,14 @@ from infra.config.common import (
     UrlPath,
 )
 from infra.config.data import POSTGRES_RESERVED_WORDS, CacheConfig, DatabaseConfig
+from infra.config.gcp import (
+    CLOUD_RUN_SIZES,
+    GCP_REGIONS,
+    GcpConfig,
+    GcpRedisConfig,
+    GcpSqlConfig,
+    gcp_problems,
+)
 from infra.config.github import (
     GITHUB_ENVIRONMENT_ONLY_SECRETS,
     GITHUB_PLANS,
@@ -80,6 +88,7 @@ __all__ = [
     "AVAILABLE_TARGETS",
     "AWS_MAX_RUN_TIMEOUT_SECONDS",
     "AWS_REGIONS",
+    "CLOUD_RUN_SIZES",
     "DATABASE_APP_USER",
     "DEFAULT_ENGINE_VERSIONS",
     "ELASTICACHE_FAMILIES",
@@ -87,6 +96,7 @@ __all__ = [
     "ENGINE_VERSIONS",
     "FARGATE_MAX_STOP_SECONDS",
     "FARGATE_SIZES",
+    "GCP_REGIONS",
     "GITHUB_ENVIRONMENT_ONLY_SECRETS",
     "GITHUB_PLANS",
     "GITHUB_STACK_VARIABLES",
@@ -118,6 +128,9 @@ __all__ = [
     "ConfigProblem",
     "DatabaseConfig",
     "EnvName",
+    "GcpConfig",
+    "GcpRedisConfig",
+    "GcpSqlConfig",
     "GitHubConfig",
     "LocalConfig",
     "Platform",
@@ -131,6 +144,7 @@ __all__ = [
     "deploy_environment",
     "deploy_repository",
     "ephemeral_stack",
+    "gcp_problems",
     "github_problems",
     "load_stack_config",
     "performance_insights_supported",

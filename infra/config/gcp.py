@@ -227,6 +227,15 @@ def gcp_deploy_repository(config: StackConfig) -> str | None:
     return config.gcp.github_repository if config.gcp is not None else None
 
 
+def needs_identity(config: StackConfig) -> bool:
+    """A deploy account, or a preview or ephemeral one for the `github` section's environments."""
+    github = config.github
+    own = config.gcp is not None and config.gcp.deploy_identity
+    return own or (
+        github is not None and (github.preview_environment or bool(github.ephemeral_environment))
+    )
+
+
 def gcp_deploy_environment(config: StackConfig) -> str:
     if config.github is None and config.gcp is not None and config.gcp.github_environment:
         return config.gcp.github_environment
@@ -359,7 +368,7 @@ def gcp_problems(config: StackConfig) -> list[ConfigProblem]:
             )
         )
     repository = gcp_deploy_repository(config)
-    if gcp.deploy_identity and repository is None:
+    if needs_identity(config) and repository is None:
         problems.append(
             ConfigProblem(
                 f"{PROJECT}:gcp.githubRepository",
@@ -367,7 +376,7 @@ def gcp_problems(config: StackConfig) -> list[ConfigProblem]:
                 "gcp.githubRepository: owner/repo",
             )
         )
-    if gcp.deploy_identity and gcp.repository_owner_id is None:
+    if needs_identity(config) and gcp.repository_owner_id is None:
         problems.append(
             ConfigProblem(
                 f"{PROJECT}:gcp.repositoryOwnerId",
