@@ -60,6 +60,15 @@ def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     return {"arn": f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{args.name}"}
 
 
+def _project(args: pulumi_mocks.MockResourceArgs) -> str:
+    project = args.inputs.get("project")
+    return project if isinstance(project, str) else "mock-project"
+
+
+def _pem(name: str) -> str:
+    return f"-----BEGIN CERTIFICATE-----\nMOCK{_digest(name)}\n-----END CERTIFICATE-----\n"
+
+
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
 # deterministic so that assertions on derived values are stable; `check` never shows them as
 # real (it runs in preview mode, where they stay unknown).
@@ -132,6 +141,36 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "aws:cloudwatch/eventRule:EventRule": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda a: {"registryId": MOCK_ACCOUNT},
     "aws:ecs/service:Service": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
+    # GCP (gcp-infra-b): what Cloud SQL, Memorystore, Cloud Run, IAM and Monitoring compute.
+    "gcp:sql/databaseInstance:DatabaseInstance": lambda a: {
+        "privateIpAddress": f"10.20.0.{_stable_number(a.name, 2) + 2}",
+        "connectionName": f"{_project(a)}:{a.inputs.get('region')}:{a.inputs.get('name')}",
+        "serverCaCerts": [{"cert": _pem(a.name), "commonName": "C=US,O=Google\\, Inc"}],
+    },
+    "gcp:redis/instance:Instance": lambda a: {
+        "host": f"10.30.0.{_stable_number(a.name, 2) + 4}",
+        # Memorystore serves TLS on 6378 only.
+        "port": 6378 if a.inputs.get("transitEncryptionMode") == "SERVER_AUTHENTICATION" else 6379,
+        "authString": "mockauth-" + hashlib.sha256(a.name.encode()).hexdigest()[:27],
+        "serverCaCerts": [{"cert": _pem(a.name)}],
+    },
+    "gcp:cloudrunv2/service:Service": lambda a: {
+        "uri": f"https://{a.inputs.get('name', a.name)}-{_stable_number(a.name, 10)}-ew.a.run.app",
+    },
+    "gcp:serviceaccount/account:Account": lambda a: {
+        "email": (email := f"{a.inputs['accountId']}@{_project(a)}.iam.gserviceaccount.com"),
+        "member": f"serviceAccount:{email}",
+        "name": f"projects/{_project(a)}/serviceAccounts/{email}",
+    },
+    "gcp:monitoring/notificationChannel:NotificationChannel": lambda a: {
+        "name": f"projects/{_project(a)}/notificationChannels/{_stable_number(a.name, 12)}",
+    },
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": lambda a: {
+        "uptimeCheckId": f"{a.name}-{_stable_number(a.name, 6)}",
+    },
+    "gcp:monitoring/alertPolicy:AlertPolicy": lambda a: {
+        "name": f"projects/{_project(a)}/alertPolicies/{_stable_number(a.name, 12)}",
+    },
 }
 
 CALL_MOCKS: dict[str, CallMock] = {

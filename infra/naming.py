@@ -137,6 +137,16 @@ NAME_RULES: dict[str, NameRule] = {
     "github:index/repositoryEnvironment:RepositoryEnvironment": NameRule(
         "environment", 255, r"[^,:;'\"`\\/]+", "no , : ; ' \" ` \\ or /", autonamed=False
     ),
+    # GCP (gcp-infra-b): the Memorystore, Cloud Run and IAM API references.
+    "gcp:redis/instance:Instance": NameRule("name", 40, _IDENTIFIER, _IDENTIFIER_TEXT),
+    "gcp:cloudrunv2/service:Service": NameRule("name", 49, _IDENTIFIER, _IDENTIFIER_TEXT),
+    "gcp:serviceaccount/account:Account": NameRule(
+        "accountId",
+        30,
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+        "6 to 30 lowercase letters, digits and hyphens, starting with a letter",
+        autonamed=False,
+    ),
 }
 
 
