@@ -20,6 +20,7 @@ from cli.engine import PhysicalNameError, ProgramRun, Resource, redact, run_prog
 from cli.stackfile import StackFileError, load_stack_file
 from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
+from infra.gcp.summaries import GCP_SUMMARIES
 
 
 def find_project_dir(start: Path) -> Path:
@@ -68,6 +69,7 @@ def _container_summary(inputs: dict[str, Any]) -> list[str]:
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "docker:index/container:Container": _container_summary,
     **AWS_SUMMARIES,
+    **GCP_SUMMARIES,
 }
 
 

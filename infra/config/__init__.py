@@ -19,7 +19,6 @@ Every public name is importable from `infra.config`.
 from cli.stackfile import SECRET_PLACEHOLDER
 from infra.config.app import AppConfig, BuildConfig, LocalConfig
 from infra.config.aws import (
-    AWS_REGIONS,
     ELASTICACHE_FAMILIES,
     ELASTICACHE_NODE_TYPES,
     FARGATE_SIZES,
@@ -33,6 +32,7 @@ from infra.config.aws import (
     AwsConfig,
     AwsRegion,
     aws_problems,
+    aws_regions,
     deploy_environment,
     deploy_repository,
     ephemeral_stack,
@@ -84,10 +84,17 @@ from infra.config.problems import ConfigError, ConfigProblem
 from infra.config.stack import StackConfig
 from infra.timeouts import AWS_MAX_RUN_TIMEOUT_SECONDS, FARGATE_MAX_STOP_SECONDS
 
+
+def __getattr__(name: str) -> object:
+    """`AWS_REGIONS` comes from pulumi_aws, imported only when asked for (aws stacks)."""
+    if name == "AWS_REGIONS":
+        return aws_regions()
+    raise AttributeError(name)
+
+
 __all__ = [
     "AVAILABLE_TARGETS",
     "AWS_MAX_RUN_TIMEOUT_SECONDS",
-    "AWS_REGIONS",
     "CLOUD_RUN_SIZES",
     "DATABASE_APP_USER",
     "DEFAULT_ENGINE_VERSIONS",
@@ -141,6 +148,7 @@ __all__ = [
     "Tier",
     "UrlPath",
     "aws_problems",
+    "aws_regions",
     "deploy_environment",
     "deploy_repository",
     "ephemeral_stack",

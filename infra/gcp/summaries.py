@@ -1,0 +1,100 @@
+"""Key settings of GCP resources for `agent-deploy check` (cli/main.py SUMMARIES).
+
+Each function gets a resource's redacted wire-name inputs and returns `key=value` strings:
+the security and reliability settings a reviewer looks for first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from infra.aws.summaries import Summary, _flags, _pick
+
+
+def _at(inputs: Mapping[str, Any], *path: str | int) -> Any:
+    value: Any = inputs
+    for part in path:
+        if isinstance(part, int):
+            value = value[part] if isinstance(value, list) and len(value) > part else None
+        else:
+            value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _sql(inputs: dict[str, Any]) -> list[str]:
+    settings = inputs.get("settings") or {}
+    ip = settings.get("ipConfiguration") or {}
+    backups = settings.get("backupConfiguration") or {}
+    shown = _pick(settings, "tier", "edition", "availabilityType")
+    shown += _flags(
+        {
+            "backups": backups.get("enabled"),
+            "pitr": backups.get("pointInTimeRecoveryEnabled"),
+            "api": settings.get("deletionProtectionEnabled"),
+            "provider": inputs.get("deletionProtection"),
+        },
+        {
+            "backups": "backups",
+            "pitr": "pitr",
+            "api": "api-deletion-protected",
+            "provider": "deletion-protected",
+        },
+    )
+    shown.append(f"network={'PUBLIC' if ip.get('ipv4Enabled') is not False else 'private'}")
+    return shown + _pick(ip, "sslMode")
+
+
+def _redis(inputs: dict[str, Any]) -> list[str]:
+    shown = _pick(inputs, "tier", "memorySizeGb", "redisVersion", "transitEncryptionMode")
+    return shown + _flags(inputs, {"authEnabled": "auth"})
+
+
+def _run(inputs: dict[str, Any]) -> list[str]:
+    template = inputs.get("template") or {}
+    scaling = template.get("scaling") or {}
+    resources = _at(template, "containers", 0, "resources") or {}
+    shown = _pick(inputs, "ingress", "invokerIamDisabled", "deletionProtection")
+    shown += [
+        f"instances={scaling.get('minInstanceCount')}-{scaling.get('maxInstanceCount')}",
+        *_pick(resources.get("limits") or {}, "cpu", "memory"),
+        *_pick(resources, "cpuIdle"),
+        *_pick(template.get("vpcAccess") or {}, "egress"),
+        *_pick(template, "serviceAccount", "timeout"),
+    ]
+    image = _at(template, "containers", 0, "image")
+    if isinstance(image, str):
+        shown.append(f"image={'by-digest' if '@sha256:' in image else 'BY-TAG'}")
+    return shown
+
+
+def _registry(inputs: dict[str, Any]) -> list[str]:
+    shown = _pick(inputs.get("dockerConfig") or {}, "immutableTags")
+    scanning = inputs.get("vulnerabilityScanningConfig") or {}
+    return shown + [f"scanning={v}" for v in _pick(scanning, "enablementConfig")]
+
+
+def _subnet(inputs: dict[str, Any]) -> list[str]:
+    shown = _pick(inputs, "ipCidrRange", "privateIpGoogleAccess")
+    return [*shown, f"flowLogs={'on' if inputs.get('logConfig') else 'OFF'}"]
+
+
+def _provider(inputs: dict[str, Any]) -> list[str]:
+    return _pick(inputs, "attributeCondition")
+
+
+def _member(inputs: dict[str, Any]) -> list[str]:
+    return _pick(inputs, "role", "member")
+
+
+GCP_SUMMARIES: dict[str, Summary] = {
+    "gcp:sql/databaseInstance:DatabaseInstance": _sql,
+    "gcp:redis/instance:Instance": _redis,
+    "gcp:cloudrunv2/service:Service": _run,
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _member,
+    "gcp:artifactregistry/repository:Repository": _registry,
+    "gcp:compute/subnetwork:Subnetwork": _subnet,
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": _provider,
+    "gcp:serviceaccount/iAMMember:IAMMember": _member,
+    "gcp:secretmanager/secretIamMember:SecretIamMember": _member,
+}
