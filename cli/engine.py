@@ -35,6 +35,7 @@ SECRET_SIG = rpc._special_secret_sig
 UNKNOWN = rpc.UNKNOWN
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "eu-west-1"
+MOCK_GCP_PROJECT_NUMBER = "123456789012"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
@@ -52,6 +53,33 @@ def _digest(text: str) -> str:
 def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
     name = args.inputs.get("name")
     return name if isinstance(name, str) else autoname(args.name)
+
+
+def _gcp_project(args: pulumi_mocks.MockResourceArgs) -> str:
+    project = args.inputs.get("project")
+    return project if isinstance(project, str) else "mock-project"
+
+
+def _gcp_compute(kind: str, scope: str = "global") -> ResourceMock:
+    """Compute resources: the name (auto-named when unset) and the self link others cite."""
+
+    def mock(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+        name = _autoname(a)
+        where = "global" if scope == "global" else f"regions/{a.inputs.get('region', 'mock')}"
+        path = f"projects/{_gcp_project(a)}/{where}/{kind}/{name}"
+        return {"name": name, "selfLink": f"https://www.googleapis.com/compute/v1/{path}"}
+
+    return mock
+
+
+def _gcp_account(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+    email = f"{a.inputs['accountId']}@{_gcp_project(a)}.iam.gserviceaccount.com"
+    return {
+        "email": email,
+        "member": f"serviceAccount:{email}",
+        "name": f"projects/{_gcp_project(a)}/serviceAccounts/{email}",
+        "uniqueId": str(_stable_number(email, 21)),
+    }
 
 
 def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
@@ -157,11 +185,6 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "gcp:cloudrunv2/service:Service": lambda a: {
         "uri": f"https://{a.inputs.get('name', a.name)}-{_stable_number(a.name, 10)}-ew.a.run.app",
     },
-    "gcp:serviceaccount/account:Account": lambda a: {
-        "email": (email := f"{a.inputs['accountId']}@{_project(a)}.iam.gserviceaccount.com"),
-        "member": f"serviceAccount:{email}",
-        "name": f"projects/{_project(a)}/serviceAccounts/{email}",
-    },
     "gcp:monitoring/notificationChannel:NotificationChannel": lambda a: {
         "name": f"projects/{_project(a)}/notificationChannels/{_stable_number(a.name, 12)}",
     },
@@ -170,6 +193,37 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     },
     "gcp:monitoring/alertPolicy:AlertPolicy": lambda a: {
         "name": f"projects/{_project(a)}/alertPolicies/{_stable_number(a.name, 12)}",
+    },
+    # GCP: names, links and numbers the API assigns.
+    "gcp:compute/network:Network": _gcp_compute("networks"),
+    "gcp:compute/subnetwork:Subnetwork": _gcp_compute("subnetworks", scope="region"),
+    "gcp:compute/globalAddress:GlobalAddress": _gcp_compute("addresses"),
+    "gcp:compute/firewall:Firewall": _gcp_compute("firewalls"),
+    "gcp:serviceaccount/account:Account": _gcp_account,
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+        f"{a.inputs['workloadIdentityPoolId']}",
+        "state": "ACTIVE",
+    },
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+        f"{a.inputs['workloadIdentityPoolId']}/providers/{a.inputs['workloadIdentityPoolProviderId']}",
+        "state": "ACTIVE",
+    },
+    "gcp:projects/iAMCustomRole:IAMCustomRole": lambda a: {
+        "name": f"projects/{_gcp_project(a)}/roles/{a.inputs['roleId']}"
+    },
+    "gcp:artifactregistry/repository:Repository": lambda a: {
+        "name": a.inputs["repositoryId"],
+        "registryUri": f"{a.inputs['location']}-docker.pkg.dev/{_gcp_project(a)}/"
+        f"{a.inputs['repositoryId']}",
+    },
+    "gcp:secretmanager/secret:Secret": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/secrets/{a.inputs['secretId']}"
+    },
+    "gcp:secretmanager/secretVersion:SecretVersion": lambda a: {
+        "version": "1",
+        "name": f"{a.inputs['secret']}/versions/1",
     },
 }
 
@@ -206,6 +260,13 @@ CALL_MOCKS: dict[str, CallMock] = {
         "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
         "url": "token.actions.githubusercontent.com",
         "clientIdLists": ["sts.amazonaws.com"],
+    },
+    "gcp:organizations/getClientConfig:getClientConfig": lambda a: {
+        "accessToken": "mock-gcp-access-token",
+        "project": "mock-project",
+        "region": "europe-west1",
+        "zone": "europe-west1-b",
+        "id": "mock-project",
     },
     "github:index/getUser:getUser": lambda a: {
         "id": str(_stable_number(a["username"])),
