@@ -11,6 +11,13 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_gcp as gcp
+
+from infra.config import DATABASE_APP_USER, PROJECT, GcpConfig, StackConfig
+from infra.config.gcp import (
+    CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
+    gcp_deploy_environment,
+    gcp_deploy_repository,
+)
 from infra.gcp.apis import GcpApis, GcpApisArgs
 from infra.gcp.cache import Memorystore, MemorystoreArgs
 from infra.gcp.database import CloudSql, CloudSqlArgs
@@ -20,13 +27,6 @@ from infra.gcp.network import GcpNetwork, GcpNetworkArgs
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService, CloudRunServiceArgs
-
-from infra.config import DATABASE_APP_USER, PROJECT, GcpConfig, StackConfig
-from infra.config.gcp import (
-    CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
-    gcp_deploy_environment,
-    gcp_deploy_repository,
-)
 from infra.timeouts import Timeouts
 from stacks import secret_values
 from stacks.delivery import github_delivery
@@ -179,6 +179,10 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             public=gcp_config.invoker != "private",
             invoker_iam_disabled=gcp_config.invoker == "public",
             depends_on=[*apis.ready, database, cache, *secrets.grants],
+            # CI's deploy account may act as its runtime account only, and creates none.
+            service_account=identity.runtime_service_accounts.get("deploy")
+            if identity is not None
+            else None,
             labels=labels,
         ),
         top,

@@ -46,24 +46,24 @@ def _sql(inputs: dict[str, Any]) -> list[str]:
 
 
 def _redis(inputs: dict[str, Any]) -> list[str]:
-    shown = _pick(inputs, "tier", "memorySizeGb", "redisVersion", "transitEncryptionMode")
-    return shown + _flags(inputs, {"authEnabled": "auth"})
+    return _flags(inputs, {"authEnabled": "auth"})
 
 
 def _run(inputs: dict[str, Any]) -> list[str]:
     template = inputs.get("template") or {}
     scaling = template.get("scaling") or {}
     resources = _at(template, "containers", 0, "resources") or {}
-    shown = _pick(inputs, "ingress", "invokerIamDisabled", "deletionProtection")
+    shown = _pick(inputs, "ingress", "invokerIamDisabled")
     shown += [
-        f"instances={scaling.get('minInstanceCount')}-{scaling.get('maxInstanceCount')}",
+        f"instances={_int(scaling.get('minInstanceCount'))}-"
+        f"{_int(scaling.get('maxInstanceCount'))}",
         *_pick(resources.get("limits") or {}, "cpu", "memory"),
         *_pick(resources, "cpuIdle"),
         *_pick(template.get("vpcAccess") or {}, "egress"),
         *_pick(template, "serviceAccount", "timeout"),
     ]
     image = _at(template, "containers", 0, "image")
-    if isinstance(image, str):
+    if isinstance(image, str) and not image.startswith("<unknown"):
         shown.append(f"image={'by-digest' if '@sha256:' in image else 'BY-TAG'}")
     return shown
 
@@ -75,26 +75,17 @@ def _registry(inputs: dict[str, Any]) -> list[str]:
 
 
 def _subnet(inputs: dict[str, Any]) -> list[str]:
-    shown = _pick(inputs, "ipCidrRange", "privateIpGoogleAccess")
-    return [*shown, f"flowLogs={'on' if inputs.get('logConfig') else 'OFF'}"]
+    return [f"flowLogs={'on' if inputs.get('logConfig') else 'OFF'}"]
 
 
-def _provider(inputs: dict[str, Any]) -> list[str]:
-    return _pick(inputs, "attributeCondition")
-
-
-def _member(inputs: dict[str, Any]) -> list[str]:
-    return _pick(inputs, "role", "member")
+def _int(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 GCP_SUMMARIES: dict[str, Summary] = {
     "gcp:sql/databaseInstance:DatabaseInstance": _sql,
     "gcp:redis/instance:Instance": _redis,
     "gcp:cloudrunv2/service:Service": _run,
-    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _member,
     "gcp:artifactregistry/repository:Repository": _registry,
     "gcp:compute/subnetwork:Subnetwork": _subnet,
-    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": _provider,
-    "gcp:serviceaccount/iAMMember:IAMMember": _member,
-    "gcp:secretmanager/secretIamMember:SecretIamMember": _member,
 }

@@ -22,11 +22,14 @@ RUN = "gcp:cloudrunv2/service:Service"
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 REDIS = "gcp:redis/instance:Instance"
 SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
+SECRET_READER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 
 
 @cache
 def stack(tier: str) -> ProgramRun:
-    return run_stack(STACKS[tier], secrets={"OPENAI_API_KEY": "sk-test"})
+    return run_stack(
+        STACKS[tier], {"app": {"secrets": ["OPENAI_API_KEY"]}}, secrets={"OPENAI_API_KEY": "sk-x"}
+    )
 
 
 def service(tier: str) -> dict[str, Any]:
@@ -265,3 +268,34 @@ def test_production_writes_the_gcp_variables_the_workflows_read() -> None:
         "GCP_PROJECT",
     } <= preview
     assert "GCP_DEPLOY_SERVICE_ACCOUNT" not in preview
+
+
+@pytest.mark.parametrize("tier", ["staging", "production"])
+def test_cloud_run_runs_as_the_runtime_account_the_deploy_account_may_act_as(tier: str) -> None:
+    run = stack(tier)
+    runtime = run.one(
+        "gcp:serviceaccount/account:Account", f"agent-{STACKS[tier]}-identity-deploy-run"
+    )
+    email = f"{runtime.plain['accountId']}@example-agent-{tier}.iam.gserviceaccount.com"
+    assert service(tier)["template"]["serviceAccount"] == email
+    readers = {g.plain["member"] for g in run.of_type(SECRET_READER)}
+    assert readers == {f"serviceAccount:{email}"}
+
+
+def test_check_lists_every_gcp_resource_with_its_key_settings() -> None:
+    import contextlib
+    import io
+
+    from cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["check", "--stack", "gcp-production", "--project-dir", str(PROJECT_DIR)])
+    text = out.getvalue()
+    assert code == 0, text
+    run = run_stack("gcp-production", preview=True)
+    for resource in run.resources:
+        assert resource.name in text, resource.name
+    assert "availabilityType=REGIONAL" in text and "posture=backups,pitr" in text
+    assert "egress=PRIVATE_RANGES_ONLY" in text and "flowLogs=on" in text
+    assert "immutableTags=true" in text and "posture=auth" in text
