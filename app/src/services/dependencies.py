@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from src.config.logging import get_logger
 from src.config.settings import Settings
+from src.services.redis_tls import redis_client
 
 log = get_logger(__name__)
 
@@ -183,8 +184,9 @@ class Dependencies:
         )
         self.breaker = PostgresBreaker(conninfo, kwargs)
         self.checkpointer = PooledPostgresSaver(self.pool, self.breaker)
-        self.redis: Redis = Redis.from_url(
+        self.redis: Redis = redis_client(
             settings.redis_url.get_secret_value(),
+            settings.redis_ca_cert,
             socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
             socket_timeout=5.0,
             health_check_interval=15,
