@@ -183,6 +183,12 @@ def test_memorystore_style_certificate_is_verified_against_the_given_ca(
     assert _ping(tls_redis.url(), pki["server"].pem) is True
 
 
+def test_a_bundle_of_two_cas_as_during_a_rotation_is_accepted(
+    tls_redis: TlsRedis, pki: dict[str, Authority]
+) -> None:
+    assert _ping(tls_redis.url(), pki["other"].pem + pki["server"].pem) is True
+
+
 def test_stock_hostname_check_refuses_an_ip_named_only_in_the_common_name(
     tls_redis: TlsRedis, pki: dict[str, Authority]
 ) -> None:
