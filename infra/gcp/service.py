@@ -53,6 +53,10 @@ class CloudRunServiceArgs:
     # Public without IAM at all: the way under Domain Restricted Sharing, which refuses allUsers.
     invoker_iam_disabled: bool
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    # False when the caller grants the secrets to `service_account_member` itself; the first
+    # revision may then start before it can read them. Two grants of the same binding must not
+    # coexist: deleting either removes it.
+    grant_secret_access: bool = True
     concurrency: int = 80
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -117,6 +121,7 @@ class CloudRunService(pulumi.ComponentResource):
                 opts=child,
             )
             for key, (secret, _) in args.secret_env.items()
+            if args.grant_secret_access
         ]
         envs: list[Any] = [{"name": k, "value": v} for k, v in args.env.items()]
         envs += [

@@ -98,6 +98,12 @@ def test_reads_exactly_the_secrets_it_references() -> None:
     assert result.one(ACCOUNT, "unrelated").urn in depends
 
 
+def test_secret_grants_can_be_left_to_the_caller() -> None:
+    result = run(grant_secret_access=False)
+    assert result.of_type(SECRET_GRANT) == []
+    assert len(container(result)["envs"]) == 3
+
+
 def test_secrets_by_reference_pinned_to_a_version_never_latest() -> None:
     envs = {e["name"]: e for e in container(run())["envs"]}
     assert envs["LOG_FORMAT"] == {"name": "LOG_FORMAT", "value": "json"}
