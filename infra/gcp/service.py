@@ -58,6 +58,9 @@ class CloudRunServiceArgs:
     # coexist: deleting either removes it.
     grant_secret_access: bool = True
     concurrency: int = 80
+    # An existing account to run as (the deploy identity's runtime account, the only one a
+    # deploy service account may act as); None creates one here.
+    service_account: pulumi.Input[str] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -104,20 +107,27 @@ class CloudRunService(pulumi.ComponentResource):
             raise ValueError("; ".join(problems))
         super().__init__("agent-deploy:gcp:CloudRunService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = gcp.serviceaccount.Account(
-            f"{name}-sa",
-            account_id=fit("gcp:serviceaccount/account:Account", f"{name}-run"),
-            display_name=f"Cloud Run service {name}",
-            project=args.project,
-            opts=child,
-        )
+        email: pulumi.Output[str]
+        member: pulumi.Output[str]
+        if args.service_account is None:
+            account = gcp.serviceaccount.Account(
+                f"{name}-sa",
+                account_id=fit("gcp:serviceaccount/account:Account", f"{name}-run"),
+                display_name=f"Cloud Run service {name}",
+                project=args.project,
+                opts=child,
+            )
+            email, member = account.email, account.member
+        else:
+            email = pulumi.Output.from_input(args.service_account)
+            member = pulumi.Output.concat("serviceAccount:", email)
         grants = [
             gcp.secretmanager.SecretIamMember(
                 f"{name}-reads-{key.lower().replace('_', '-')}",
                 project=args.project,
                 secret_id=secret,
                 role=SECRET_ACCESSOR_ROLE,
-                member=account.member,
+                member=member,
                 opts=child,
             )
             for key, (secret, _) in args.secret_env.items()
@@ -152,7 +162,7 @@ class CloudRunService(pulumi.ComponentResource):
             invoker_iam_disabled=args.invoker_iam_disabled,
             labels=dict(args.labels),
             template={
-                "service_account": account.email,
+                "service_account": email,
                 "execution_environment": "EXECUTION_ENVIRONMENT_GEN2",
                 "scaling": {
                     "min_instance_count": args.min_instances,
@@ -193,7 +203,7 @@ class CloudRunService(pulumi.ComponentResource):
                 opts=child,
             )
         self.url = service.uri
-        self.service_account_email = account.email
-        self.service_account_member = account.member
+        self.service_account_email = email
+        self.service_account_member = member
         self.name = service.name
-        self.register_outputs({"url": self.url, "serviceAccountEmail": account.email})
+        self.register_outputs({"url": self.url, "serviceAccountEmail": email})
