@@ -34,6 +34,7 @@ from harness import (
     service_env,
 )
 from src.config.settings import Settings, SettingsError, load_settings
+from src.services.dependencies import verified_conninfo
 from src.services.redis_tls import names_host, redis_client
 
 pytestmark = pytest.mark.integration
@@ -341,13 +342,20 @@ def tls_service(tmp_path: Path) -> Iterator[object]:
         service.stop()
 
 
+@pytest.mark.parametrize("database_ca", [None, "server"], ids=["require", "verify-ca"])
 def test_runs_succeed_over_tls_redis_and_ssl_postgres(
-    tls_service, tls_redis: TlsRedis, ssl_postgres: SslPostgres, pki: dict[str, Authority]
+    tls_service,
+    tls_redis: TlsRedis,
+    ssl_postgres: SslPostgres,
+    pki: dict[str, Authority],
+    database_ca: str | None,
 ) -> None:
+    extra = {"DATABASE_CA_CERT": pki[database_ca].pem} if database_ca else {}
     service = tls_service(
         DATABASE_URL=ssl_postgres.url(),
         REDIS_URL=tls_redis.url(3),
         REDIS_CA_CERT=pki["server"].pem,
+        **extra,
     )
     with service.client() as client:
         health = client.get("/health").json()
@@ -391,7 +399,7 @@ def test_service_with_the_wrong_ca_never_trusts_redis(
 
 @pytest.fixture
 def redis_env(monkeypatch: pytest.MonkeyPatch):
-    for name in ("DATABASE_URL", "REDIS_URL", "REDIS_URI", "REDIS_CA_CERT"):
+    for name in ("DATABASE_URL", "REDIS_URL", "REDIS_URI", "REDIS_CA_CERT", "DATABASE_CA_CERT"):
         monkeypatch.delenv(name, raising=False)
 
     def apply(**values: str) -> Settings:
@@ -433,4 +441,44 @@ def test_bad_redis_ca_cert_is_refused_naming_the_variable(
             DATABASE_URL="postgresql://a@h/d",
             REDIS_URL=redis_url,
             REDIS_CA_CERT=ca or pki["server"].pem,
+        )
+
+
+def test_service_with_the_wrong_database_ca_never_trusts_postgres(
+    tls_service, tls_redis: TlsRedis, ssl_postgres: SslPostgres, pki: dict[str, Authority]
+) -> None:
+    service = tls_service(
+        wait_ready=False,
+        DATABASE_URL=ssl_postgres.url(),
+        DATABASE_CA_CERT=pki["other"].pem,
+        REDIS_URL=tls_redis.url(5),
+        REDIS_CA_CERT=pki["server"].pem,
+    )
+    with service.client() as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["postgres"]["status"] == "down"
+        assert ready.json()["checks"]["redis"]["status"] == "up"
+    assert "certificate verify failed" in service.logs()
+
+
+def test_database_ca_cert_makes_libpq_verify_the_server(pki: dict[str, Authority]) -> None:
+    url = "postgresql://agent@10.0.0.5:5432/agent?sslmode=require"
+    verified = psycopg.conninfo.conninfo_to_dict(verified_conninfo(url, pki["server"].pem))
+    assert verified["sslmode"] == "verify-ca"
+    assert Path(str(verified["sslrootcert"])).read_text() == pki["server"].pem
+    assert Path(str(verified["sslrootcert"])).stat().st_mode & 0o077 == 0
+    full = verified_conninfo(url.replace("require", "verify-full"), pki["server"].pem)
+    assert psycopg.conninfo.conninfo_to_dict(full)["sslmode"] == "verify-full"
+    assert verified_conninfo(url, None) == url
+
+
+def test_database_ca_cert_with_sslmode_disable_is_refused(
+    redis_env, pki: dict[str, Authority]
+) -> None:
+    with pytest.raises(SettingsError, match="DATABASE_CA_CERT is set but DATABASE_URL has"):
+        redis_env(
+            DATABASE_URL="postgresql://a@h/d?sslmode=disable",
+            REDIS_URL="redis://r/0",
+            DATABASE_CA_CERT=pki["server"].pem,
         )
