@@ -5,8 +5,9 @@ Outputs: `url` (the service's run.app URL), `service_account_email`, `service_ac
 
 The service account gets no project role: logs from stdout need none and Cloud SQL is reached by
 TCP at its private IP (no `cloudsql.client`). It may read exactly the secrets in `secret_env`
-(`roles/secretmanager.secretAccessor` on each of those secrets), granted here because the
-account is made here; the service waits for those grants, or its first revision fails.
+(`roles/secretmanager.secretAccessor` on each of those secrets), granted here so that the
+service can wait for those grants (its first revision fails without them). The account is made
+here unless `service_account` names an existing one (a deploy identity's runtime account).
 Secrets reach the container by reference, pinned to a version: "latest" would let a new
 version change a running revision's behaviour on its next cold start.
 """
