@@ -180,7 +180,8 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
         # Memorystore serves TLS on 6378 only.
         "port": 6378 if a.inputs.get("transitEncryptionMode") == "SERVER_AUTHENTICATION" else 6379,
         "authString": "mockauth-" + hashlib.sha256(a.name.encode()).hexdigest()[:27],
-        "serverCaCerts": [{"cert": _pem(a.name)}],
+        # Two CAs, as during a rotation.
+        "serverCaCerts": [{"cert": _pem(a.name)}, {"cert": _pem(a.name + "-next")}],
     },
     "gcp:cloudrunv2/service:Service": lambda a: {
         "uri": f"https://{a.inputs.get('name', a.name)}-{_stable_number(a.name, 10)}-ew.a.run.app",

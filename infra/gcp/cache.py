@@ -89,8 +89,9 @@ class Memorystore(pulumi.ComponentResource):
         self.host = instance.host
         self.port = instance.port
         self.auth = pulumi.Output.secret(instance.auth_string)
+        # Every CA the instance lists: during a rotation (a new CA after five years) both are.
         self.ca_cert = pulumi.Output.secret(
-            instance.server_ca_certs.apply(lambda certs: (certs[0].cert or "") if certs else "")
+            instance.server_ca_certs.apply(lambda certs: "".join(c.cert or "" for c in certs or []))
         )
         self.url = pulumi.Output.secret(
             pulumi.Output.format(

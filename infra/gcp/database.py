@@ -194,8 +194,9 @@ class CloudSql(pulumi.ComponentResource):
         self.password = pulumi.Output.secret(password.result)
         self.database = database.name
         self.user = user.name
+        # Every CA the instance lists, so a client pinning them survives a CA rotation.
         self.server_ca = pulumi.Output.secret(
-            instance.server_ca_certs.apply(lambda certs: (certs[0].cert or "") if certs else "")
+            instance.server_ca_certs.apply(lambda certs: "".join(c.cert or "" for c in certs or []))
         )
         self.url = pulumi.Output.secret(
             pulumi.Output.concat(

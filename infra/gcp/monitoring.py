@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_gcp as gcp
@@ -22,7 +23,7 @@ class GcpMonitoringArgs:
     project: pulumi.Input[str]
     email: str | None
     service_name: pulumi.Input[str]  # the Cloud Run service's name
-    url_host: pulumi.Input[str]  # its host name, without scheme
+    url_host: pulumi.Input[str]  # its host name, or its URL (CloudRunService.url)
     health_path: str
     # The Cloud SQL instance's name (CloudSql.instance_name); None: no database policies.
     database_instance: pulumi.Input[str] | None
@@ -63,6 +64,10 @@ def _threshold(
             "trigger": {"count": 1},
         },
     }
+
+
+def _host(url_or_host: str) -> str:
+    return (urlsplit(url_or_host).hostname or url_or_host) if "://" in url_or_host else url_or_host
 
 
 class GcpMonitoring(pulumi.ComponentResource):
@@ -108,7 +113,10 @@ class GcpMonitoring(pulumi.ComponentResource):
             },
             monitored_resource={
                 "type": "uptime_url",
-                "labels": {"project_id": args.project, "host": args.url_host},
+                "labels": {
+                    "project_id": args.project,
+                    "host": pulumi.Output.from_input(args.url_host).apply(_host),
+                },
             },
             opts=child,
         )

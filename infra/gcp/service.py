@@ -5,8 +5,9 @@ Outputs: `url` (the service's run.app URL), `service_account_email`, `service_ac
 
 The service account gets no project role: logs from stdout need none and Cloud SQL is reached by
 TCP at its private IP (no `cloudsql.client`). It may read exactly the secrets in `secret_env`
-(`roles/secretmanager.secretAccessor` on each of those secrets), granted here because the
-account is made here; the service waits for those grants, or its first revision fails.
+(`roles/secretmanager.secretAccessor` on each of those secrets), granted here so that the
+service can wait for those grants (its first revision fails without them). The account is made
+here unless `service_account` names an existing one (a deploy identity's runtime account).
 Secrets reach the container by reference, pinned to a version: "latest" would let a new
 version change a running revision's behaviour on its next cold start.
 """
@@ -53,6 +54,10 @@ class CloudRunServiceArgs:
     # Public without IAM at all: the way under Domain Restricted Sharing, which refuses allUsers.
     invoker_iam_disabled: bool
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    # False when the caller grants the secrets to `service_account_member` itself; the first
+    # revision may then start before it can read them. Two grants of the same binding must not
+    # coexist: deleting either removes it.
+    grant_secret_access: bool = True
     concurrency: int = 80
     # An existing account to run as (the deploy identity's runtime account, the only one a
     # deploy service account may act as); None creates one here.
@@ -127,6 +132,7 @@ class CloudRunService(pulumi.ComponentResource):
                 opts=child,
             )
             for key, (secret, _) in args.secret_env.items()
+            if args.grant_secret_access
         ]
         envs: list[Any] = [{"name": k, "value": v} for k, v in args.env.items()]
         envs += [

@@ -63,7 +63,8 @@ def test_outputs_are_tls_port_and_secret_credentials() -> None:
     assert {"auth", "ca_cert", "url"} <= result.secret_outputs
     assert {"host", "port", "instance_id"}.isdisjoint(result.secret_outputs)
     assert out["url"] == f"rediss://:{out['auth']}@{out['host']}:6378/0"
-    assert out["ca_cert"].startswith("-----BEGIN CERTIFICATE-----")
+    # Both CAs of a rotation: the app keeps trusting the instance when it switches.
+    assert out["ca_cert"].count("-----BEGIN CERTIFICATE-----") == 2
     assert out["instance_id"] == (
         f"projects/{PROJECT}/locations/{REGION}/instances/agent-staging-cache"
     )

@@ -73,6 +73,11 @@ def test_uptime_check_on_the_health_path_over_verified_tls() -> None:
     assert "serviceAgentAuthentication" not in check["httpCheck"]
 
 
+def test_uptime_check_takes_the_service_url_as_given() -> None:
+    check = run(url_host=f"https://{HOST}").one(UPTIME).plain
+    assert check["monitoredResource"]["labels"]["host"] == HOST
+
+
 def test_uptime_check_of_an_iam_protected_service_sends_an_oidc_token() -> None:
     check = run(authenticated=True).one(UPTIME).plain
     assert check["httpCheck"]["serviceAgentAuthentication"] == {"type": "OIDC_TOKEN"}

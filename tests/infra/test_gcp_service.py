@@ -98,6 +98,21 @@ def test_reads_exactly_the_secrets_it_references() -> None:
     assert result.one(ACCOUNT, "unrelated").urn in depends
 
 
+def test_an_existing_runtime_account_is_used_and_granted_its_secrets() -> None:
+    email = f"agent-runtime@{PROJECT}.iam.gserviceaccount.com"
+    result = run(service_account=email)
+    assert [r.name for r in result.of_type(ACCOUNT)] == ["unrelated"]
+    assert service(result).plain["template"]["serviceAccount"] == email
+    members = {r.plain["member"] for r in result.of_type(SECRET_GRANT)}
+    assert members == {f"serviceAccount:{email}"}
+
+
+def test_secret_grants_can_be_left_to_the_caller() -> None:
+    result = run(grant_secret_access=False)
+    assert result.of_type(SECRET_GRANT) == []
+    assert len(container(result)["envs"]) == 3
+
+
 def test_secrets_by_reference_pinned_to_a_version_never_latest() -> None:
     envs = {e["name"]: e for e in container(run())["envs"]}
     assert envs["LOG_FORMAT"] == {"name": "LOG_FORMAT", "value": "json"}
