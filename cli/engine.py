@@ -55,29 +55,24 @@ def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
     return name if isinstance(name, str) else autoname(args.name)
 
 
-def _gcp_project(args: pulumi_mocks.MockResourceArgs) -> str:
-    project = args.inputs.get("project")
-    return project if isinstance(project, str) else "mock-project"
-
-
 def _gcp_compute(kind: str, scope: str = "global") -> ResourceMock:
     """Compute resources: the name (auto-named when unset) and the self link others cite."""
 
     def mock(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
         name = _autoname(a)
         where = "global" if scope == "global" else f"regions/{a.inputs.get('region', 'mock')}"
-        path = f"projects/{_gcp_project(a)}/{where}/{kind}/{name}"
+        path = f"projects/{_project(a)}/{where}/{kind}/{name}"
         return {"name": name, "selfLink": f"https://www.googleapis.com/compute/v1/{path}"}
 
     return mock
 
 
 def _gcp_account(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
-    email = f"{a.inputs['accountId']}@{_gcp_project(a)}.iam.gserviceaccount.com"
+    email = f"{a.inputs['accountId']}@{_project(a)}.iam.gserviceaccount.com"
     return {
         "email": email,
         "member": f"serviceAccount:{email}",
-        "name": f"projects/{_gcp_project(a)}/serviceAccounts/{email}",
+        "name": f"projects/{_project(a)}/serviceAccounts/{email}",
         "uniqueId": str(_stable_number(email, 21)),
     }
 
@@ -86,6 +81,15 @@ def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     service = args.typ.split(":")[1].split("/")[0]
     region = "us-east-1"
     return {"arn": f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{args.name}"}
+
+
+def _project(args: pulumi_mocks.MockResourceArgs) -> str:
+    project = args.inputs.get("project")
+    return project if isinstance(project, str) else "mock-project"
+
+
+def _pem(name: str) -> str:
+    return f"-----BEGIN CERTIFICATE-----\nMOCK{_digest(name)}\n-----END CERTIFICATE-----\n"
 
 
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
@@ -177,11 +181,11 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
         "state": "ACTIVE",
     },
     "gcp:projects/iAMCustomRole:IAMCustomRole": lambda a: {
-        "name": f"projects/{_gcp_project(a)}/roles/{a.inputs['roleId']}"
+        "name": f"projects/{_project(a)}/roles/{a.inputs['roleId']}"
     },
     "gcp:artifactregistry/repository:Repository": lambda a: {
         "name": a.inputs["repositoryId"],
-        "registryUri": f"{a.inputs['location']}-docker.pkg.dev/{_gcp_project(a)}/"
+        "registryUri": f"{a.inputs['location']}-docker.pkg.dev/{_project(a)}/"
         f"{a.inputs['repositoryId']}",
     },
     "gcp:secretmanager/secret:Secret": lambda a: {
@@ -190,6 +194,31 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "gcp:secretmanager/secretVersion:SecretVersion": lambda a: {
         "version": "1",
         "name": f"{a.inputs['secret']}/versions/1",
+    },
+    # GCP (gcp-infra-b): what Cloud SQL, Memorystore, Cloud Run, IAM and Monitoring compute.
+    "gcp:sql/databaseInstance:DatabaseInstance": lambda a: {
+        "privateIpAddress": f"10.20.0.{_stable_number(a.name, 2) + 2}",
+        "connectionName": f"{_project(a)}:{a.inputs.get('region')}:{a.inputs.get('name')}",
+        "serverCaCerts": [{"cert": _pem(a.name), "commonName": "C=US,O=Google\\, Inc"}],
+    },
+    "gcp:redis/instance:Instance": lambda a: {
+        "host": f"10.30.0.{_stable_number(a.name, 2) + 4}",
+        # Memorystore serves TLS on 6378 only.
+        "port": 6378 if a.inputs.get("transitEncryptionMode") == "SERVER_AUTHENTICATION" else 6379,
+        "authString": "mockauth-" + hashlib.sha256(a.name.encode()).hexdigest()[:27],
+        "serverCaCerts": [{"cert": _pem(a.name)}],
+    },
+    "gcp:cloudrunv2/service:Service": lambda a: {
+        "uri": f"https://{a.inputs.get('name', a.name)}-{_stable_number(a.name, 10)}-ew.a.run.app",
+    },
+    "gcp:monitoring/notificationChannel:NotificationChannel": lambda a: {
+        "name": f"projects/{_project(a)}/notificationChannels/{_stable_number(a.name, 12)}",
+    },
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": lambda a: {
+        "uptimeCheckId": f"{a.name}-{_stable_number(a.name, 6)}",
+    },
+    "gcp:monitoring/alertPolicy:AlertPolicy": lambda a: {
+        "name": f"projects/{_project(a)}/alertPolicies/{_stable_number(a.name, 12)}",
     },
 }
 
