@@ -20,7 +20,8 @@ metadata of the same types, and no data (no secret payload, no Redis AUTH string
 
 Within one project, deploy accounts of different environments share the custom role, so
 staging's could change production's resources: give production its own project (Google's
-advice) when that matters.
+advice). docs/gcp-projects.md has the table of who reaches what, and the limits (permission
+names, soft-deleted ids, custom `sub` templates) that cannot be checked offline.
 """
 
 from __future__ import annotations
