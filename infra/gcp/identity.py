@@ -126,7 +126,11 @@ DEPLOY_PERMISSIONS = (
     "compute.networks.delete",
     "compute.networks.get",
     "compute.networks.list",
+    "compute.networks.update",
     "compute.networks.updatePolicy",
+    "compute.networks.addPeering",
+    "compute.networks.removePeering",
+    "compute.networks.updatePeering",
     "compute.subnetworks.create",
     "compute.subnetworks.delete",
     "compute.subnetworks.get",
@@ -148,15 +152,28 @@ DEPLOY_PERMISSIONS = (
     "servicenetworking.services.addPeering",
     "servicenetworking.services.get",
     "servicenetworking.operations.get",
-    # Artifact Registry: the repository's settings (pushing is `artifactregistry.writer` on
-    # the repository itself, granted through ArtifactRegistryArgs.writers).
+    # Artifact Registry: the repositories the stacks create, and pushing the image to them
+    # (what `artifactregistry.writer` holds; a pr-<n> stack's new repository has no grant).
     "artifactregistry.repositories.create",
     "artifactregistry.repositories.delete",
     "artifactregistry.repositories.get",
     "artifactregistry.repositories.list",
     "artifactregistry.repositories.update",
     "artifactregistry.repositories.getIamPolicy",
-    # Enabled APIs, read: enabling them is the administrator's (GcpApis in the base stack).
+    "artifactregistry.repositories.uploadArtifacts",
+    "artifactregistry.repositories.downloadArtifacts",
+    "artifactregistry.dockerimages.get",
+    "artifactregistry.dockerimages.list",
+    "artifactregistry.packages.get",
+    "artifactregistry.packages.list",
+    "artifactregistry.tags.create",
+    "artifactregistry.tags.get",
+    "artifactregistry.tags.list",
+    "artifactregistry.tags.update",
+    "artifactregistry.versions.get",
+    "artifactregistry.versions.list",
+    # APIs: GcpApis enables (a no-op when on) and never disables them.
+    "serviceusage.services.enable",
     "serviceusage.services.get",
     "serviceusage.services.list",
     # What this component manages, read only, so a stack that contains it can still refresh.
@@ -194,6 +211,7 @@ ESCALATING_PERMISSIONS = (
     "iam.workloadIdentityPoolProviders.create",
     "iam.workloadIdentityPoolProviders.update",
     "artifactregistry.repositories.setIamPolicy",
+    "serviceusage.services.disable",
 )
 
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -299,6 +317,12 @@ def account_id(name: str, suffix: str) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()[:7]
     room = ACCOUNT_ID_MAX - len(suffix) - len(digest) - 2
     return f"{name[:room].rstrip('-')}-{digest}-{suffix}"
+
+
+def runtime_account_email(identity_name: str, kind: str, project: str) -> str:
+    """The runtime account of `kind` in the identity named `identity_name`: fixed by the names,
+    so a stack without the identity (pr-<n>) can run as the one staging creates for it."""
+    return f"{account_id(identity_name, f'{kind}-run')}@{project}.iam.gserviceaccount.com"
 
 
 def _role_id(name: str, kind: str) -> str:

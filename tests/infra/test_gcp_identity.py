@@ -19,6 +19,7 @@ from infra.gcp.identity import (
     GcpDeployIdentity,
     GcpDeployIdentityArgs,
     GcpGitHubRole,
+    runtime_account_email,
 )
 from tests.harness import run_components
 
@@ -159,6 +160,12 @@ def test_deploy_accounts_act_as_their_runtime_account_only() -> None:
     assert not [a for a in accounts if a.startswith("preview-")]
 
 
+def test_a_stack_without_the_identity_can_name_the_runtime_account_it_runs_as() -> None:
+    runtime = _run().outputs["result"]["runtime"]
+    assert runtime["ephemeral"] == runtime_account_email(NAME, "ephemeral", "proj-1")
+    assert runtime["deploy"] == runtime_account_email(NAME, "deploy", "proj-1")
+
+
 def test_deploy_role_manages_the_stack_types_and_grants_nothing() -> None:
     run = _run()
     roles = {r.plain["roleId"]: r.plain for r in run.of_type(CUSTOM_ROLE)}
@@ -171,6 +178,16 @@ def test_deploy_role_manages_the_stack_types_and_grants_nothing() -> None:
     assert all(p.rsplit(".", 1)[1] in ("get", "list", "getIamPolicy") for p in writes)
     set_policy = {p.rsplit(".", 2)[0] for p in deploy if p.endswith("setIamPolicy")}
     assert set_policy == {"run", "secretmanager"}
+    # A pr-<n> stack's new repository carries no writer grant: the role itself may push.
+    assert {
+        "artifactregistry.repositories.uploadArtifacts",
+        "artifactregistry.tags.create",
+    } <= set(deploy)
+    # GcpApis enables APIs (a no-op when on); nothing here may switch one off.
+    assert "serviceusage.services.enable" in deploy
+    assert "serviceusage.services.disable" not in deploy
+    # REMOVE_PEERING (ephemeral networks) removes the peering through the network.
+    assert "compute.networks.removePeering" in deploy
     # Each resource type the gcp stacks register can be created and deleted.
     for resource in (
         "run.services",

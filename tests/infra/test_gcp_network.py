@@ -80,6 +80,13 @@ def test_the_private_services_range_is_peered_and_the_peering_is_abandoned_on_de
     assert run.outputs["result"]["connection"] == connection.urn
 
 
+def test_a_routinely_destroyed_stack_removes_the_peering_so_the_network_can_go() -> None:
+    connection = _run(connection_deletion_policy="REMOVE_PEERING").one(CONNECTION)
+    assert connection.plain["deletionPolicy"] == "REMOVE_PEERING"
+    with pytest.raises(ValueError, match="'DELETE' must be one of ABANDON, REMOVE_PEERING"):
+        _run(connection_deletion_policy="DELETE")
+
+
 def test_the_range_size_comes_from_the_args() -> None:
     assert _run(services_range_prefix=20).one(ADDRESS).plain["prefixLength"] == 20
 
