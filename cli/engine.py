@@ -55,24 +55,29 @@ def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
     return name if isinstance(name, str) else autoname(args.name)
 
 
+def _gcp_project(args: pulumi_mocks.MockResourceArgs) -> str:
+    project = args.inputs.get("project")
+    return project if isinstance(project, str) else "mock-project"
+
+
 def _gcp_compute(kind: str, scope: str = "global") -> ResourceMock:
     """Compute resources: the name (auto-named when unset) and the self link others cite."""
 
     def mock(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
         name = _autoname(a)
         where = "global" if scope == "global" else f"regions/{a.inputs.get('region', 'mock')}"
-        path = f"projects/{_project(a)}/{where}/{kind}/{name}"
+        path = f"projects/{_gcp_project(a)}/{where}/{kind}/{name}"
         return {"name": name, "selfLink": f"https://www.googleapis.com/compute/v1/{path}"}
 
     return mock
 
 
 def _gcp_account(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
-    email = f"{a.inputs['accountId']}@{_project(a)}.iam.gserviceaccount.com"
+    email = f"{a.inputs['accountId']}@{_gcp_project(a)}.iam.gserviceaccount.com"
     return {
         "email": email,
         "member": f"serviceAccount:{email}",
-        "name": f"projects/{_project(a)}/serviceAccounts/{email}",
+        "name": f"projects/{_gcp_project(a)}/serviceAccounts/{email}",
         "uniqueId": str(_stable_number(email, 21)),
     }
 
@@ -164,37 +169,6 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     "aws:cloudwatch/eventRule:EventRule": lambda a: {**_arn(a), "name": _autoname(a)},
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda a: {"registryId": MOCK_ACCOUNT},
     "aws:ecs/service:Service": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
-    # GCP: names, links and numbers the API assigns.
-    "gcp:compute/network:Network": _gcp_compute("networks"),
-    "gcp:compute/subnetwork:Subnetwork": _gcp_compute("subnetworks", scope="region"),
-    "gcp:compute/globalAddress:GlobalAddress": _gcp_compute("addresses"),
-    "gcp:compute/firewall:Firewall": _gcp_compute("firewalls"),
-    "gcp:serviceaccount/account:Account": _gcp_account,
-    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": lambda a: {
-        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
-        f"{a.inputs['workloadIdentityPoolId']}",
-        "state": "ACTIVE",
-    },
-    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": lambda a: {
-        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
-        f"{a.inputs['workloadIdentityPoolId']}/providers/{a.inputs['workloadIdentityPoolProviderId']}",
-        "state": "ACTIVE",
-    },
-    "gcp:projects/iAMCustomRole:IAMCustomRole": lambda a: {
-        "name": f"projects/{_project(a)}/roles/{a.inputs['roleId']}"
-    },
-    "gcp:artifactregistry/repository:Repository": lambda a: {
-        "name": a.inputs["repositoryId"],
-        "registryUri": f"{a.inputs['location']}-docker.pkg.dev/{_project(a)}/"
-        f"{a.inputs['repositoryId']}",
-    },
-    "gcp:secretmanager/secret:Secret": lambda a: {
-        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/secrets/{a.inputs['secretId']}"
-    },
-    "gcp:secretmanager/secretVersion:SecretVersion": lambda a: {
-        "version": "1",
-        "name": f"{a.inputs['secret']}/versions/1",
-    },
     # GCP (gcp-infra-b): what Cloud SQL, Memorystore, Cloud Run, IAM and Monitoring compute.
     "gcp:sql/databaseInstance:DatabaseInstance": lambda a: {
         "privateIpAddress": f"10.20.0.{_stable_number(a.name, 2) + 2}",
@@ -219,6 +193,37 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     },
     "gcp:monitoring/alertPolicy:AlertPolicy": lambda a: {
         "name": f"projects/{_project(a)}/alertPolicies/{_stable_number(a.name, 12)}",
+    },
+    # GCP: names, links and numbers the API assigns.
+    "gcp:compute/network:Network": _gcp_compute("networks"),
+    "gcp:compute/subnetwork:Subnetwork": _gcp_compute("subnetworks", scope="region"),
+    "gcp:compute/globalAddress:GlobalAddress": _gcp_compute("addresses"),
+    "gcp:compute/firewall:Firewall": _gcp_compute("firewalls"),
+    "gcp:serviceaccount/account:Account": _gcp_account,
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+        f"{a.inputs['workloadIdentityPoolId']}",
+        "state": "ACTIVE",
+    },
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+        f"{a.inputs['workloadIdentityPoolId']}/providers/{a.inputs['workloadIdentityPoolProviderId']}",
+        "state": "ACTIVE",
+    },
+    "gcp:projects/iAMCustomRole:IAMCustomRole": lambda a: {
+        "name": f"projects/{_gcp_project(a)}/roles/{a.inputs['roleId']}"
+    },
+    "gcp:artifactregistry/repository:Repository": lambda a: {
+        "name": a.inputs["repositoryId"],
+        "registryUri": f"{a.inputs['location']}-docker.pkg.dev/{_gcp_project(a)}/"
+        f"{a.inputs['repositoryId']}",
+    },
+    "gcp:secretmanager/secret:Secret": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/secrets/{a.inputs['secretId']}"
+    },
+    "gcp:secretmanager/secretVersion:SecretVersion": lambda a: {
+        "version": "1",
+        "name": f"{a.inputs['secret']}/versions/1",
     },
 }
 

@@ -151,7 +151,7 @@ NAME_RULES: dict[str, NameRule] = {
 
 # GCP (pulumi-gcp 10.x): compute names follow RFC 1035 and are auto-named; the others are ids a
 # component always sets. Sources: the API references of each create call (Compute Engine
-# `name`, `workloadIdentityPoolId`/`ProviderId` ("gcp-" is reserved), Artifact
+# `name`, IAM `accountId`, `workloadIdentityPoolId`/`ProviderId` ("gcp-" is reserved), Artifact
 # Registry `repositoryId`, Secret Manager `secretId`, IAM custom role `roleId`).
 _RFC1035 = r"[a-z](?:[-a-z0-9]*[a-z0-9])?"
 _RFC1035_TEXT = "lowercase letters, digits and hyphens, starting with a letter, not ending in '-'"
@@ -168,6 +168,13 @@ NAME_RULES.update(
                 "firewall:Firewall",
             )
         },
+        "gcp:serviceaccount/account:Account": NameRule(
+            "accountId",
+            30,
+            r"[a-z][-a-z0-9]{4,28}[a-z0-9]",
+            "6 to 30 lowercase letters, digits and hyphens, starting with a letter",
+            autonamed=False,
+        ),
         "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": NameRule(
             "workloadIdentityPoolId", 32, _WIF_ID, _WIF_TEXT, autonamed=False
         ),
