@@ -42,6 +42,8 @@ PREVIEW_KIND = "preview"
 SUBJECT_MAX = 127
 CONDITION_MAX = 4096
 ACCOUNT_ID_MAX = 30
+ROLE_ID_MAX = 64
+DISPLAY_NAME_MAX = 100  # service accounts and custom role titles
 # Leaves room for at least "a-<hash>-" before "<kind>-run" in an account id.
 KIND_MAX = ACCOUNT_ID_MAX - len("a-1234567--run")
 POOL = "gcp:iam/workloadIdentityPool:WorkloadIdentityPool"
@@ -325,8 +327,20 @@ def runtime_account_email(identity_name: str, kind: str, project: str) -> str:
     return f"{account_id(identity_name, f'{kind}-run')}@{project}.iam.gserviceaccount.com"
 
 
-def _role_id(name: str, kind: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", f"{name}_{kind}")[:64]
+def role_id(name: str, kind: str) -> str:
+    """The custom role's id (letters, digits, '_' and '.', at most 64): shortened like
+    `account_id` when needed, so two long stack names never share one."""
+    full = re.sub(r"[^A-Za-z0-9]", "_", f"{name}_{kind}")
+    if len(full) <= ROLE_ID_MAX:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:7]
+    room = ROLE_ID_MAX - len(kind) - len(digest) - 2
+    return f"{re.sub(r'[^A-Za-z0-9]', '_', name[:room])}_{digest}_{kind}"
+
+
+def pool_id(name: str) -> str:
+    """A pool id from the component name; "gcp-" starts ids Google reserves for itself."""
+    return fit(POOL, f"gh-{name}" if name.startswith("gcp-") else name)
 
 
 class GcpDeployIdentity(pulumi.ComponentResource):
@@ -348,7 +362,7 @@ class GcpDeployIdentity(pulumi.ComponentResource):
         pool = gcp.iam.WorkloadIdentityPool(
             f"{name}-pool",
             project=args.project,
-            workload_identity_pool_id=args.pool_id or fit(POOL, name),
+            workload_identity_pool_id=args.pool_id or pool_id(name),
             display_name=f"GitHub: {args.repository}"[:32],
             description=f"GitHub Actions of {args.repository}",
             opts=child,
@@ -372,8 +386,8 @@ class GcpDeployIdentity(pulumi.ComponentResource):
             read_only: gcp.projects.IAMCustomRole(
                 f"{name}-{'preview' if read_only else 'deploy'}-role",
                 project=args.project,
-                role_id=_role_id(name, "preview" if read_only else "deploy"),
-                title=f"{name} GitHub {'previews' if read_only else 'deploys'}",
+                role_id=role_id(name, "preview" if read_only else "deploy"),
+                title=f"{name} GitHub {'previews' if read_only else 'deploys'}"[:DISPLAY_NAME_MAX],
                 description=(
                     "Reads the metadata of the gcp stacks' resources, and no data"
                     if read_only
@@ -394,8 +408,9 @@ class GcpDeployIdentity(pulumi.ComponentResource):
                 label,
                 project=args.project,
                 account_id=account_id(name, role.kind),
-                display_name=f"GitHub {'previews' if role.read_only else 'deploys'}"
-                f" ({role.environment})",
+                display_name=(
+                    f"GitHub {'previews' if role.read_only else 'deploys'} ({role.environment})"
+                )[:DISPLAY_NAME_MAX],
                 description=f"{args.repository}, GitHub environment {role.environment}",
                 opts=child,
             )
@@ -449,7 +464,7 @@ class GcpDeployIdentity(pulumi.ComponentResource):
             f"{label}-run",
             project=args.project,
             account_id=account_id(self._name, f"{role.kind}-run"),
-            display_name=f"Cloud Run service ({role.environment})",
+            display_name=f"Cloud Run service ({role.environment})"[:DISPLAY_NAME_MAX],
             description=f"What the {role.environment} services of {args.repository} run as",
             opts=pulumi.ResourceOptions(parent=self),
         )

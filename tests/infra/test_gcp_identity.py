@@ -19,6 +19,8 @@ from infra.gcp.identity import (
     GcpDeployIdentity,
     GcpDeployIdentityArgs,
     GcpGitHubRole,
+    pool_id,
+    role_id,
     runtime_account_email,
 )
 from tests.harness import run_components
@@ -275,3 +277,31 @@ def test_bad_identity_args_are_all_refused_before_anything_is_registered() -> No
 def test_a_subject_longer_than_google_subject_allows_is_refused() -> None:
     with pytest.raises(ValueError, match="longer than the 127 bytes"):
         _run(repository="example-org/" + "r" * 100)
+
+
+def test_long_and_reserved_names_still_give_ids_google_accepts() -> None:
+    long_a = "customer-support-assistant-bot-production-eu-identity"
+    long_b = "customer-support-assistant-bot-production-us-identity"
+    for kind in ("deploy", "preview"):
+        ids = {role_id(long_a, kind), role_id(long_b, kind)}
+        assert len(ids) == 2
+        for value in ids:
+            assert len(value) <= 64 and re.fullmatch(r"[A-Za-z0-9_.]+", value)
+            assert value.endswith(f"_{kind}")
+    # "gcp-" starts pool ids Google keeps for itself; the engine refuses them like the API.
+    assert not pool_id("gcp-agent-staging-identity").startswith("gcp-")
+
+    def program() -> None:
+        GcpDeployIdentity(
+            "gcp-agent-staging-identity",
+            GcpDeployIdentityArgs(
+                project="proj-1",
+                repository=REPOSITORY,
+                repository_owner_id=OWNER_ID,
+                roles=[GcpGitHubRole("deploy", "e" * 80)],
+            ),
+        )
+
+    run = run_components(program)
+    for account in run.of_type(ACCOUNT):
+        assert len(account.plain["displayName"]) <= 100
