@@ -31,9 +31,10 @@ MIN_SUBNET_PREFIX = 26
 # The private-services-access range: /24 is the smallest Google accepts, /16 what it advises.
 MAX_SERVICES_PREFIX = 24
 CONNECTION_DELETION_POLICIES = ("ABANDON", "REMOVE_PEERING")
-# Flow logs: 5 s aggregation at half sampling, all metadata (who talked to whom, which SA).
+# CIS 3.8's settings: every flow, 5 s aggregation, all metadata, no filter. The subnet carries
+# only Cloud Run's egress to Cloud SQL and Memorystore, so the log volume (billed) stays small.
 FLOW_LOGS = gcp.compute.SubnetworkLogConfigArgs(
-    aggregation_interval="INTERVAL_5_SEC", flow_sampling=0.5, metadata="INCLUDE_ALL_METADATA"
+    aggregation_interval="INTERVAL_5_SEC", flow_sampling=1.0, metadata="INCLUDE_ALL_METADATA"
 )
 
 

@@ -28,6 +28,7 @@ ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 _VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 SECRET_ID_MAX = 255
+LABEL_VALUE_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class GcpSecrets(pulumi.ComponentResource):
                 project=args.project,
                 secret_id=secret_id(name, variable),
                 replication={"auto": {}},
-                labels={"variable": variable.lower()},
+                labels={"variable": variable.lower()[:LABEL_VALUE_MAX]},
                 opts=child,
             )
             version = gcp.secretmanager.SecretVersion(

@@ -52,9 +52,12 @@ def test_ckv_gcp_74_and_26_the_subnet_has_private_google_access_and_flow_logs() 
     assert subnet.plain["ipCidrRange"] == "10.20.0.0/24"
     assert subnet.plain["region"] == "europe-west1"
     assert subnet.plain["network"] == run.outputs["result"]["network"]
-    log = subnet.plain["logConfig"]
-    assert log["metadata"] == "INCLUDE_ALL_METADATA"
-    assert 0 < log["flowSampling"] <= 1
+    # CIS 3.8: every flow sampled, 5 s aggregation, all metadata, no filter expression.
+    assert subnet.plain["logConfig"] == {
+        "aggregationInterval": "INTERVAL_5_SEC",
+        "flowSampling": 1.0,
+        "metadata": "INCLUDE_ALL_METADATA",
+    }
 
 
 def test_a_tier_may_turn_flow_logs_off() -> None:
