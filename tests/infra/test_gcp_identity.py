@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import celpy
 import pytest
 
 from infra.gcp.identity import (
@@ -305,3 +306,58 @@ def test_long_and_reserved_names_still_give_ids_google_accepts() -> None:
     run = run_components(program)
     for account in run.of_type(ACCOUNT):
         assert len(account.plain["displayName"]) <= 100
+
+
+def _cel(expression: str, claims: dict[str, str]) -> object:
+    """Evaluates a WIF CEL expression on a token's claims, as Google's STS does."""
+    environment = celpy.Environment()
+    program = environment.program(environment.compile(expression))
+    result = program.evaluate({"assertion": celpy.json_to_cel(claims)})
+    # As plain Python values; an evaluation error stays what it is, and fails the comparison.
+    if isinstance(result, celpy.celtypes.BoolType):
+        return bool(result)
+    if isinstance(result, celpy.celtypes.StringType):
+        return str(result)
+    return result
+
+
+def _token(sub: str, owner_id: str = OWNER_ID) -> dict[str, str]:
+    # GitHub sends every claim as a string, the owner id too.
+    return {
+        "sub": sub,
+        "repository": sub.split(":")[1],
+        "repository_owner_id": owner_id,
+        "environment": sub.rsplit(":", 1)[1],
+    }
+
+
+def test_ckv_gcp_125_the_condition_admits_exactly_the_listed_environments() -> None:
+    provider = _run().one(PROVIDER).plain
+    condition = provider["attributeCondition"]
+    for role in ROLES:
+        sub = f"repo:{REPOSITORY}:environment:{role.environment}"
+        assert _cel(condition, _token(sub)) is True, sub
+        # The subject the token maps to is the one the account's binding names.
+        assert _cel(provider["attributeMapping"]["google.subject"], _token(sub)) == sub
+    refused = [
+        _token(f"repo:{REPOSITORY}:environment:production"),
+        _token(f"repo:{REPOSITORY}:environment:staging-evil"),
+        _token(f"repo:{REPOSITORY}:pull_request"),
+        _token(f"repo:{REPOSITORY}:ref:refs/heads/main"),
+        _token("repo:example-org/other-repo:environment:staging"),
+        # Same names under another owner (a deleted and re-registered organization).
+        _token(f"repo:{REPOSITORY}:environment:staging", owner_id="7654321"),
+    ]
+    for claims in refused:
+        assert _cel(condition, claims) is False, claims
+
+
+def test_every_attribute_mapping_is_valid_cel() -> None:
+    mapping = _run().one(PROVIDER).plain["attributeMapping"]
+    claims = _token(f"repo:{REPOSITORY}:environment:staging")
+    assert {key: _cel(expression, claims) for key, expression in mapping.items()} == {
+        "google.subject": claims["sub"],
+        "attribute.repository": REPOSITORY,
+        "attribute.repository_owner_id": OWNER_ID,
+        "attribute.environment": "staging",
+    }
