@@ -219,6 +219,7 @@ ESCALATING_PERMISSIONS = (
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _ENVIRONMENT = re.compile(r"[^'\"\\*,:;`/]+")
 _OWNER_ID = re.compile(r"[1-9][0-9]*")
+_WIF_ID = re.compile(r"(?!gcp-)[a-z0-9][-a-z0-9]{2,30}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -300,13 +301,12 @@ def identity_problems(args: GcpDeployIdentityArgs) -> list[str]:
             f"roles: the attribute condition would be {len(condition)} characters, more than "
             f"the {CONDITION_MAX} allowed: fewer environments per identity"
         )
-    if args.pool_id is not None and not re.fullmatch(
-        r"(?!gcp-)[a-z0-9][-a-z0-9]{2,30}[a-z0-9]", args.pool_id
-    ):
-        problems.append(
-            f"pool_id: '{args.pool_id}' must be 4 to 32 lowercase letters, digits and hyphens, "
-            "not starting with 'gcp-'"
-        )
+    for key, value in (("pool_id", args.pool_id), ("provider_id", args.provider_id)):
+        if value is not None and not _WIF_ID.fullmatch(value):
+            problems.append(
+                f"{key}: '{value}' must be 4 to 32 lowercase letters, digits and hyphens, "
+                "not starting with 'gcp-' nor starting or ending with '-'"
+            )
     return problems
 
 

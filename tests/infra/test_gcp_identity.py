@@ -275,6 +275,12 @@ def test_bad_identity_args_are_all_refused_before_anything_is_registered() -> No
     assert error.value.registered == []  # type: ignore[attr-defined]
 
 
+def test_pool_and_provider_ids_google_refuses_are_named() -> None:
+    with pytest.raises(ValueError, match="pool_id: 'gcp-github' must be 4 to 32") as error:
+        _run(pool_id="gcp-github", provider_id="GH")
+    assert "provider_id: 'GH' must be 4 to 32" in str(error.value)
+
+
 def test_a_subject_longer_than_google_subject_allows_is_refused() -> None:
     with pytest.raises(ValueError, match="longer than the 127 bytes"):
         _run(repository="example-org/" + "r" * 100)
