@@ -10,9 +10,10 @@ as) and `pool_name`.
 
 No account here may become more than it is. A deploy account holds one custom role with the
 permissions `pulumi up` needs on the gcp stacks' resource types (Cloud Run, Cloud SQL,
-Memorystore, Secret Manager, Monitoring, the VPC pieces, Artifact Registry) and only *reads*
-IAM: it cannot grant a project role, create keys, mint tokens, or edit the pool, the provider
-or any service account's policy, its own included. It may act as exactly one account, its
+Memorystore, Secret Manager, Monitoring, the VPC pieces, Artifact Registry); of IAM it may
+change only the policies of Cloud Run services (who may invoke) and of secrets (who may read).
+It cannot grant a project role, create keys, mint tokens, or edit the pool, the provider, the
+custom roles or any service account's policy, its own included. It may act as exactly one account, its
 environment's runtime account (`iam.serviceAccountUser` on that account, never on the
 project), which holds no project role at all. Changes to this component are therefore made by
 an administrator's `pulumi up`, as on AWS (docs/aws-accounts.md). The preview account reads
