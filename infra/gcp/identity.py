@@ -13,9 +13,9 @@ permissions `pulumi up` needs on the gcp stacks' resource types (Cloud Run, Clou
 Memorystore, Secret Manager, Monitoring, the VPC pieces, Artifact Registry); of IAM it may
 change only the policies of Cloud Run services (who may invoke) and of secrets (who may read).
 It cannot grant a project role, create keys, mint tokens, or edit the pool, the provider, the
-custom roles or any service account's policy, its own included. It may act as exactly one account, its
-environment's runtime account (`iam.serviceAccountUser` on that account, never on the
-project), which holds no project role at all. Changes to this component are therefore made by
+custom roles or any service account's policy, its own included. It may act as exactly one
+account, its environment's runtime account (`iam.serviceAccountUser` on that account, never
+on the project), which holds no project role at all. Changes to this component are therefore made by
 an administrator's `pulumi up`, as on AWS (docs/aws-accounts.md). The preview account reads
 metadata of the same types, and no data (no secret payload, no Redis AUTH string).
 

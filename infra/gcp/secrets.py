@@ -40,6 +40,9 @@ class GcpSecretsArgs:
     generated: Sequence[str] = ()
     # Members (`serviceAccount:run@…`) that may read every secret here.
     accessors: Sequence[pulumi.Input[str]] = ()
+    # A replaced value's version stays enabled (billed per version), so rolling Cloud Run back
+    # to an earlier revision, which pins it, still starts. Otherwise it is destroyed.
+    keep_replaced_versions: bool = False
 
 
 def secrets_problems(name: str, args: GcpSecretsArgs) -> list[str]:
@@ -107,6 +110,7 @@ class GcpSecrets(pulumi.ComponentResource):
                 secret_id(name, variable),
                 secret=secret.id,
                 secret_data=pulumi.Output.secret(value),
+                deletion_policy="ABANDON" if args.keep_replaced_versions else "DELETE",
                 opts=child,
             )
             self._secrets[variable] = secret
