@@ -37,7 +37,8 @@ class ArtifactRegistryArgs:
     project: pulumi.Input[str]
     region: str
     repository_id: str
-    # Builds kept whatever their age; older ones beyond it go after `delete_after_days`.
+    # Newest versions kept whatever their age (see cleanup_policies: an index's children count);
+    # older builds beyond them go after `delete_after_days`.
     keep_count: int
     immutable_tags: bool = True
     delete_after_days: int = 30
