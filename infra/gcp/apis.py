@@ -19,7 +19,8 @@ import pulumi
 import pulumi_gcp as gcp
 
 # What the gcp stacks call: Cloud Run, Cloud SQL, Memorystore, the PSA peering, the VPC,
-# Artifact Registry (+ its scanning), Secret Manager, WIF (iam, iamcredentials, sts), alerts.
+# Artifact Registry (+ its scanning), Secret Manager, WIF (iam, iamcredentials, sts), alerts,
+# and project IAM bindings (cloudresourcemanager). Service Usage itself must already be on.
 REQUIRED_SERVICES = (
     "run.googleapis.com",
     "sqladmin.googleapis.com",
@@ -33,6 +34,7 @@ REQUIRED_SERVICES = (
     "iamcredentials.googleapis.com",
     "sts.googleapis.com",
     "monitoring.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
 )
 _SERVICE = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\.googleapis\.com")
 

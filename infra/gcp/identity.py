@@ -10,17 +10,19 @@ as) and `pool_name`.
 
 No account here may become more than it is. A deploy account holds one custom role with the
 permissions `pulumi up` needs on the gcp stacks' resource types (Cloud Run, Cloud SQL,
-Memorystore, Secret Manager, Monitoring, the VPC pieces, Artifact Registry) and only *reads*
-IAM: it cannot grant a project role, create keys, mint tokens, or edit the pool, the provider
-or any service account's policy, its own included. It may act as exactly one account, its
-environment's runtime account (`iam.serviceAccountUser` on that account, never on the
-project), which holds no project role at all. Changes to this component are therefore made by
+Memorystore, Secret Manager, Monitoring, the VPC pieces, Artifact Registry); of IAM it may
+change only the policies of Cloud Run services (who may invoke) and of secrets (who may read).
+It cannot grant a project role, create keys, mint tokens, or edit the pool, the provider, the
+custom roles or any service account's policy, its own included. It may act as exactly one
+account, its environment's runtime account (`iam.serviceAccountUser` on that account, never
+on the project), which holds no project role at all. Changes to this component are therefore made by
 an administrator's `pulumi up`, as on AWS (docs/aws-accounts.md). The preview account reads
 metadata of the same types, and no data (no secret payload, no Redis AUTH string).
 
 Within one project, deploy accounts of different environments share the custom role, so
 staging's could change production's resources: give production its own project (Google's
-advice) when that matters.
+advice). docs/gcp-projects.md has the table of who reaches what, and the limits (permission
+names, soft-deleted ids, custom `sub` templates) that cannot be checked offline.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ PREVIEW_KIND = "preview"
 SUBJECT_MAX = 127
 CONDITION_MAX = 4096
 ACCOUNT_ID_MAX = 30
+ROLE_ID_MAX = 64
+DISPLAY_NAME_MAX = 100  # service accounts and custom role titles
 # Leaves room for at least "a-<hash>-" before "<kind>-run" in an account id.
 KIND_MAX = ACCOUNT_ID_MAX - len("a-1234567--run")
 POOL = "gcp:iam/workloadIdentityPool:WorkloadIdentityPool"
@@ -125,7 +129,11 @@ DEPLOY_PERMISSIONS = (
     "compute.networks.delete",
     "compute.networks.get",
     "compute.networks.list",
+    "compute.networks.update",
     "compute.networks.updatePolicy",
+    "compute.networks.addPeering",
+    "compute.networks.removePeering",
+    "compute.networks.updatePeering",
     "compute.subnetworks.create",
     "compute.subnetworks.delete",
     "compute.subnetworks.get",
@@ -147,15 +155,28 @@ DEPLOY_PERMISSIONS = (
     "servicenetworking.services.addPeering",
     "servicenetworking.services.get",
     "servicenetworking.operations.get",
-    # Artifact Registry: the repository's settings (pushing is `artifactregistry.writer` on
-    # the repository itself, granted through ArtifactRegistryArgs.writers).
+    # Artifact Registry: the repositories the stacks create, and pushing the image to them
+    # (what `artifactregistry.writer` holds; a pr-<n> stack's new repository has no grant).
     "artifactregistry.repositories.create",
     "artifactregistry.repositories.delete",
     "artifactregistry.repositories.get",
     "artifactregistry.repositories.list",
     "artifactregistry.repositories.update",
     "artifactregistry.repositories.getIamPolicy",
-    # Enabled APIs, read: enabling them is the administrator's (GcpApis in the base stack).
+    "artifactregistry.repositories.uploadArtifacts",
+    "artifactregistry.repositories.downloadArtifacts",
+    "artifactregistry.dockerimages.get",
+    "artifactregistry.dockerimages.list",
+    "artifactregistry.packages.get",
+    "artifactregistry.packages.list",
+    "artifactregistry.tags.create",
+    "artifactregistry.tags.get",
+    "artifactregistry.tags.list",
+    "artifactregistry.tags.update",
+    "artifactregistry.versions.get",
+    "artifactregistry.versions.list",
+    # APIs: GcpApis enables (a no-op when on) and never disables them.
+    "serviceusage.services.enable",
     "serviceusage.services.get",
     "serviceusage.services.list",
     # What this component manages, read only, so a stack that contains it can still refresh.
@@ -193,11 +214,13 @@ ESCALATING_PERMISSIONS = (
     "iam.workloadIdentityPoolProviders.create",
     "iam.workloadIdentityPoolProviders.update",
     "artifactregistry.repositories.setIamPolicy",
+    "serviceusage.services.disable",
 )
 
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _ENVIRONMENT = re.compile(r"[^'\"\\*,:;`/]+")
 _OWNER_ID = re.compile(r"[1-9][0-9]*")
+_WIF_ID = re.compile(r"(?!gcp-)[a-z0-9][-a-z0-9]{2,30}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -279,13 +302,12 @@ def identity_problems(args: GcpDeployIdentityArgs) -> list[str]:
             f"roles: the attribute condition would be {len(condition)} characters, more than "
             f"the {CONDITION_MAX} allowed: fewer environments per identity"
         )
-    if args.pool_id is not None and not re.fullmatch(
-        r"(?!gcp-)[a-z0-9][-a-z0-9]{2,30}[a-z0-9]", args.pool_id
-    ):
-        problems.append(
-            f"pool_id: '{args.pool_id}' must be 4 to 32 lowercase letters, digits and hyphens, "
-            "not starting with 'gcp-'"
-        )
+    for key, value in (("pool_id", args.pool_id), ("provider_id", args.provider_id)):
+        if value is not None and not _WIF_ID.fullmatch(value):
+            problems.append(
+                f"{key}: '{value}' must be 4 to 32 lowercase letters, digits and hyphens, "
+                "not starting with 'gcp-' nor starting or ending with '-'"
+            )
     return problems
 
 
@@ -300,8 +322,26 @@ def account_id(name: str, suffix: str) -> str:
     return f"{name[:room].rstrip('-')}-{digest}-{suffix}"
 
 
-def _role_id(name: str, kind: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", f"{name}_{kind}")[:64]
+def runtime_account_email(identity_name: str, kind: str, project: str) -> str:
+    """The runtime account of `kind` in the identity named `identity_name`: fixed by the names,
+    so a stack without the identity (pr-<n>) can run as the one staging creates for it."""
+    return f"{account_id(identity_name, f'{kind}-run')}@{project}.iam.gserviceaccount.com"
+
+
+def role_id(name: str, kind: str) -> str:
+    """The custom role's id (letters, digits, '_' and '.', at most 64): shortened like
+    `account_id` when needed, so two long stack names never share one."""
+    full = re.sub(r"[^A-Za-z0-9]", "_", f"{name}_{kind}")
+    if len(full) <= ROLE_ID_MAX:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:7]
+    room = ROLE_ID_MAX - len(kind) - len(digest) - 2
+    return f"{re.sub(r'[^A-Za-z0-9]', '_', name[:room])}_{digest}_{kind}"
+
+
+def pool_id(name: str) -> str:
+    """A pool id from the component name; "gcp-" starts ids Google reserves for itself."""
+    return fit(POOL, f"gh-{name}" if name.startswith("gcp-") else name)
 
 
 class GcpDeployIdentity(pulumi.ComponentResource):
@@ -323,7 +363,7 @@ class GcpDeployIdentity(pulumi.ComponentResource):
         pool = gcp.iam.WorkloadIdentityPool(
             f"{name}-pool",
             project=args.project,
-            workload_identity_pool_id=args.pool_id or fit(POOL, name),
+            workload_identity_pool_id=args.pool_id or pool_id(name),
             display_name=f"GitHub: {args.repository}"[:32],
             description=f"GitHub Actions of {args.repository}",
             opts=child,
@@ -347,8 +387,8 @@ class GcpDeployIdentity(pulumi.ComponentResource):
             read_only: gcp.projects.IAMCustomRole(
                 f"{name}-{'preview' if read_only else 'deploy'}-role",
                 project=args.project,
-                role_id=_role_id(name, "preview" if read_only else "deploy"),
-                title=f"{name} GitHub {'previews' if read_only else 'deploys'}",
+                role_id=role_id(name, "preview" if read_only else "deploy"),
+                title=f"{name} GitHub {'previews' if read_only else 'deploys'}"[:DISPLAY_NAME_MAX],
                 description=(
                     "Reads the metadata of the gcp stacks' resources, and no data"
                     if read_only
@@ -369,8 +409,9 @@ class GcpDeployIdentity(pulumi.ComponentResource):
                 label,
                 project=args.project,
                 account_id=account_id(name, role.kind),
-                display_name=f"GitHub {'previews' if role.read_only else 'deploys'}"
-                f" ({role.environment})",
+                display_name=(
+                    f"GitHub {'previews' if role.read_only else 'deploys'} ({role.environment})"
+                )[:DISPLAY_NAME_MAX],
                 description=f"{args.repository}, GitHub environment {role.environment}",
                 opts=child,
             )
@@ -424,7 +465,7 @@ class GcpDeployIdentity(pulumi.ComponentResource):
             f"{label}-run",
             project=args.project,
             account_id=account_id(self._name, f"{role.kind}-run"),
-            display_name=f"Cloud Run service ({role.environment})",
+            display_name=f"Cloud Run service ({role.environment})"[:DISPLAY_NAME_MAX],
             description=f"What the {role.environment} services of {args.repository} run as",
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -37,7 +37,8 @@ class ArtifactRegistryArgs:
     project: pulumi.Input[str]
     region: str
     repository_id: str
-    # Builds kept whatever their age; older ones beyond it go after `delete_after_days`.
+    # Newest versions kept whatever their age (see cleanup_policies: an index's children count);
+    # older builds beyond them go after `delete_after_days`.
     keep_count: int
     immutable_tags: bool = True
     delete_after_days: int = 30
@@ -73,7 +74,13 @@ def cleanup_policies(
     keep_count: int, delete_after_days: int
 ) -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgsDict]:
     """Untagged versions go after a day; builds older than `delete_after_days` go too, except
-    the newest `keep_count`, which a keep policy protects (keep wins over delete)."""
+    the newest `keep_count` versions, which a keep policy protects (keep wins over delete).
+
+    The per-platform and attestation manifests of a pushed index are untagged versions too.
+    Artifact Registry refuses to delete a manifest an index still references
+    (GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE, gcr-cleaner#118), so those of a kept build stay;
+    they do count towards `keep_count`, which is therefore a number of versions, not builds.
+    """
     return [
         {
             "id": "delete-untagged",

@@ -28,6 +28,7 @@ ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 _VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 SECRET_ID_MAX = 255
+LABEL_VALUE_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class GcpSecretsArgs:
     generated: Sequence[str] = ()
     # Members (`serviceAccount:run@…`) that may read every secret here.
     accessors: Sequence[pulumi.Input[str]] = ()
+    # A replaced value's version stays enabled (billed per version), so rolling Cloud Run back
+    # to an earlier revision, which pins it, still starts. Otherwise it is destroyed.
+    keep_replaced_versions: bool = False
 
 
 def secrets_problems(name: str, args: GcpSecretsArgs) -> list[str]:
@@ -99,13 +103,14 @@ class GcpSecrets(pulumi.ComponentResource):
                 project=args.project,
                 secret_id=secret_id(name, variable),
                 replication={"auto": {}},
-                labels={"variable": variable.lower()},
+                labels={"variable": variable.lower()[:LABEL_VALUE_MAX]},
                 opts=child,
             )
             version = gcp.secretmanager.SecretVersion(
                 secret_id(name, variable),
                 secret=secret.id,
                 secret_data=pulumi.Output.secret(value),
+                deletion_policy="ABANDON" if args.keep_replaced_versions else "DELETE",
                 opts=child,
             )
             self._secrets[variable] = secret

@@ -21,8 +21,17 @@ def test_each_api_is_enabled_and_never_disabled_on_destroy() -> None:
         assert service.plain["project"] == "proj-1"
         assert service.plain["disableOnDestroy"] is False
         assert service.plain["disableDependentServices"] is False
-    # What the components call: Run, SQL, Redis, PSA, scanning, WIF token exchange.
-    for needed in ("run", "sqladmin", "redis", "servicenetworking", "containerscanning", "sts"):
+    # What the components call: Run, SQL, Redis, PSA, scanning, WIF token exchange, and
+    # the project IAM bindings of GcpDeployIdentity.
+    for needed in (
+        "run",
+        "sqladmin",
+        "redis",
+        "servicenetworking",
+        "containerscanning",
+        "sts",
+        "cloudresourcemanager",
+    ):
         assert f"{needed}.googleapis.com" in REQUIRED_SERVICES
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import celpy
 import pytest
 
 from infra.gcp.identity import (
@@ -19,6 +20,9 @@ from infra.gcp.identity import (
     GcpDeployIdentity,
     GcpDeployIdentityArgs,
     GcpGitHubRole,
+    pool_id,
+    role_id,
+    runtime_account_email,
 )
 from tests.harness import run_components
 
@@ -159,6 +163,12 @@ def test_deploy_accounts_act_as_their_runtime_account_only() -> None:
     assert not [a for a in accounts if a.startswith("preview-")]
 
 
+def test_a_stack_without_the_identity_can_name_the_runtime_account_it_runs_as() -> None:
+    runtime = _run().outputs["result"]["runtime"]
+    assert runtime["ephemeral"] == runtime_account_email(NAME, "ephemeral", "proj-1")
+    assert runtime["deploy"] == runtime_account_email(NAME, "deploy", "proj-1")
+
+
 def test_deploy_role_manages_the_stack_types_and_grants_nothing() -> None:
     run = _run()
     roles = {r.plain["roleId"]: r.plain for r in run.of_type(CUSTOM_ROLE)}
@@ -171,6 +181,16 @@ def test_deploy_role_manages_the_stack_types_and_grants_nothing() -> None:
     assert all(p.rsplit(".", 1)[1] in ("get", "list", "getIamPolicy") for p in writes)
     set_policy = {p.rsplit(".", 2)[0] for p in deploy if p.endswith("setIamPolicy")}
     assert set_policy == {"run", "secretmanager"}
+    # A pr-<n> stack's new repository carries no writer grant: the role itself may push.
+    assert {
+        "artifactregistry.repositories.uploadArtifacts",
+        "artifactregistry.tags.create",
+    } <= set(deploy)
+    # GcpApis enables APIs (a no-op when on); nothing here may switch one off.
+    assert "serviceusage.services.enable" in deploy
+    assert "serviceusage.services.disable" not in deploy
+    # REMOVE_PEERING (ephemeral networks) removes the peering through the network.
+    assert "compute.networks.removePeering" in deploy
     # Each resource type the gcp stacks register can be created and deleted.
     for resource in (
         "run.services",
@@ -255,6 +275,95 @@ def test_bad_identity_args_are_all_refused_before_anything_is_registered() -> No
     assert error.value.registered == []  # type: ignore[attr-defined]
 
 
+def test_pool_and_provider_ids_google_refuses_are_named() -> None:
+    with pytest.raises(ValueError, match="pool_id: 'gcp-github' must be 4 to 32") as error:
+        _run(pool_id="gcp-github", provider_id="GH")
+    assert "provider_id: 'GH' must be 4 to 32" in str(error.value)
+
+
 def test_a_subject_longer_than_google_subject_allows_is_refused() -> None:
     with pytest.raises(ValueError, match="longer than the 127 bytes"):
         _run(repository="example-org/" + "r" * 100)
+
+
+def test_long_and_reserved_names_still_give_ids_google_accepts() -> None:
+    long_a = "customer-support-assistant-bot-production-eu-identity"
+    long_b = "customer-support-assistant-bot-production-us-identity"
+    for kind in ("deploy", "preview"):
+        ids = {role_id(long_a, kind), role_id(long_b, kind)}
+        assert len(ids) == 2
+        for value in ids:
+            assert len(value) <= 64 and re.fullmatch(r"[A-Za-z0-9_.]+", value)
+            assert value.endswith(f"_{kind}")
+    # "gcp-" starts pool ids Google keeps for itself; the engine refuses them like the API.
+    assert not pool_id("gcp-agent-staging-identity").startswith("gcp-")
+
+    def program() -> None:
+        GcpDeployIdentity(
+            "gcp-agent-staging-identity",
+            GcpDeployIdentityArgs(
+                project="proj-1",
+                repository=REPOSITORY,
+                repository_owner_id=OWNER_ID,
+                roles=[GcpGitHubRole("deploy", "e" * 80)],
+            ),
+        )
+
+    run = run_components(program)
+    for account in run.of_type(ACCOUNT):
+        assert len(account.plain["displayName"]) <= 100
+
+
+def _cel(expression: str, claims: dict[str, str]) -> object:
+    """Evaluates a WIF CEL expression on a token's claims, as Google's STS does."""
+    environment = celpy.Environment()
+    program = environment.program(environment.compile(expression))
+    result = program.evaluate({"assertion": celpy.json_to_cel(claims)})
+    # As plain Python values; an evaluation error stays what it is, and fails the comparison.
+    if isinstance(result, celpy.celtypes.BoolType):
+        return bool(result)
+    if isinstance(result, celpy.celtypes.StringType):
+        return str(result)
+    return result
+
+
+def _token(sub: str, owner_id: str = OWNER_ID) -> dict[str, str]:
+    # GitHub sends every claim as a string, the owner id too.
+    return {
+        "sub": sub,
+        "repository": sub.split(":")[1],
+        "repository_owner_id": owner_id,
+        "environment": sub.rsplit(":", 1)[1],
+    }
+
+
+def test_ckv_gcp_125_the_condition_admits_exactly_the_listed_environments() -> None:
+    provider = _run().one(PROVIDER).plain
+    condition = provider["attributeCondition"]
+    for role in ROLES:
+        sub = f"repo:{REPOSITORY}:environment:{role.environment}"
+        assert _cel(condition, _token(sub)) is True, sub
+        # The subject the token maps to is the one the account's binding names.
+        assert _cel(provider["attributeMapping"]["google.subject"], _token(sub)) == sub
+    refused = [
+        _token(f"repo:{REPOSITORY}:environment:production"),
+        _token(f"repo:{REPOSITORY}:environment:staging-evil"),
+        _token(f"repo:{REPOSITORY}:pull_request"),
+        _token(f"repo:{REPOSITORY}:ref:refs/heads/main"),
+        _token("repo:example-org/other-repo:environment:staging"),
+        # Same names under another owner (a deleted and re-registered organization).
+        _token(f"repo:{REPOSITORY}:environment:staging", owner_id="7654321"),
+    ]
+    for claims in refused:
+        assert _cel(condition, claims) is False, claims
+
+
+def test_every_attribute_mapping_is_valid_cel() -> None:
+    mapping = _run().one(PROVIDER).plain["attributeMapping"]
+    claims = _token(f"repo:{REPOSITORY}:environment:staging")
+    assert {key: _cel(expression, claims) for key, expression in mapping.items()} == {
+        "google.subject": claims["sub"],
+        "attribute.repository": REPOSITORY,
+        "attribute.repository_owner_id": OWNER_ID,
+        "attribute.environment": "staging",
+    }

@@ -52,9 +52,12 @@ def test_ckv_gcp_74_and_26_the_subnet_has_private_google_access_and_flow_logs() 
     assert subnet.plain["ipCidrRange"] == "10.20.0.0/24"
     assert subnet.plain["region"] == "europe-west1"
     assert subnet.plain["network"] == run.outputs["result"]["network"]
-    log = subnet.plain["logConfig"]
-    assert log["metadata"] == "INCLUDE_ALL_METADATA"
-    assert 0 < log["flowSampling"] <= 1
+    # CIS 3.8: every flow sampled, 5 s aggregation, all metadata, no filter expression.
+    assert subnet.plain["logConfig"] == {
+        "aggregationInterval": "INTERVAL_5_SEC",
+        "flowSampling": 1.0,
+        "metadata": "INCLUDE_ALL_METADATA",
+    }
 
 
 def test_a_tier_may_turn_flow_logs_off() -> None:
@@ -78,6 +81,13 @@ def test_the_private_services_range_is_peered_and_the_peering_is_abandoned_on_de
     assert connection.plain["deletionPolicy"] == "ABANDON"
     # What SQL and Redis get to depend on is this very resource.
     assert run.outputs["result"]["connection"] == connection.urn
+
+
+def test_a_routinely_destroyed_stack_removes_the_peering_so_the_network_can_go() -> None:
+    connection = _run(connection_deletion_policy="REMOVE_PEERING").one(CONNECTION)
+    assert connection.plain["deletionPolicy"] == "REMOVE_PEERING"
+    with pytest.raises(ValueError, match="'DELETE' must be one of ABANDON, REMOVE_PEERING"):
+        _run(connection_deletion_policy="DELETE")
 
 
 def test_the_range_size_comes_from_the_args() -> None:

@@ -73,6 +73,12 @@ def test_versions_are_pinned_numbers_never_latest() -> None:
         assert number.isdigit(), number
 
 
+def test_replaced_versions_are_destroyed_unless_kept_for_rollbacks() -> None:
+    assert {v.plain["deletionPolicy"] for v in _run().of_type(VERSION)} == {"DELETE"}
+    kept = _run(keep_replaced_versions=True).of_type(VERSION)
+    assert {v.plain["deletionPolicy"] for v in kept} == {"ABANDON"}
+
+
 def test_read_access_is_granted_per_secret_to_the_named_members_only() -> None:
     run = _run()
     accessors = run.of_type(ACCESSOR)
