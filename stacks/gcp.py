@@ -37,7 +37,7 @@ ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
 # the X-Forwarded-For it sets is trusted whatever address it connects from.
 FORWARDED_ALLOW_IPS = "*"
 # What the app reads from Secret Manager, composed here (app.secrets are added to it).
-COMPOSED_SECRETS = ("DATABASE_URL", "REDIS_URL", "REDIS_CA_CERT")
+COMPOSED_SECRETS = ("DATABASE_URL", "REDIS_URL", "REDIS_CA_CERT", "DATABASE_CA_CERT")
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -143,6 +143,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 "DATABASE_URL": database.url,
                 "REDIS_URL": cache.url,
                 "REDIS_CA_CERT": cache.ca_cert,
+                # The app verifies Cloud SQL's server against it (sslmode=verify-ca).
+                "DATABASE_CA_CERT": database.server_ca,
             },
             generated=("AUTH_TOKENS",),
         ),

@@ -43,6 +43,8 @@ _RESERVED_ENV = frozenset(
     # Set by the stacks from app.runTimeoutSeconds, aws.vpcCidr and their own secrets.
     | {"RUN_TIMEOUT_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "KEEPALIVE_TIMEOUT_SECONDS"}
     | {"FORWARDED_ALLOW_IPS", "AUTH_TOKENS", "PGPASSWORD"}
+    # The gcp stacks' server CAs (Memorystore, Cloud SQL), from Secret Manager.
+    | {"REDIS_CA_CERT", "DATABASE_CA_CERT"}
 )
 # The least-privilege role the app connects as on AWS (created by `python -m src.db_bootstrap`).
 DATABASE_APP_USER = "agent_app"

@@ -132,7 +132,8 @@ def test_invoker_all_users_grants_run_invoker_to_everyone() -> None:
 @tiers
 def test_secrets_reach_cloud_run_by_reference_pinned_to_a_version(tier: str) -> None:
     envs = {e["name"]: e for e in container(tier)["envs"]}
-    for name in ("DATABASE_URL", "REDIS_URL", "REDIS_CA_CERT", "AUTH_TOKENS", "OPENAI_API_KEY"):
+    composed = ("DATABASE_URL", "REDIS_URL", "REDIS_CA_CERT", "DATABASE_CA_CERT", "AUTH_TOKENS")
+    for name in (*composed, "OPENAI_API_KEY"):
         ref = envs[name]["valueSource"]["secretKeyRef"]
         assert str(ref["version"]).isdigit(), (name, ref)
         assert "value" not in envs[name]
