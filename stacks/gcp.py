@@ -184,7 +184,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             # CI's deploy account may act as its runtime account only, and creates none.
             service_account=identity.runtime_service_accounts.get("deploy")
             if identity is not None
-            else None,
+            else gcp_config.run_service_account,
             labels=labels,
         ),
         top,
@@ -237,6 +237,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         variables["GCP_WORKLOAD_IDENTITY_PROVIDER"] = identity.provider_name
         for kind, email in identity.service_accounts.items():
             outputs[f"{kind}ServiceAccount"] = email
+        # What a pr-<n> stack names as gcp.runServiceAccount (the `ephemeral` one).
+        outputs["runtimeServiceAccounts"] = identity.runtime_service_accounts
         if "deploy" in identity.service_accounts:
             variables["GCP_DEPLOY_SERVICE_ACCOUNT"] = identity.service_accounts["deploy"]
         if "preview" in identity.service_accounts:

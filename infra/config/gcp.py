@@ -174,6 +174,13 @@ class GcpConfig(_Section):
         default=None, pattern=r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/[A-Za-z0-9_.-]{1,100}$"
     )
     github_environment: str | None = Field(default=None, pattern=_GITHUB_ENVIRONMENT.pattern)
+    # An existing account Cloud Run runs as, for stacks without a deploy identity of their own
+    # (pr-<n> stacks: staging's `ephemeral` runtime account, its output runtimeServiceAccounts).
+    run_service_account: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]"
+        r"\.iam\.gserviceaccount\.com$",
+    )
 
     @field_validator("subnet_cidr")
     @classmethod
@@ -383,6 +390,15 @@ def gcp_problems(config: StackConfig) -> list[ConfigProblem]:
                 "the deploy identity pins the repository owner's numeric id (a renamed or "
                 'recreated owner cannot take over): set it in quotes, e.g. "1234567" '
                 "(gh api users/<owner> --jq .id)",
+            )
+        )
+    if gcp.deploy_identity and gcp.run_service_account is not None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:gcp.runServiceAccount",
+                "this stack's deploy identity has its own runtime account, the only one its "
+                "deploy account may act as: remove runServiceAccount",
+                json.dumps(gcp.run_service_account),
             )
         )
     if config.github is not None and gcp.github_repository not in (None, repository):

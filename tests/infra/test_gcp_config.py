@@ -216,6 +216,20 @@ BAD_GCP_CONFIGS: list[tuple[str, str, dict[str, Any], str, str]] = [
         "'public', 'allUsers' or 'private'",
     ),
     (
+        "run-service-account-not-an-email",
+        "gcp-pr",
+        {"gcp": {"runServiceAccount": "agent-run"}},
+        "agent-deploy:gcp.runServiceAccount",
+        "should match pattern",
+    ),
+    (
+        "run-service-account-beside-own-identity",
+        "gcp-staging",
+        {"gcp": {"runServiceAccount": "agent-run@example-agent-staging.iam.gserviceaccount.com"}},
+        "agent-deploy:gcp.runServiceAccount",
+        "has its own runtime account",
+    ),
+    (
         "gcp-without-section",
         "gcp-staging",
         {"gcp": None},

@@ -300,3 +300,17 @@ def test_check_lists_every_gcp_resource_with_its_key_settings() -> None:
     assert "availabilityType=REGIONAL" in text and "posture=backups,pitr" in text
     assert "egress=PRIVATE_RANGES_ONLY" in text and "flowLogs=on" in text
     assert "immutableTags=true" in text and "posture=auth" in text
+
+
+def test_a_pr_stack_runs_as_the_runtime_account_staging_made_and_creates_none() -> None:
+    email = "agent-g-3ac491f-ephemeral-run@example-agent-staging.iam.gserviceaccount.com"
+    run = run_stack("gcp-pr", {"gcp": {"runServiceAccount": email}})
+    assert run.one(RUN).plain["template"]["serviceAccount"] == email
+    assert not run.of_type("gcp:serviceaccount/account:Account")
+    readers = {g.plain["member"] for g in run.of_type(SECRET_READER)}
+    assert readers == {f"serviceAccount:{email}"}
+
+
+def test_staging_exports_the_runtime_accounts_pr_stacks_run_as() -> None:
+    run = run_stack("gcp-staging")
+    assert "deploy" in run.outputs["runtimeServiceAccounts"]
