@@ -68,14 +68,14 @@ def main() -> None:
         for p in PROJECT_DIR.glob("Pulumi.*.yaml")
     )
     print(
-        f"{'stack':<12} {'resources':>9} {'lazy (s)':>9} {'eager (s)':>10} "
+        f"{'stack':<15} {'resources':>9} {'lazy (s)':>9} {'eager (s)':>10} "
         f"{'eager imports (s)':>18}"
     )
     for stack in stacks:
         lazy = [measure(stack, []) for _ in range(args.repeat)]
         eager = [measure(stack, EAGER) for _ in range(args.repeat)]
         print(
-            f"{stack:<12} {int(lazy[0]['resources']):>9} "
+            f"{stack:<15} {int(lazy[0]['resources']):>9} "
             f"{statistics.median(r['total'] for r in lazy):>9.2f} "
             f"{statistics.median(r['total'] for r in eager):>10.2f} "
             f"{statistics.median(r['imports'] for r in eager):>18.2f}"

@@ -37,6 +37,7 @@ MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "eu-west-1"
 # Route 53's zone for Application Load Balancers' alias targets in eu-west-1.
 MOCK_ALB_ZONE = "Z32O12XQLNTSW2"
+MOCK_GCP_PROJECT_NUMBER = "123456789012"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
@@ -56,10 +57,46 @@ def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
     return name if isinstance(name, str) else autoname(args.name)
 
 
+def _gcp_project(args: pulumi_mocks.MockResourceArgs) -> str:
+    project = args.inputs.get("project")
+    return project if isinstance(project, str) else "mock-project"
+
+
+def _gcp_compute(kind: str, scope: str = "global") -> ResourceMock:
+    """Compute resources: the name (auto-named when unset) and the self link others cite."""
+
+    def mock(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+        name = _autoname(a)
+        where = "global" if scope == "global" else f"regions/{a.inputs.get('region', 'mock')}"
+        path = f"projects/{_gcp_project(a)}/{where}/{kind}/{name}"
+        return {"name": name, "selfLink": f"https://www.googleapis.com/compute/v1/{path}"}
+
+    return mock
+
+
+def _gcp_account(a: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+    email = f"{a.inputs['accountId']}@{_gcp_project(a)}.iam.gserviceaccount.com"
+    return {
+        "email": email,
+        "member": f"serviceAccount:{email}",
+        "name": f"projects/{_gcp_project(a)}/serviceAccounts/{email}",
+        "uniqueId": str(_stable_number(email, 21)),
+    }
+
+
 def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     service = args.typ.split(":")[1].split("/")[0]
     region = "us-east-1"
     return {"arn": f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{args.name}"}
+
+
+def _project(args: pulumi_mocks.MockResourceArgs) -> str:
+    project = args.inputs.get("project")
+    return project if isinstance(project, str) else "mock-project"
+
+
+def _pem(name: str) -> str:
+    return f"-----BEGIN CERTIFICATE-----\nMOCK{_digest(name)}\n-----END CERTIFICATE-----\n"
 
 
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
@@ -154,6 +191,63 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
         ],
     },
     "aws:route53/record:Record": lambda a: {"fqdn": str(a.inputs.get("name", "")).rstrip(".")},
+    # GCP (gcp-infra-b): what Cloud SQL, Memorystore, Cloud Run, IAM and Monitoring compute.
+    "gcp:sql/databaseInstance:DatabaseInstance": lambda a: {
+        "privateIpAddress": f"10.20.0.{_stable_number(a.name, 2) + 2}",
+        "connectionName": f"{_project(a)}:{a.inputs.get('region')}:{a.inputs.get('name')}",
+        "serverCaCerts": [{"cert": _pem(a.name), "commonName": "C=US,O=Google\\, Inc"}],
+    },
+    "gcp:redis/instance:Instance": lambda a: {
+        "host": f"10.30.0.{_stable_number(a.name, 2) + 4}",
+        # Memorystore serves TLS on 6378 only.
+        "port": 6378 if a.inputs.get("transitEncryptionMode") == "SERVER_AUTHENTICATION" else 6379,
+        "authString": "mockauth-" + hashlib.sha256(a.name.encode()).hexdigest()[:27],
+        # Two CAs, as during a rotation.
+        "serverCaCerts": [{"cert": _pem(a.name)}, {"cert": _pem(a.name + "-next")}],
+    },
+    "gcp:cloudrunv2/service:Service": lambda a: {
+        "uri": f"https://{a.inputs.get('name', a.name)}-{_stable_number(a.name, 10)}-ew.a.run.app",
+    },
+    "gcp:monitoring/notificationChannel:NotificationChannel": lambda a: {
+        "name": f"projects/{_project(a)}/notificationChannels/{_stable_number(a.name, 12)}",
+    },
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": lambda a: {
+        "uptimeCheckId": f"{a.name}-{_stable_number(a.name, 6)}",
+    },
+    "gcp:monitoring/alertPolicy:AlertPolicy": lambda a: {
+        "name": f"projects/{_project(a)}/alertPolicies/{_stable_number(a.name, 12)}",
+    },
+    # GCP: names, links and numbers the API assigns.
+    "gcp:compute/network:Network": _gcp_compute("networks"),
+    "gcp:compute/subnetwork:Subnetwork": _gcp_compute("subnetworks", scope="region"),
+    "gcp:compute/globalAddress:GlobalAddress": _gcp_compute("addresses"),
+    "gcp:compute/firewall:Firewall": _gcp_compute("firewalls"),
+    "gcp:serviceaccount/account:Account": _gcp_account,
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+        f"{a.inputs['workloadIdentityPoolId']}",
+        "state": "ACTIVE",
+    },
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+        f"{a.inputs['workloadIdentityPoolId']}/providers/{a.inputs['workloadIdentityPoolProviderId']}",
+        "state": "ACTIVE",
+    },
+    "gcp:projects/iAMCustomRole:IAMCustomRole": lambda a: {
+        "name": f"projects/{_gcp_project(a)}/roles/{a.inputs['roleId']}"
+    },
+    "gcp:artifactregistry/repository:Repository": lambda a: {
+        "name": a.inputs["repositoryId"],
+        "registryUri": f"{a.inputs['location']}-docker.pkg.dev/{_gcp_project(a)}/"
+        f"{a.inputs['repositoryId']}",
+    },
+    "gcp:secretmanager/secret:Secret": lambda a: {
+        "name": f"projects/{MOCK_GCP_PROJECT_NUMBER}/secrets/{a.inputs['secretId']}"
+    },
+    "gcp:secretmanager/secretVersion:SecretVersion": lambda a: {
+        "version": "1",
+        "name": f"{a.inputs['secret']}/versions/1",
+    },
 }
 
 CALL_MOCKS: dict[str, CallMock] = {
@@ -200,6 +294,13 @@ CALL_MOCKS: dict[str, CallMock] = {
     "aws:elb/getServiceAccount:getServiceAccount": lambda a: {
         "arn": "arn:aws:iam::156460612806:root",
         "id": "156460612806",
+    },
+    "gcp:organizations/getClientConfig:getClientConfig": lambda a: {
+        "accessToken": "mock-gcp-access-token",
+        "project": "mock-project",
+        "region": "europe-west1",
+        "zone": "europe-west1-b",
+        "id": "mock-project",
     },
     "github:index/getUser:getUser": lambda a: {
         "id": str(_stable_number(a["username"])),

@@ -32,6 +32,7 @@ from cli.stackfile import StackFileError, load_stack_file
 from cli.tfplan import plan
 from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
+from infra.gcp.summaries import GCP_SUMMARIES
 
 
 def find_project_dir(start: Path) -> Path:
@@ -80,6 +81,7 @@ def _container_summary(inputs: dict[str, Any]) -> list[str]:
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "docker:index/container:Container": _container_summary,
     **AWS_SUMMARIES,
+    **GCP_SUMMARIES,
 }
 
 

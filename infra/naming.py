@@ -144,7 +144,69 @@ NAME_RULES: dict[str, NameRule] = {
     "github:index/repositoryEnvironment:RepositoryEnvironment": NameRule(
         "environment", 255, r"[^,:;'\"`\\/]+", "no , : ; ' \" ` \\ or /", autonamed=False
     ),
+    # GCP (gcp-infra-b): the Memorystore, Cloud Run and IAM API references.
+    "gcp:redis/instance:Instance": NameRule("name", 40, _IDENTIFIER, _IDENTIFIER_TEXT),
+    "gcp:cloudrunv2/service:Service": NameRule("name", 49, _IDENTIFIER, _IDENTIFIER_TEXT),
+    "gcp:serviceaccount/account:Account": NameRule(
+        "accountId",
+        30,
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+        "6 to 30 lowercase letters, digits and hyphens, starting with a letter",
+        autonamed=False,
+    ),
 }
+
+# GCP (pulumi-gcp 10.x): compute names follow RFC 1035 and are auto-named; the others are ids a
+# component always sets. Sources: the API references of each create call (Compute Engine
+# `name`, IAM `accountId`, `workloadIdentityPoolId`/`ProviderId` ("gcp-" is reserved), Artifact
+# Registry `repositoryId`, Secret Manager `secretId`, IAM custom role `roleId`).
+_RFC1035 = r"[a-z](?:[-a-z0-9]*[a-z0-9])?"
+_RFC1035_TEXT = "lowercase letters, digits and hyphens, starting with a letter, not ending in '-'"
+_WIF_ID = r"(?!gcp-)[a-z0-9][-a-z0-9]{2,}[a-z0-9]"
+_WIF_TEXT = "4+ lowercase letters, digits and hyphens, not starting or ending in '-' or with 'gcp-'"
+NAME_RULES.update(
+    {
+        **{
+            f"gcp:compute/{token}": NameRule("name", 63, _RFC1035, _RFC1035_TEXT)
+            for token in (
+                "network:Network",
+                "subnetwork:Subnetwork",
+                "globalAddress:GlobalAddress",
+                "firewall:Firewall",
+            )
+        },
+        "gcp:serviceaccount/account:Account": NameRule(
+            "accountId",
+            30,
+            r"[a-z][-a-z0-9]{4,28}[a-z0-9]",
+            "6 to 30 lowercase letters, digits and hyphens, starting with a letter",
+            autonamed=False,
+        ),
+        "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": NameRule(
+            "workloadIdentityPoolId", 32, _WIF_ID, _WIF_TEXT, autonamed=False
+        ),
+        "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": NameRule(
+            "workloadIdentityPoolProviderId", 32, _WIF_ID, _WIF_TEXT, autonamed=False
+        ),
+        "gcp:artifactregistry/repository:Repository": NameRule(
+            "repositoryId", 63, _RFC1035, _RFC1035_TEXT, autonamed=False
+        ),
+        "gcp:secretmanager/secret:Secret": NameRule(
+            "secretId",
+            255,
+            r"[A-Za-z0-9_-]+",
+            "letters, digits, hyphens and underscores",
+            autonamed=False,
+        ),
+        "gcp:projects/iAMCustomRole:IAMCustomRole": NameRule(
+            "roleId",
+            64,
+            r"[A-Za-z0-9_.]{3,}",
+            "3 or more letters, digits, '_' and '.'",
+            autonamed=False,
+        ),
+    }
+)
 
 
 def autoname(logical: str) -> str:

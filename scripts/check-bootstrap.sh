@@ -3,13 +3,19 @@
 # Pulumi credentials that exist (environment secrets) without ever exporting an empty one: an
 # empty PULUMI_CONFIG_PASSPHRASE is a valid passphrase to Pulumi, not an absent one.
 #
-# Reads ENVIRONMENT, ROLE_ARN, REGION, BACKEND_URL, ACCESS_TOKEN, PASSPHRASE and, when
+# Reads ENVIRONMENT, CLOUD (aws or gcp: ROLE_ARN and REGION, or GCP_PROVIDER and GCP_ACCOUNT),
+# BACKEND_URL, ACCESS_TOKEN, PASSPHRASE and, when
 # NEEDS_GITHUB_TOKEN=true, GITHUB_PROVIDER_TOKEN. Appends to $GITHUB_ENV.
 set -euo pipefail
 
 problems=()
-[ -n "${ROLE_ARN:-}" ] || problems+=("variable AWS_DEPLOY_ROLE_ARN/AWS_PREVIEW_ROLE_ARN is unset")
-[ -n "${REGION:-}" ] || problems+=("variable AWS_REGION is unset")
+if [ "${CLOUD:-aws}" = "gcp" ]; then
+  [ -n "${GCP_PROVIDER:-}" ] || problems+=("variable GCP_WORKLOAD_IDENTITY_PROVIDER is unset")
+  [ -n "${GCP_ACCOUNT:-}" ] || problems+=("variable GCP_DEPLOY_SERVICE_ACCOUNT/GCP_PREVIEW_SERVICE_ACCOUNT is unset")
+else
+  [ -n "${ROLE_ARN:-}" ] || problems+=("variable AWS_DEPLOY_ROLE_ARN/AWS_PREVIEW_ROLE_ARN is unset")
+  [ -n "${REGION:-}" ] || problems+=("variable AWS_REGION is unset")
+fi
 if [ -z "${BACKEND_URL:-}" ] && [ -z "${ACCESS_TOKEN:-}" ]; then
   problems+=("no state backend: set the variable PULUMI_BACKEND_URL (s3://...) or the environment secret PULUMI_ACCESS_TOKEN (Pulumi Cloud)")
 fi

@@ -6,11 +6,12 @@ from that stack's outputs. Returns None, creating nothing on GitHub, when the st
 
 Where `variables` go (the keys are the variable names the workflows read):
 - `NAME`: the stack's own environment;
-- `AWS_PREVIEW_ROLE_ARN` and `preview/NAME`: the `<environment>-preview` environment
-  (when `github.previewEnvironment`), which also gets `PULUMI_STACK` and `AWS_REGION`;
+- `AWS_PREVIEW_ROLE_ARN`, `GCP_PREVIEW_SERVICE_ACCOUNT` and `preview/NAME`: the
+  `<environment>-preview` environment (when `github.previewEnvironment`), which also gets
+  `PULUMI_STACK` and the SHARED variables (region, GCP project and identity provider);
 - `ephemeral/NAME`: the shared environment of the pr-<n> stacks (when
-  `github.ephemeralEnvironment`, staging only), which also gets `AWS_REGION`, `HEALTH_PATH`
-  and `READY_PATH`.
+  `github.ephemeralEnvironment`, staging only), which also gets the SHARED variables,
+  `HEALTH_PATH` and `READY_PATH`.
 `READY_PATH` (app.readinessPath) is the path the workflows' smoke tests probe.
 Scoped keys for an environment this stack does not manage are dropped.
 """
@@ -31,8 +32,8 @@ __all__ = ["environments", "github_claim_problems", "github_delivery"]
 
 PREVIEW = "preview"
 EPHEMERAL = "ephemeral"
-PREVIEW_ONLY = frozenset({"AWS_PREVIEW_ROLE_ARN"})
-SHARED = ("AWS_REGION",)
+PREVIEW_ONLY = frozenset({"AWS_PREVIEW_ROLE_ARN", "GCP_PREVIEW_SERVICE_ACCOUNT"})
+SHARED = ("AWS_REGION", "GCP_PROJECT", "GCP_REGION", "GCP_WORKLOAD_IDENTITY_PROVIDER")
 
 
 def _split(

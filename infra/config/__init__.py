@@ -11,7 +11,7 @@ and the set of keys Pulumi marked secret, and either returns a :class:`StackConf
 resource is registered.
 
 Layout, by concern: `common` (names, field types), `presets`, one module per section
-(`app`, `data`, `github`, `aws`), `stack` (the whole model), `problems` and `errors` (how a
+(`app`, `data`, `github`, `aws`, `gcp`), `stack` (the whole model), `problems` and `errors` (how a
 problem is reported), `rules` (cross-field, production, secrets), `load` (the entry point).
 Every public name is importable from `infra.config`.
 """
@@ -20,7 +20,6 @@ from cli.stackfile import SECRET_PLACEHOLDER
 from infra.config.app import AppConfig, BuildConfig, Hostname, LocalConfig, service_hostname
 from infra.config.aws import (
     ACM_MAX_DOMAIN,
-    AWS_REGIONS,
     ELASTICACHE_FAMILIES,
     ELASTICACHE_NODE_TYPES,
     FARGATE_SIZES,
@@ -34,6 +33,7 @@ from infra.config.aws import (
     AwsConfig,
     AwsRegion,
     aws_problems,
+    aws_regions,
     default_zone,
     deploy_environment,
     deploy_repository,
@@ -57,6 +57,14 @@ from infra.config.common import (
     UrlPath,
 )
 from infra.config.data import POSTGRES_RESERVED_WORDS, CacheConfig, DatabaseConfig
+from infra.config.gcp import (
+    CLOUD_RUN_SIZES,
+    GCP_REGIONS,
+    GcpConfig,
+    GcpRedisConfig,
+    GcpSqlConfig,
+    gcp_problems,
+)
 from infra.config.github import (
     GITHUB_ENVIRONMENT_ONLY_SECRETS,
     GITHUB_PLANS,
@@ -78,11 +86,19 @@ from infra.config.problems import ConfigError, ConfigProblem
 from infra.config.stack import StackConfig
 from infra.timeouts import AWS_MAX_RUN_TIMEOUT_SECONDS, FARGATE_MAX_STOP_SECONDS
 
+
+def __getattr__(name: str) -> object:
+    """`AWS_REGIONS` comes from pulumi_aws, imported only when asked for (aws stacks)."""
+    if name == "AWS_REGIONS":
+        return aws_regions()
+    raise AttributeError(name)
+
+
 __all__ = [
     "ACM_MAX_DOMAIN",
     "AVAILABLE_TARGETS",
     "AWS_MAX_RUN_TIMEOUT_SECONDS",
-    "AWS_REGIONS",
+    "CLOUD_RUN_SIZES",
     "DATABASE_APP_USER",
     "DEFAULT_ENGINE_VERSIONS",
     "ELASTICACHE_FAMILIES",
@@ -90,6 +106,7 @@ __all__ = [
     "ENGINE_VERSIONS",
     "FARGATE_MAX_STOP_SECONDS",
     "FARGATE_SIZES",
+    "GCP_REGIONS",
     "GITHUB_ENVIRONMENT_ONLY_SECRETS",
     "GITHUB_PLANS",
     "GITHUB_STACK_VARIABLES",
@@ -121,6 +138,9 @@ __all__ = [
     "ConfigProblem",
     "DatabaseConfig",
     "EnvName",
+    "GcpConfig",
+    "GcpRedisConfig",
+    "GcpSqlConfig",
     "GitHubConfig",
     "Hostname",
     "LocalConfig",
@@ -132,10 +152,12 @@ __all__ = [
     "Tier",
     "UrlPath",
     "aws_problems",
+    "aws_regions",
     "default_zone",
     "deploy_environment",
     "deploy_repository",
     "ephemeral_stack",
+    "gcp_problems",
     "github_problems",
     "load_stack_config",
     "performance_insights_supported",

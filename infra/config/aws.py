@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import itertools
 import json
 import re
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pulumi_aws import Region
 from pydantic import (
     AfterValidator,
     Field,
@@ -31,8 +31,24 @@ if TYPE_CHECKING:
     from infra.config.stack import StackConfig
 
 _AWS_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+
+
 # The provider's own region list (partitions included: `cn-*`, `us-gov-*`), not a pattern.
-AWS_REGIONS = frozenset(region.value for region in Region)
+@functools.cache
+def aws_regions() -> frozenset[str]:
+    """Read from the provider only when an aws region is checked: a gcp or local stack never
+    imports pulumi_aws (bench/program.py measures what that saves)."""
+    from pulumi_aws import Region
+
+    return frozenset(region.value for region in Region)
+
+
+def __getattr__(name: str) -> object:
+    if name == "AWS_REGIONS":
+        return aws_regions()
+    raise AttributeError(name)
+
+
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = frozenset(
     {
@@ -63,14 +79,14 @@ LOG_RETENTION_DAYS = frozenset(
 
 
 def _aws_region(value: str) -> str:
-    if value in AWS_REGIONS:
+    if value in aws_regions():
         return value
     if not _AWS_REGION.match(value):
         raise ValueError("must be an AWS region code such as 'eu-west-1' or 'us-east-2'")
-    close = difflib.get_close_matches(value, sorted(AWS_REGIONS), n=1, cutoff=0.8)
+    close = difflib.get_close_matches(value, sorted(aws_regions()), n=1, cutoff=0.8)
     if close:
         raise ValueError(f"no such AWS region; did you mean '{close[0]}'?")
-    raise ValueError(f"no such AWS region; the provider knows {', '.join(sorted(AWS_REGIONS))}")
+    raise ValueError(f"no such AWS region; the provider knows {', '.join(sorted(aws_regions()))}")
 
 
 AwsRegion = Annotated[str, AfterValidator(_aws_region)]

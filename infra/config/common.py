@@ -23,9 +23,9 @@ Tier: TypeAlias = Literal["ephemeral", "staging", "production"]
 TIERS: tuple[Tier, ...] = ("ephemeral", "staging", "production")
 # Targets whose runtime exists in stacks/. A target listed in `Target` but not here is
 # refused with a clear message instead of failing at import time.
-AVAILABLE_TARGETS: tuple[Target, ...] = ("local", "aws")
+AVAILABLE_TARGETS: tuple[Target, ...] = ("local", "aws", "gcp")
 
-SECTIONS = ("target", "tier", "app", "database", "cache", "github", "local", "aws")
+SECTIONS = ("target", "tier", "app", "database", "cache", "github", "local", "aws", "gcp")
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # RFC 3986 path characters without the quote (a path is also spliced into probes and URLs).
@@ -43,6 +43,8 @@ _RESERVED_ENV = frozenset(
     # Set by the stacks from app.runTimeoutSeconds, aws.vpcCidr and their own secrets.
     | {"RUN_TIMEOUT_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "KEEPALIVE_TIMEOUT_SECONDS"}
     | {"FORWARDED_ALLOW_IPS", "AUTH_TOKENS", "PGPASSWORD"}
+    # The gcp stacks' server CAs (Memorystore, Cloud SQL), from Secret Manager.
+    | {"REDIS_CA_CERT", "DATABASE_CA_CERT"}
 )
 # The least-privilege role the app connects as on AWS (created by `python -m src.db_bootstrap`).
 DATABASE_APP_USER = "agent_app"

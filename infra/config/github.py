@@ -40,6 +40,11 @@ GITHUB_STACK_VARIABLES = frozenset(
         "AWS_REGION",
         "AWS_DEPLOY_ROLE_ARN",
         "AWS_PREVIEW_ROLE_ARN",
+        "GCP_PROJECT",
+        "GCP_REGION",
+        "GCP_WORKLOAD_IDENTITY_PROVIDER",
+        "GCP_DEPLOY_SERVICE_ACCOUNT",
+        "GCP_PREVIEW_SERVICE_ACCOUNT",
     }
 )
 # The token that runs the pulumi-github provider is set by hand: a stack never manages it.

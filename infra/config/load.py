@@ -21,8 +21,9 @@ from infra.config.common import (
     TIERS,
 )
 from infra.config.errors import _closest, _key, _model_at, _problems_from, _show, _tier_problem
+from infra.config.gcp import aws_only_key_problems, gcp_problems
 from infra.config.github import github_problems
-from infra.config.presets import TARGET_DEFAULTS, TIER_PRESETS
+from infra.config.presets import TARGET_DEFAULTS, TARGET_TIER_PRESETS, TIER_PRESETS
 from infra.config.problems import ConfigError, ConfigProblem
 from infra.config.rules import (
     _cross_field_problems,
@@ -46,7 +47,7 @@ def _stand_in(
     """
     target = next((v for k, v in TARGET_DEFAULTS.items() if k == merged.get("target")), {})
     preset = next((v for k, v in TIER_PRESETS.items() if k == merged.get("tier")), {})
-    base = _deep_merge(target, preset)
+    base = _deep_merge(_deep_merge(target, preset), _target_tier_preset(merged))
     repaired = copy.deepcopy(merged)
     keys: set[str] = set()
     for item in error.errors(include_url=False):
@@ -80,12 +81,21 @@ def _stand_in(
 
 # Required settings without a preset, stood in only so other rules run; rules on the keys
 # that depend on a stood-in setting are not reported (they would judge a value nobody wrote).
-_STAND_IN_VALUES: dict[tuple[str, ...], object] = {("aws", "region"): "us-east-1"}
+_STAND_IN_VALUES: dict[tuple[str, ...], object] = {
+    ("aws", "region"): "us-east-1",
+    ("gcp", "region"): "us-central1",
+    ("gcp", "project"): "stand-in-project",
+}
 _DEPENDENT_KEYS: dict[str, tuple[str, ...]] = {
     f"{PROJECT}:app.cpu": (f"{PROJECT}:app.memory",),
     f"{PROJECT}:aws.region": (f"{PROJECT}:aws.certificateArn",),
     f"{PROJECT}:app.domain": (f"{PROJECT}:aws.hostedZone", f"{PROJECT}:aws.hostedZoneId"),
 }
+
+
+def _target_tier_preset(merged: Mapping[str, Any]) -> dict[str, Any]:
+    by_tier = next((v for k, v in TARGET_TIER_PRESETS.items() if k == merged.get("target")), {})
+    return next((v for k, v in by_tier.items() if k == merged.get("tier")), {})
 
 
 def _follows_from(problem: ConfigProblem, repaired: set[str]) -> bool:
@@ -180,6 +190,7 @@ def load_stack_config(
             if k in {"app", "database", "cache"} or k in sections
         }
         merged = _deep_merge(merged, preset)
+    merged = _deep_merge(merged, _target_tier_preset({"target": target, "tier": tier}))
     merged = _deep_merge(merged, sections)
 
     problems += _cross_field_problems(merged)
@@ -195,6 +206,7 @@ def load_stack_config(
         problems += _production_problems(config)
         problems += github_problems(config)
         problems += aws_problems(config)
+        problems += gcp_problems(config)
     problems[found:] = [p for p in problems[found:] if not _follows_from(p, repaired)]
     problems += [
         ConfigProblem(
@@ -206,6 +218,7 @@ def load_stack_config(
             iam=config is not None and config.target == "aws",
         )
     ]
+    problems += aws_only_key_problems(sections)
     problems += _secret_problems(raw, secret_set, referenced)
     problems += _secure_setting_problems(values, secret_sections)
     if problems:

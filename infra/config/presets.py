@@ -49,6 +49,21 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             # Deleted secrets go at once, so `pulumi destroy` then `up` can reuse the stack.
             "secretRecoveryDays": 0,
         },
+        "gcp": {
+            "sql": {
+                "tier": "db-f1-micro",
+                "edition": "ENTERPRISE",
+                "availabilityType": "ZONAL",
+                "diskLimitGb": 20,
+                "pointInTimeRecovery": False,
+            },
+            "redis": {"tier": "BASIC", "memoryGb": 1},
+            "cpuIdle": True,
+            "serviceDeletionProtection": False,
+            "flowLogs": False,
+            # gcp-pr-<n> stacks deploy with the identity gcp-staging creates.
+            "deployIdentity": False,
+        },
     },
     "staging": {
         "app": {"cpu": 512, "memory": 1024, "minInstances": 1, "maxInstances": 3},
@@ -84,6 +99,20 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "deployRole": True,
             "createOidcProvider": True,
             "secretRecoveryDays": 7,
+        },
+        "gcp": {
+            "sql": {
+                "tier": "db-custom-1-3840",
+                "edition": "ENTERPRISE",
+                "availabilityType": "ZONAL",
+                "diskLimitGb": 100,
+                "pointInTimeRecovery": True,
+            },
+            "redis": {"tier": "BASIC", "memoryGb": 1},
+            "cpuIdle": True,
+            "serviceDeletionProtection": False,
+            "flowLogs": True,
+            "deployIdentity": True,
         },
     },
     "production": {
@@ -125,6 +154,21 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "createOidcProvider": False,
             "secretRecoveryDays": 30,
         },
+        "gcp": {
+            "sql": {
+                "tier": "db-custom-2-7680",
+                "edition": "ENTERPRISE",
+                "availabilityType": "REGIONAL",
+                "diskLimitGb": 200,
+                "pointInTimeRecovery": True,
+            },
+            "redis": {"tier": "STANDARD_HA", "memoryGb": 1},
+            # Instance-based billing: a run keeps its CPU after the response has been sent.
+            "cpuIdle": False,
+            "serviceDeletionProtection": True,
+            "flowLogs": True,
+            "deployIdentity": True,
+        },
     },
 }
 
@@ -134,6 +178,16 @@ TARGET_DEFAULTS: dict[Target, dict[str, dict[str, Any]]] = {
     # Graviton: cheaper per vCPU on Fargate, and the reference image is multi-arch.
     "aws": {"app": {"build": {"platforms": ["linux/arm64"]}, "env": {"LOG_FORMAT": "json"}}},
     "gcp": {"app": {"build": {"platforms": ["linux/amd64"]}, "env": {"LOG_FORMAT": "json"}}},
+}
+
+# Tier presets that differ by target, applied over TIER_PRESETS: Cloud Run sizes in whole
+# vCPUs and scales an ephemeral service to zero.
+TARGET_TIER_PRESETS: dict[Target, dict[Tier, dict[str, dict[str, Any]]]] = {
+    "gcp": {
+        "ephemeral": {"app": {"cpu": 1024, "memory": 512, "minInstances": 0, "maxInstances": 2}},
+        "staging": {"app": {"cpu": 1024, "memory": 1024, "minInstances": 0, "maxInstances": 3}},
+        "production": {"app": {"cpu": 1024, "memory": 2048, "minInstances": 1, "maxInstances": 10}},
+    },
 }
 
 # Production may tune these but never switch them off.

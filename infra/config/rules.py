@@ -102,6 +102,10 @@ _CROSS_FIELD_RULES: list[tuple[str, str, str, Callable[[Any, Any], bool], str]] 
 ]
 
 
+# What a cloud section must name at least: nothing else has a preset to fall back on.
+_REQUIRED_KEYS = {"aws": "`region`", "gcp": "`project` and `region`"}
+
+
 def _cross_field_problems(merged: Mapping[str, Any]) -> list[ConfigProblem]:
     problems = []
     for section, first, second, violated, message in _CROSS_FIELD_RULES:
@@ -125,7 +129,8 @@ def _cross_field_problems(merged: Mapping[str, Any]) -> list[ConfigProblem]:
     ):
         problems.append(
             ConfigProblem(
-                f"{PROJECT}:{target}", f"required when target is '{target}' (at least `region`)"
+                f"{PROJECT}:{target}",
+                f"required when target is '{target}' (at least {_REQUIRED_KEYS.get(target)})",
             )
         )
     app = merged.get("app")

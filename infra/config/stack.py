@@ -16,6 +16,7 @@ from infra.config.common import (
     _Section,
 )
 from infra.config.data import CacheConfig, DatabaseConfig
+from infra.config.gcp import GcpConfig
 from infra.config.github import GitHubConfig
 
 
@@ -31,6 +32,7 @@ class StackConfig(_Section):
     github: GitHubConfig | None = None
     local: LocalConfig = Field(default_factory=LocalConfig)
     aws: AwsConfig | None = None
+    gcp: GcpConfig | None = None
 
     @field_validator("target")
     @classmethod

@@ -975,3 +975,81 @@ def test_every_preview_and_up_gets_its_tiers_policy_config(workflows):
                     assert (root / configs[0]).is_file()
                     seen.add(stack)
     assert seen == set(tiers)
+
+
+GOOGLE_AUTH = "google-github-actions/auth"
+# google-github-actions/auth v3.0.0, as pinned in public workflows that name the tag beside it.
+GOOGLE_AUTH_SHA = "7c6bc770dae815cd3e89ee6cdf493a5fab2cc093"
+
+
+def test_every_cloud_job_authenticates_to_the_cloud_its_stack_file_names(workflows):
+    """AWS by default, Google Cloud (keyless, Workload Identity Federation) when the stack's
+    target is gcp: a team moves a stack by editing its stack file, never a workflow."""
+    jobs = 0
+    for wf_name, job_name, job in all_jobs(workflows):
+        job_steps = steps(job)
+        aws = [i for i, s in enumerate(job_steps) if uses(s) == AWS_ACTION]
+        if not aws:
+            continue
+        jobs += len(aws)
+        where = f"{wf_name}.{job_name}"
+        google = [i for i, s in enumerate(job_steps) if uses(s) == GOOGLE_AUTH]
+        targets = [i for i, s in enumerate(job_steps) if s.get("id") == "target"]
+        assert len(google) == len(aws) == len(targets) == 1, where
+        target, aws_step, google_step = (
+            job_steps[targets[0]],
+            job_steps[aws[0]],
+            job_steps[google[0]],
+        )
+        assert targets[0] < aws[0] < google[0], where
+        assert target["run"] == 'scripts/stack-cloud.sh "$TARGET_STACK" >> "$GITHUB_OUTPUT"'
+        assert aws_step["if"] == "steps.target.outputs.cloud != 'gcp'", where
+        assert google_step["if"] == "steps.target.outputs.cloud == 'gcp'", where
+        assert google_step["uses"].split("@")[1] == GOOGLE_AUTH_SHA
+        with_ = google_step["with"]
+        assert with_["workload_identity_provider"] == "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}"
+        preview = "PREVIEW" in aws_step["with"]["role-to-assume"]
+        account = "GCP_PREVIEW_SERVICE_ACCOUNT" if preview else "GCP_DEPLOY_SERVICE_ACCOUNT"
+        assert with_["service_account"] == f"${{{{ vars.{account} }}}}", where
+        assert "credentials_json" not in with_, f"{where}: no service account keys"
+        (check,) = [s for s in job_steps if s.get("run") == "scripts/check-bootstrap.sh"]
+        assert check["env"]["CLOUD"] == "${{ steps.target.outputs.cloud }}", where
+    assert jobs >= 6
+
+
+@pytest.mark.parametrize(
+    ("stack", "cloud"),
+    [("staging", "aws"), ("gcp-staging", "gcp"), ("gcp-production", "gcp"), ("pr-7", "aws")],
+)
+def test_stack_cloud_reads_the_target_from_the_stack_file(stack, cloud):
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "stack-cloud.sh"), stack],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == f"cloud={cloud}"
+
+
+GCP_BOOTSTRAPPED = {
+    "CLOUD": "gcp",
+    "GCP_PROVIDER": "projects/1/locations/global/workloadIdentityPools/p/providers/github",
+    "GCP_ACCOUNT": "deploy@p.iam.gserviceaccount.com",
+    "BACKEND_URL": "gs://b",
+}
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ({"GCP_PROVIDER": ""}, "GCP_WORKLOAD_IDENTITY_PROVIDER"),
+        ({"GCP_ACCOUNT": ""}, "GCP_DEPLOY_SERVICE_ACCOUNT"),
+    ],
+)
+def test_bootstrap_check_names_what_a_gcp_environment_lacks(tmp_path, missing, named):
+    result, _ = _check_bootstrap(tmp_path, **GCP_BOOTSTRAPPED)
+    assert result.returncode == 0, result.stdout  # no AWS variable is asked of a gcp stack
+    result, exported = _check_bootstrap(tmp_path, **{**GCP_BOOTSTRAPPED, **missing})
+    assert result.returncode == 1 and named in result.stdout
+    assert exported == ""

@@ -144,7 +144,14 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str], dict[str, str], str
     ),
     ("unknown-tier", {"tier": "prod"}, {}, {}, "agent-deploy:tier", "'ephemeral', 'staging'"),
     ("unknown-target", {"target": "azure"}, {}, {}, "agent-deploy:target", "'local', 'aws'"),
-    ("target-without-runtime", {"target": "gcp"}, {}, {}, "agent-deploy:target", "no runtime yet"),
+    (
+        "gcp-without-section",
+        {"target": "gcp"},
+        {},
+        {},
+        "agent-deploy:gcp",
+        "required when target is 'gcp' (at least `project` and `region`)",
+    ),
     (
         "aws-without-section",
         {"target": "aws"},

@@ -28,10 +28,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio.connection import parse_url as parse_redis_url
 
+from src.services.redis_tls import check_ca_bundle
+
 #: Environment names accepted for each field, in priority order (the first one set wins).
 ENV_NAMES: dict[str, tuple[str, ...]] = {
     "database_url": ("DATABASE_URL", "DATABASE_URI", "POSTGRES_URI"),
     "redis_url": ("REDIS_URL", "REDIS_URI"),
+    "redis_ca_cert": ("REDIS_CA_CERT",),
+    "database_ca_cert": ("DATABASE_CA_CERT",),
     "port": ("PORT",),
     "host": ("HOST",),
     "log_format": ("LOG_FORMAT",),
@@ -157,6 +161,12 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = Field(validation_alias=_alias("database_url"))
     redis_url: SecretStr = Field(validation_alias=_alias("redis_url"))
+    # PEM text of the CA(s) a rediss:// server is verified against, and the only ones trusted
+    # (Memorystore's per-instance CA); unset: the system store and the usual hostname check.
+    redis_ca_cert: str | None = Field(None, validation_alias=_alias("redis_ca_cert"))
+    # PEM text of the CA(s) Postgres's server certificate must chain to (Cloud SQL's server CA):
+    # the connection becomes sslmode=verify-ca (verify-full stays verify-full).
+    database_ca_cert: str | None = Field(None, validation_alias=_alias("database_ca_cert"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_alias("port"))
     # Containers must listen on all interfaces for the load balancer to reach them.
     host: str = Field("0.0.0.0", validation_alias=_alias("host"))  # noqa: S104
@@ -218,6 +228,22 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: object) -> object:
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         return validate_redis_url(raw) if isinstance(raw, str) else value
+
+    @field_validator("redis_ca_cert", "database_ca_cert", mode="before")
+    @classmethod
+    def _check_redis_ca_cert(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return check_ca_bundle(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_redis_tls(self) -> Settings:
+        if self.redis_ca_cert and urlsplit(self.redis_url.get_secret_value()).scheme != "rediss":
+            raise ValueError("REDIS_CA_CERT is set but REDIS_URL is not rediss:// (TLS)")
+        database = psycopg.conninfo.conninfo_to_dict(self.database_url.get_secret_value())
+        if self.database_ca_cert and database.get("sslmode") == "disable":
+            raise ValueError("DATABASE_CA_CERT is set but DATABASE_URL has sslmode=disable")
+        return self
 
     @field_validator("database_password_file")
     @classmethod

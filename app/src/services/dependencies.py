@@ -9,6 +9,8 @@ containers while a database is still booting.
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +27,7 @@ from redis.asyncio import Redis
 
 from src.config.logging import get_logger
 from src.config.settings import Settings
+from src.services.redis_tls import redis_client
 
 log = get_logger(__name__)
 
@@ -59,6 +62,21 @@ def connection_kwargs(password_file: Path | None) -> Callable[[], dict[str, Any]
         return {**_CONNECTION_KWARGS, "password": read_password_file(password_file)}
 
     return resolve
+
+
+def verified_conninfo(conninfo: str, ca_pem: str | None) -> str:
+    """`conninfo` verifying the server against `ca_pem`, which libpq reads only from a file."""
+    if ca_pem is None:
+        return conninfo
+    descriptor, path = tempfile.mkstemp(prefix="database-ca-", suffix=".pem")  # mode 0600
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(ca_pem)
+    mode = psycopg.conninfo.conninfo_to_dict(conninfo).get("sslmode")
+    return psycopg.conninfo.make_conninfo(
+        conninfo,
+        sslrootcert=path,
+        sslmode="verify-full" if mode == "verify-full" else "verify-ca",
+    )
 
 
 class _NoWaitLock(asyncio.Lock):
@@ -167,7 +185,9 @@ class Dependencies:
     """Postgres pool + LangGraph checkpointer + Redis client, with health checks."""
 
     def __init__(self, settings: Settings) -> None:
-        conninfo = settings.database_url.get_secret_value()
+        conninfo = verified_conninfo(
+            settings.database_url.get_secret_value(), settings.database_ca_cert
+        )
         kwargs = connection_kwargs(settings.database_password_file)
         self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             conninfo,
@@ -183,8 +203,9 @@ class Dependencies:
         )
         self.breaker = PostgresBreaker(conninfo, kwargs)
         self.checkpointer = PooledPostgresSaver(self.pool, self.breaker)
-        self.redis: Redis = Redis.from_url(
+        self.redis: Redis = redis_client(
             settings.redis_url.get_secret_value(),
+            settings.redis_ca_cert,
             socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
             socket_timeout=5.0,
             health_check_interval=15,

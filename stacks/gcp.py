@@ -1,0 +1,280 @@
+"""The `gcp` target: the whole runtime in one Google Cloud project and region.
+
+APIs -> network -> registry + image (built once, pushed with a short-lived token, deployed by
+digest) -> Cloud SQL, Memorystore -> secrets -> Cloud Run -> monitoring -> deploy identity,
+every size and protection from the tier presets in `infra/config/`. All resources go through
+one explicit provider (project, region and labels from config), never ambient gcloud settings.
+Only `pulumi_gcp` (and docker-build, random, github) is imported: never `pulumi_aws`.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import DATABASE_APP_USER, PROJECT, GcpConfig, StackConfig
+from infra.config.gcp import (
+    CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
+    gcp_deploy_environment,
+    gcp_deploy_repository,
+)
+from infra.gcp.apis import GcpApis, GcpApisArgs
+from infra.gcp.cache import Memorystore, MemorystoreArgs
+from infra.gcp.database import CloudSql, CloudSqlArgs
+from infra.gcp.identity import GcpDeployIdentity, GcpDeployIdentityArgs, GcpGitHubRole
+from infra.gcp.monitoring import GcpMonitoring, GcpMonitoringArgs
+from infra.gcp.network import GcpNetwork, GcpNetworkArgs
+from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
+from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
+from infra.gcp.service import CloudRunService, CloudRunServiceArgs
+from infra.timeouts import Timeouts
+from stacks import secret_values
+from stacks.delivery import github_delivery
+from stacks.images import build_image
+
+ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
+# Cloud Run's front end is the only way to the container (no other ingress path exists), so
+# the X-Forwarded-For it sets is trusted whatever address it connects from.
+FORWARDED_ALLOW_IPS = "*"
+# What the app reads from Secret Manager, composed here (app.secrets are added to it).
+COMPOSED_SECRETS = ("DATABASE_URL", "REDIS_URL", "REDIS_CA_CERT", "DATABASE_CA_CERT")
+
+
+def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
+    gcp_config = config.gcp
+    assert gcp_config is not None  # validated: target gcp has a gcp section
+    name = f"{config.app.name}-{config.stack}"
+    project = gcp_config.project
+    region = gcp_config.region
+    labels = {"project": PROJECT, "stack": config.stack, "tier": config.tier}
+    provider = gcp.Provider(f"{name}-gcp", project=project, region=region, default_labels=labels)
+    top = pulumi.ResourceOptions(providers=[provider])
+
+    apis = GcpApis(f"{name}-apis", GcpApisArgs(project=project), top)
+    after_apis = pulumi.ResourceOptions(providers=[provider], depends_on=apis.ready)
+
+    identity = _identity(config, gcp_config, name, after_apis)
+
+    network = GcpNetwork(
+        f"{name}-net",
+        GcpNetworkArgs(
+            project=project,
+            region=region,
+            subnet_cidr=gcp_config.subnet_cidr,
+            services_range_prefix=gcp_config.services_range_prefix,
+            flow_logs=gcp_config.flow_logs,
+        ),
+        after_apis,
+    )
+
+    image: pulumi.Input[str]
+    digest: pulumi.Input[str]
+    if config.app.image is not None:
+        image = config.app.image
+        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
+    else:
+        registry = ArtifactRegistry(
+            f"{name}-registry",
+            ArtifactRegistryArgs(
+                project=project,
+                region=region,
+                repository_id=name,
+                keep_count=gcp_config.registry_keep_images,
+                immutable_tags=True,
+                writers=[identity.members["deploy"]] if identity is not None else (),
+            ),
+            after_apis,
+        )
+        built = build_image(
+            config,
+            repository=pulumi.Output.concat(registry.repository_url, "/", config.app.name),
+            push=True,
+            registry=registry_login(region, pulumi.InvokeOptions(provider=provider)),
+        )
+        image, digest = built.ref, built.digest
+
+    sql = gcp_config.sql
+    database = CloudSql(
+        f"{name}-db",
+        CloudSqlArgs(
+            project=project,
+            region=region,
+            network_id=network.network_id,
+            services_connection=network.services_connection,
+            allocated_ip_range=network.services_range_name,
+            tier=sql.tier,
+            edition=sql.edition,
+            availability_type=sql.availability_type,
+            disk_limit_gb=sql.disk_limit_gb,
+            backups=config.database.backup_days > 0,
+            backup_retained=max(config.database.backup_days, 1),
+            pitr=sql.point_in_time_recovery,
+            log_retention_days=min(max(config.database.backup_days, 1), 7),
+            deletion_protection=config.database.deletion_protection,
+            protect=config.database.protect,
+            database=config.database.name,
+            user=DATABASE_APP_USER,
+            labels=labels,
+        ),
+        after_apis,
+    )
+    cache = Memorystore(
+        f"{name}-redis",
+        MemorystoreArgs(
+            project=project,
+            region=region,
+            network_id=network.network_id,
+            services_connection=network.services_connection,
+            reserved_ip_range=network.services_range_name,
+            tier=gcp_config.redis.tier,
+            memory_gb=gcp_config.redis.memory_gb,
+            deletion_protection=config.database.deletion_protection,
+            labels=labels,
+        ),
+        after_apis,
+    )
+
+    secrets = GcpSecrets(
+        f"{name}-secrets",
+        GcpSecretsArgs(
+            project=project,
+            values={
+                **secret_values(config.app.secrets),
+                "DATABASE_URL": database.url,
+                "REDIS_URL": cache.url,
+                "REDIS_CA_CERT": cache.ca_cert,
+                # The app verifies Cloud SQL's server against it (sslmode=verify-ca).
+                "DATABASE_CA_CERT": database.server_ca,
+            },
+            generated=("AUTH_TOKENS",),
+        ),
+        after_apis,
+    )
+    timeouts = Timeouts(config.app.run_timeout_seconds)
+    service = CloudRunService(
+        name,
+        CloudRunServiceArgs(
+            project=project,
+            region=region,
+            image=image,
+            port=config.app.port,
+            cpu=str(config.app.cpu // 1024),
+            memory=f"{config.app.memory}Mi",
+            min_instances=config.app.min_instances,
+            max_instances=config.app.max_instances,
+            cpu_idle=gcp_config.cpu_idle,
+            timeout_seconds=config.app.run_timeout_seconds + CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
+            readiness_path=config.app.readiness_path,
+            liveness_path=config.app.liveness_path,
+            env={
+                **config.app.env,
+                "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
+                **timeouts.app_env(load_balanced=False),
+            },
+            secret_env={
+                key: (secrets.secret_ids[key], secrets.versions[key])
+                for key in sorted(secrets.secret_ids)
+            },
+            network=network.network_id,
+            subnet=network.subnet_id,
+            deletion_protection=gcp_config.service_deletion_protection,
+            public=gcp_config.invoker != "private",
+            invoker_iam_disabled=gcp_config.invoker == "public",
+            depends_on=[*apis.ready, database, cache, *secrets.grants],
+            # CI's deploy account may act as its runtime account only, and creates none.
+            service_account=identity.runtime_service_accounts.get("deploy")
+            if identity is not None
+            else gcp_config.run_service_account,
+            labels=labels,
+        ),
+        top,
+    )
+    host = service.url.apply(lambda url: url.removeprefix("https://").split("/", 1)[0])
+    GcpMonitoring(
+        f"{name}-monitoring",
+        GcpMonitoringArgs(
+            project=project,
+            email=gcp_config.alarm_email,
+            service_name=service.name,
+            url_host=host,
+            health_path=config.app.health_path,
+            database_instance=database.instance_name,
+            redis_instance=cache.instance_id,
+            max_instances=config.app.max_instances,
+            authenticated=gcp_config.invoker == "private",
+        ),
+        after_apis,
+    )
+    if gcp_config.alarm_email is None:
+        # Production refuses this (infra/config/gcp.py); other tiers get told on every run.
+        pulumi.log.warn(f"{config.stack}: {ALARMS_UNROUTED}")
+
+    outputs: dict[str, pulumi.Input[object]] = {
+        "target": config.target,
+        "tier": config.tier,
+        "project": project,
+        "region": region,
+        "serviceUrl": service.url,
+        "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
+        "alarms": f"email to {gcp_config.alarm_email}"
+        if gcp_config.alarm_email
+        else ALARMS_UNROUTED,
+        "image": image,
+        "imageDigest": digest,
+        "serviceName": service.name,
+        "serviceAccount": service.service_account_email,
+        "databaseInstance": database.connection_name,
+        # Clients send it as `Authorization: Bearer`; read with --show-secrets, never printed.
+        "apiToken": secrets.generated["AUTH_TOKENS"],
+    }
+    variables: dict[str, pulumi.Input[str]] = {
+        "GCP_PROJECT": project,
+        "GCP_REGION": region,
+        "SERVICE_URL": service.url,
+    }
+    if identity is not None:
+        outputs["workloadIdentityProvider"] = identity.provider_name
+        variables["GCP_WORKLOAD_IDENTITY_PROVIDER"] = identity.provider_name
+        for kind, email in identity.service_accounts.items():
+            outputs[f"{kind}ServiceAccount"] = email
+        # What a pr-<n> stack names as gcp.runServiceAccount (the `ephemeral` one).
+        outputs["runtimeServiceAccounts"] = identity.runtime_service_accounts
+        if "deploy" in identity.service_accounts:
+            variables["GCP_DEPLOY_SERVICE_ACCOUNT"] = identity.service_accounts["deploy"]
+        if "preview" in identity.service_accounts:
+            variables["GCP_PREVIEW_SERVICE_ACCOUNT"] = identity.service_accounts["preview"]
+        if "ephemeral" in identity.service_accounts:
+            variables["ephemeral/GCP_DEPLOY_SERVICE_ACCOUNT"] = identity.service_accounts[
+                "ephemeral"
+            ]
+    github_delivery(config, variables)
+    return outputs
+
+
+def _identity(
+    config: StackConfig, gcp_config: GcpConfig, name: str, opts: pulumi.ResourceOptions
+) -> GcpDeployIdentity | None:
+    """The GitHub environments' service accounts this stack owns (infra/gcp/identity.py)."""
+    roles = []
+    if gcp_config.deploy_identity:
+        roles.append(GcpGitHubRole("deploy", gcp_deploy_environment(config)))
+    github = config.github
+    if github is not None and github.preview_environment:
+        roles.append(GcpGitHubRole("preview", f"{config.github_environment}-preview"))
+    if github is not None and github.ephemeral_environment:
+        roles.append(GcpGitHubRole("ephemeral", github.ephemeral_environment))
+    if not roles:
+        return None
+    repository = gcp_deploy_repository(config)
+    owner_id = gcp_config.repository_owner_id
+    assert repository is not None and owner_id is not None  # validated in infra.config.gcp
+    return GcpDeployIdentity(
+        f"{name}-identity",
+        GcpDeployIdentityArgs(
+            project=gcp_config.project,
+            repository=repository,
+            repository_owner_id=owner_id,
+            roles=roles,
+        ),
+        opts,
+    )
