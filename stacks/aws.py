@@ -1,7 +1,7 @@
 """The `aws` target: the whole runtime in one AWS account and region.
 
 Network -> registry + image -> database, cache -> secrets -> service -> alarms -> deploy
-identity, every size and protection from the tier presets in `infra/config.py`. All
+identity, every size and protection from the tier presets in `infra/config/`. All
 resources go through one explicit provider (region and default tags from config), never the
 ambient `aws:region`.
 """
@@ -288,7 +288,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     )
 
     if aws_config.alarm_email is None:
-        # Production refuses this (infra/config.py); other tiers get told on every run.
+        # Production refuses this (infra/config/); other tiers get told on every run.
         pulumi.log.warn(f"{config.stack}: {ALARMS_UNROUTED}")
 
     outputs: dict[str, pulumi.Input[object]] = {

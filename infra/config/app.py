@@ -1,0 +1,112 @@
+"""The `app` (with its `build`) and `local` sections."""
+
+from __future__ import annotations
+
+from pydantic import (
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from infra.config.common import (
+    _RESERVED_ENV,
+    _SECRET_LIKE,
+    EnvName,
+    Platform,
+    ResourceName,
+    UrlPath,
+    _default_platforms,
+    _project_root,
+    _Section,
+)
+
+
+class BuildConfig(_Section):
+    context: str = "app"
+    dockerfile: str | None = None
+    platforms: list[Platform] = Field(default_factory=_default_platforms, min_length=1)
+    args: dict[str, str] = Field(default_factory=dict)
+    target: str | None = None
+
+    @field_validator("context")
+    @classmethod
+    def _context_exists(cls, value: str, info: ValidationInfo) -> str:
+        root = _project_root(info)
+        if root is not None and not (root / value).is_dir():
+            raise ValueError(f"build context directory '{value}' does not exist under {root}")
+        return value
+
+    @model_validator(mode="after")
+    def _dockerfile_exists(self, info: ValidationInfo) -> BuildConfig:
+        root = _project_root(info)
+        if root is not None and (root / self.context).is_dir():
+            dockerfile = root / self.dockerfile_path
+            if not dockerfile.is_file():
+                raise ValueError(f"Dockerfile '{self.dockerfile_path}' does not exist")
+        return self
+
+    @property
+    def dockerfile_path(self) -> str:
+        """The Dockerfile relative to the project root; `<context>/Dockerfile` unless set."""
+        return self.dockerfile or f"{self.context.rstrip('/')}/Dockerfile"
+
+
+class AppConfig(_Section):
+    name: ResourceName = "agent"
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    image: str | None = Field(
+        default=None, description="Prebuilt image reference; when set, nothing is built."
+    )
+    port: int = Field(default=8000, ge=1, le=65535)
+    health_path: UrlPath = "/health"
+    readiness_path: UrlPath = "/ready"
+    liveness_path: UrlPath = "/live"
+    run_timeout_seconds: int = Field(
+        default=100,
+        ge=1,
+        le=3600,
+        description="Longest run; every load balancer, drain and shutdown timeout derives from it.",
+    )
+    cpu: int = Field(gt=0, description="CPU units, 1024 = one vCPU.")
+    memory: int = Field(gt=0, description="MiB.")
+    min_instances: int = Field(ge=0)
+    max_instances: int = Field(ge=1)
+    env: dict[EnvName, str] = Field(default_factory=dict)
+    secrets: list[EnvName] = Field(default_factory=list)
+
+    @field_validator("env")
+    @classmethod
+    def _no_credentials_in_env(cls, value: dict[str, str]) -> dict[str, str]:
+        found = []
+        for name in value:
+            if name in _RESERVED_ENV:
+                found.append(f"'{name}' is set by the stack itself; remove it from app.env")
+            elif _SECRET_LIKE.search(name):
+                found.append(
+                    f"'{name}' looks like a credential: set it with "
+                    f"`pulumi config set --secret {name} ...` and list it in app.secrets"
+                )
+        if found:
+            raise ValueError("; ".join(found))
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _unique_secrets(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"listed more than once: {', '.join(duplicates)}")
+        reserved = sorted(set(value) & _RESERVED_ENV)
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is composed by the stack; do not list it")
+        return value
+
+
+class LocalConfig(_Section):
+    host_port: int = Field(default=8000, ge=1024, le=65535)
+    postgres_image: str = "postgres:16-alpine"
+    redis_image: str = "redis:7-alpine"
+    chroma: bool = False
+    chroma_image: str = "chromadb/chroma:0.6.3"
+    chroma_host_port: int = Field(default=8001, ge=1024, le=65535)
