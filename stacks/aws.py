@@ -40,6 +40,7 @@ TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
+MIGRATE = ("python", "-m", "src", "migrate")
 ALARMS_UNROUTED = "NO RECIPIENT: alarms reach nobody; set aws.alarmEmail"
 
 
@@ -222,6 +223,14 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             "DATABASE_APP_PASSWORD": app_password,
         },
     )
+    # The schema, as the application role (which owns its tables), with the new image, after
+    # the role exists and before the app container of a new task may start.
+    migrate = InitContainer(
+        name="migrate",
+        command=MIGRATE,
+        env=dict(config.app.env),
+        secrets={"DATABASE_URL": secrets.arns["DATABASE_URL"], "PGPASSWORD": app_password},
+    )
     timeouts = Timeouts(config.app.run_timeout_seconds)
 
     service = Service(
@@ -262,7 +271,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             },
             secrets=value_from,
             secret_arns=[*secrets.arns.values(), database.master_secret_arn],
-            init=db_init,
+            init=(db_init, migrate),
             # A new secret value (a replaced cache's URL, a rotated API token) rolls the tasks.
             secrets_revision=secrets.revision,
             start_after=[network, database, cache, secrets],
