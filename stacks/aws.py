@@ -34,7 +34,7 @@ from infra.timeouts import Timeouts
 from stacks import PROJECT_ROOT, StackConfigError, secret_values
 from stacks.accounts import oidc_provider_claim_problems
 from stacks.delivery import github_delivery
-from stacks.images import build_image
+from stacks.images import build_image, image_history
 
 TLS_DISABLED = "disabled: set aws.certificateArn to serve HTTPS"
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
@@ -312,6 +312,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         else ALARMS_UNROUTED,
         "image": image,
         "imageDigest": digest,
+        "imageHistory": image_history(image),
         "clusterName": service.cluster_name,
         "serviceName": service.service_name,
         "logGroup": service.log_group_name,
