@@ -249,9 +249,12 @@ def test_check_all_checks_every_stack_and_names_the_bad_ones(sandbox, tmp_path):
 
 # Issue 11: rollback ------------------------------------------------------------------------
 REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent-staging-registry-repo"
-HISTORY_STANDIN = RECORDER + """
+HISTORY_STANDIN = (
+    RECORDER
+    + """
 if [ "$1 $2 $3" = "stack output imageHistory" ]; then printf '%s\\n' "$HISTORY"; fi
 """
+)
 
 
 def _digest(n: int) -> str:
