@@ -71,9 +71,9 @@ preview: deps stack  ## show what `up` would change on STACK
 rollback: pulumi-cli state  ## redeploy STACK's previous image (or TO=<digest>), building nothing
 	@ref="$$(PULUMI='$(PULUMI)' scripts/rollback-image.sh '$(STACK)' '$(TO)')"; \
 	echo "Rolling $(STACK) back to $$ref"; \
-	$(PULUMI) config set app.image "$$ref" --stack $(STACK); \
+	$(PULUMI) config set --path app.image "$$ref" --stack $(STACK); \
 	$(PULUMI) up --stack $(STACK) $(UP_FLAGS); \
-	echo "app.image is pinned in Pulumi.$(STACK).yaml: 'pulumi config rm app.image --stack $(STACK)' builds again"
+	echo "app.image is pinned in Pulumi.$(STACK).yaml: 'pulumi config rm --path app.image --stack $(STACK)' builds again"
 
 destroy: pulumi-cli state  ## tear STACK down (asks for confirmation)
 	$(PULUMI) destroy --stack $(STACK)

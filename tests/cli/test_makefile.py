@@ -273,7 +273,7 @@ def test_make_rollback_redeploys_the_previous_digest_without_building(history):
     calls = [c[0] for c in make(history, "rollback", "STACK=staging")]
     assert calls == [
         "stack output imageHistory --stack staging --json",
-        f"config set app.image {REPO}@{_digest(2)} --stack staging",
+        f"config set --path app.image {REPO}@{_digest(2)} --stack staging",
         "up --stack staging",  # no --yes: the preview is confirmed, as with `make up`
     ]
 
@@ -281,7 +281,7 @@ def test_make_rollback_redeploys_the_previous_digest_without_building(history):
 @pytest.mark.parametrize("to", [_digest(1), f"{REPO}@{_digest(1)}"])
 def test_make_rollback_to_a_given_digest(history, to: str):
     calls = [c[0] for c in make(history, "rollback", "STACK=production", f"TO={to}")]
-    assert calls[1] == f"config set app.image {REPO}@{_digest(1)} --stack production"
+    assert calls[1] == f"config set --path app.image {REPO}@{_digest(1)} --stack production"
     assert calls[2] == "up --stack production"
 
 
