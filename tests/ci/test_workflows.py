@@ -536,7 +536,7 @@ def test_permissions_are_read_by_default_and_write_only_where_needed(workflows):
             # Recording the tested image / the drift issue: never beside Pulumi or the cloud.
             assert not cli_steps(job) and not assumes_role, where
         assert ("issues" in granted) == ("gh issue" in runs(job)), f"{where}: issues"
-        assert ("checks" in granted) == ("/check-runs\" -f" in runs(job)), f"{where}: checks"
+        assert ("checks" in granted) == ('/check-runs" -f' in runs(job)), f"{where}: checks"
         assert ("id-token" in granted) == assumes_role, f"{where}: id-token iff OIDC"
         comments = any(
             (s.get("with") or {}).get("comment-on-pr") not in (None, False)
