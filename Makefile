@@ -27,7 +27,7 @@ UP_FLAGS ?= --yes
 endif
 UP_FLAGS ?=
 
-.PHONY: help uv deps pulumi-cli state stack up preview destroy check check-all test lint \
+.PHONY: help uv deps pulumi-cli state stack up preview rollback destroy check check-all test lint \
 	lint-workflows fmt e2e-local
 
 help:  ## list the verbs
@@ -71,6 +71,13 @@ up: deps stack  ## deploy STACK (default: local, which needs Docker and no cloud
 
 preview: deps stack  ## show what `up` would change on STACK
 	$(PULUMI) preview --stack $(STACK) --diff
+
+rollback: pulumi-cli state  ## redeploy STACK's previous image (or TO=<digest>), building nothing
+	@ref="$$(PULUMI='$(PULUMI)' scripts/rollback-image.sh '$(STACK)' '$(TO)')"; \
+	echo "Rolling $(STACK) back to $$ref"; \
+	$(PULUMI) config set --path app.image "$$ref" --stack $(STACK); \
+	$(PULUMI) up --stack $(STACK) $(UP_FLAGS); \
+	echo "app.image is pinned in Pulumi.$(STACK).yaml: 'pulumi config rm --path app.image --stack $(STACK)' builds again"
 
 destroy: pulumi-cli state  ## tear STACK down (asks for confirmation)
 	$(PULUMI) destroy --stack $(STACK)

@@ -102,7 +102,14 @@ def _pem(name: str) -> str:
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
 # deterministic so that assertions on derived values are stable; `check` never shows them as
 # real (it runs in preview mode, where they stay unknown).
+#: What a stack's own earlier outputs hold in an offline run: nothing, as on its first deploy.
+PREVIOUS_OUTPUTS: dict[str, Any] = {}
+
 RESOURCE_MOCKS: dict[str, ResourceMock] = {
+    "pulumi:pulumi:StackReference": lambda a: {
+        "outputs": dict(PREVIOUS_OUTPUTS),
+        "secretOutputNames": [],
+    },
     "random:index/randomPassword:RandomPassword": lambda a: {
         "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]
     },

@@ -37,12 +37,13 @@ from infra.timeouts import Timeouts
 from stacks import PROJECT_ROOT, StackConfigError, secret_values
 from stacks.accounts import oidc_provider_claim_problems
 from stacks.delivery import github_delivery
-from stacks.images import build_image
+from stacks.images import build_image, image_history
 
 TLS_DISABLED = "disabled: plain HTTP; set app.domain (or aws.certificateArn) to serve HTTPS"
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
+MIGRATE = ("python", "-m", "src", "migrate")
 ALARMS_UNROUTED = "NO RECIPIENT: alarms reach nobody; set aws.alarmEmail"
 
 
@@ -245,6 +246,14 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             "DATABASE_APP_PASSWORD": app_password,
         },
     )
+    # The schema, as the application role (which owns its tables), with the new image, after
+    # the role exists and before the app container of a new task may start.
+    migrate = InitContainer(
+        name="migrate",
+        command=MIGRATE,
+        env=dict(config.app.env),
+        secrets={"DATABASE_URL": secrets.arns["DATABASE_URL"], "PGPASSWORD": app_password},
+    )
     timeouts = Timeouts(config.app.run_timeout_seconds)
 
     service = Service(
@@ -287,7 +296,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             },
             secrets=value_from,
             secret_arns=[*secrets.arns.values(), database.master_secret_arn],
-            init=db_init,
+            init=(db_init, migrate),
             # A new secret value (a replaced cache's URL, a rotated API token) rolls the tasks.
             secrets_revision=secrets.revision,
             start_after=[network, database, cache, secrets],
@@ -337,6 +346,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         else ALARMS_UNROUTED,
         "image": image,
         "imageDigest": digest,
+        "imageHistory": image_history(image),
         "clusterName": service.cluster_name,
         "serviceName": service.service_name,
         "logGroup": service.log_group_name,

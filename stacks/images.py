@@ -1,4 +1,5 @@
-"""How a stack gets the image it runs: build it from config, or take a prebuilt reference."""
+"""How a stack gets the image it runs: build it from config, or take a prebuilt reference
+(`app.image`: how production promotes staging's digest and how a rollback pins an earlier one)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,27 @@ def build_image(
             cache_ref=cache_ref,
         ),
     )
+
+
+#: How many digests a stack remembers for `make rollback` / the rollback workflow.
+HISTORY_LENGTH = 10
+
+
+def image_history(image: pulumi.Input[str]) -> pulumi.Output[list[str]]:
+    """The digest-pinned images this stack ran, newest first (output `imageHistory`).
+
+    Why a reference to the stack itself: a program cannot see its previous outputs otherwise,
+    and "previous" for a rollback is the entry after the current one. A first deploy reads none.
+    """
+    own = pulumi.StackReference(
+        f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    )
+    previous = own.get_output("imageHistory")
+    return pulumi.Output.all(image, previous).apply(lambda v: next_history(v[0], v[1]))
+
+
+def next_history(current: str, previous: object) -> list[str]:
+    """`current` first, then the earlier entries without it; only digest-pinned references."""
+    earlier = [p for p in previous if isinstance(p, str)] if isinstance(previous, list) else []
+    pinned = [current] if "@sha256:" in current else []
+    return (pinned + [p for p in earlier if p != current])[:HISTORY_LENGTH]

@@ -1,4 +1,4 @@
-"""Container entry point: `python -m src`.
+"""Container entry point: `python -m src` serves, `python -m src migrate` updates the schema.
 
 Why not `uvicorn src.api.app:app` in the Dockerfile: exec-form CMD cannot expand `$PORT`, and we
 want a configuration error to stop the process with the variable named (exit 2) before uvicorn
@@ -19,8 +19,16 @@ from src.config.settings import SettingsError, load_settings
 EXIT_CONFIG_ERROR = 2
 
 
-def main() -> int:
-    """Validate settings, configure logging, serve until SIGTERM."""
+def main(argv: list[str] | None = None) -> int:
+    """Validate settings, configure logging, serve until SIGTERM (or run a command)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["migrate"]:
+        from src.migrate import main as migrate
+
+        return migrate()
+    if args:
+        print(f"agent-app: unknown command {' '.join(args)!r}; known: migrate", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -6,8 +6,12 @@ filesystem, logs to its own log group and gets every credential through `secrets
 pull this repository's images, write this log group and read exactly these secrets; the task
 role (what the app itself may call) starts empty.
 
-An optional non-essential init container (same image) runs to completion before the app
-starts, with secrets of its own the app never sees (the database master password).
+Optional non-essential init containers (same image) run to completion, one after the other,
+before the app starts, each with secrets of its own (only `db-init` sees the database master
+password). The last is the schema migration: a new task definition's app container waits on it
+(`SUCCESS`), so a failed migration starts no new task, the deployment circuit breaker rolls the
+service back, and the previous tasks keep serving; its output is in the task's log group under
+the container's name as stream prefix.
 """
 
 from __future__ import annotations
@@ -97,7 +101,8 @@ class ServiceArgs:
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # The secrets' ARNs, for the execution role's policy.
     secret_arns: Sequence[pulumi.Input[str]] = ()
-    init: InitContainer | None = None
+    # Run in this order; each waits for the previous to succeed, the app for the last.
+    init: Sequence[InitContainer] = ()
     # What must exist before a task starts (secret values, database, cache, network rules).
     start_after: Sequence[pulumi.Resource] = ()
     # Changes whenever a secret value the tasks read changes. ECS reads secrets only at task
@@ -163,7 +168,7 @@ def container_definition(
     log_group: str,
     region: str,
     secrets: Mapping[str, str],
-    init_secrets: Mapping[str, str] | None = None,
+    init_secrets: Mapping[str, Mapping[str, str]] | None = None,
     secrets_revision: str | None = None,
 ) -> list[dict[str, Any]]:
     app: dict[str, Any] = {
@@ -186,19 +191,24 @@ def container_definition(
     }
     if secrets_revision is not None:
         app["dockerLabels"] = {SECRETS_REVISION_LABEL: secrets_revision}
-    if args.init is None:
+    if not args.init:
         return [app]
-    init = {
-        "name": args.init.name,
-        "image": image,
-        "essential": False,
-        "command": list(args.init.command),
-        **_variables(args.init.env, init_secrets or {}),
-        "logConfiguration": _logs(log_group, region, args.init.name),
-        **_hardened(),
-    }
-    app["dependsOn"] = [{"containerName": args.init.name, "condition": "SUCCESS"}]
-    return [init, app]
+    chain: list[dict[str, Any]] = []
+    for step in args.init:
+        init = {
+            "name": step.name,
+            "image": image,
+            "essential": False,
+            "command": list(step.command),
+            **_variables(step.env, (init_secrets or {}).get(step.name, {})),
+            "logConfiguration": _logs(log_group, region, step.name),
+            **_hardened(),
+        }
+        if chain:
+            init["dependsOn"] = [{"containerName": chain[-1]["name"], "condition": "SUCCESS"}]
+        chain.append(init)
+    app["dependsOn"] = [{"containerName": chain[-1]["name"], "condition": "SUCCESS"}]
+    return [*chain, app]
 
 
 class Service(pulumi.ComponentResource):
@@ -288,7 +298,9 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
 
-        init_secrets = dict(args.init.secrets) if args.init is not None else {}
+        init_secrets = {
+            step.name: pulumi.Output.all(**dict(step.secrets)) for step in args.init if step.secrets
+        }
         definitions = pulumi.Output.all(
             image=args.image,
             log_group=log_group.name,

@@ -16,6 +16,8 @@ from infra.probe import http_probe
 from infra.timeouts import Timeouts
 from infra.tokens import generate_token
 
+MIGRATE = ("python", "-m", "src", "migrate")
+
 
 @dataclass(frozen=True)
 class LocalServiceArgs:
@@ -47,6 +49,20 @@ class LocalService(pulumi.ComponentResource):
             pulumi.Output.secret(pulumi.Output.concat(k, "=", v))
             for k, v in sorted(secret_env.items())
         ]
+        # The schema first, with the same image and credentials: `attach` waits for it to exit,
+        # and the app container is created only after it (a new image runs it again).
+        migrate = docker.Container(
+            f"{name}-migrate",
+            name=f"{name}-migrate",
+            image=args.image,
+            command=list(MIGRATE),
+            envs=plain + secret,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network)],
+            must_run=False,
+            attach=True,
+            logs=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
         container = docker.Container(
             name,
             name=name,
@@ -70,7 +86,7 @@ class LocalService(pulumi.ComponentResource):
             must_run=True,
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, migrate]),
         )
         self.container_name = container.name
         self.url = pulumi.Output.from_input(f"http://127.0.0.1:{args.host_port}")

@@ -91,6 +91,19 @@ def service_env(**overrides: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
+def run_migrate(database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m src migrate`, as the deploy's `migrate` step runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "src", "migrate"],
+        cwd=APP_DIR,
+        env=service_env(DATABASE_URL=database_url, LOG_FORMAT="json", **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @dataclass
 class PostgresServer:
     """A throwaway cluster with password (SCRAM) authentication on a loopback port."""
@@ -166,6 +179,9 @@ def postgres() -> Iterator[PostgresServer]:
     )
     server = PostgresServer(root=root, port=free_port(), run_as=run_as, pg_ctl=pg_ctl)
     server.start()
+    # What every deploy does before the new version serves (the service only checks it).
+    migrated = run_migrate(server.url)
+    assert migrated.returncode == 0, migrated.stderr + migrated.stdout
     yield server
     with contextlib.suppress(subprocess.SubprocessError):
         server.stop()

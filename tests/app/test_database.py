@@ -17,7 +17,14 @@ import pytest
 from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg import sql
 
-from harness import API_TOKEN, APP_DIR, PG_PASSWORD, PostgresServer, service_env
+from harness import (
+    API_TOKEN,
+    APP_DIR,
+    PG_PASSWORD,
+    PostgresServer,
+    run_migrate,
+    service_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -232,6 +239,8 @@ def test_service_as_the_app_role_survives_admin_and_app_password_changes(
     assert bootstrap_process(rds_like.bootstrap_env(old_password)).returncode == 0
     password_file = tmp_path / "db-password"
     password_file.write_text(old_password + "\n")
+    migrated = run_migrate(rds_like.app_url, DATABASE_PASSWORD_FILE=str(password_file))
+    assert migrated.returncode == 0, migrated.stderr + migrated.stdout
     service = start_service(
         DATABASE_URL=rds_like.app_url,
         DATABASE_PASSWORD_FILE=str(password_file),

@@ -31,6 +31,8 @@ AWS_ACTION = "aws-actions/configure-aws-credentials"
 SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 PR_STACK = "pr-${{ github.event.pull_request.number }}"
 MATRIX_REF = re.compile(r"\$\{\{\s*matrix\.(\w+)\s*\}\}")
+PINS_IMAGE = "config set --path app.image"
+INPUT_REF = re.compile(r"\$\{\{\s*inputs\.(\w+)\s*\}\}")
 PINNED = re.compile(
     r"^\s*(?:-\s+)?uses:\s+(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})"
     r"\s+#\s+v\d+\.\d+\.\d+\s*$"
@@ -98,8 +100,25 @@ def all_jobs(workflows: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, d
             yield wf_name, job_name, job
 
 
+def dispatch_choices() -> dict[str, list[str]]:
+    """`workflow_dispatch` choice inputs of every workflow, by input name."""
+    choices: dict[str, list[str]] = {}
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        on = yaml.safe_load(path.read_text()).get(True) or {}
+        dispatch = on.get("workflow_dispatch") if isinstance(on, dict) else None
+        for name, spec in ((dispatch or {}).get("inputs") or {}).items():
+            if spec.get("type") == "choice":
+                choices[name] = list(spec["options"])
+    return choices
+
+
 def matrix_values(job: dict[str, Any], text: str) -> list[str]:
-    """Expand `${{ matrix.x }}` in text over the job's matrix (a list per key)."""
+    """Expand `${{ matrix.x }}` in text over the job's matrix (a list per key), and
+    `${{ inputs.x }}` over a dispatch input's choices."""
+    choice = INPUT_REF.search(text)
+    if choice:
+        options = dispatch_choices()[choice.group(1)]
+        return [v for o in options for v in matrix_values(job, text.replace(choice.group(0), o))]
     match = MATRIX_REF.search(text)
     if not match:
         return [text]
@@ -253,7 +272,7 @@ def test_production_dispatch_never_waits_in_the_staging_queue_and_needs_a_staged
     gate_run = runs(jobs[gate])
     assert "actions/workflows/deploy.yml/runs" in gate_run and "head_sha=$SHA" in gate_run
     assert "status=success" in gate_run
-    assert jobs[gate]["permissions"] == {"actions": "read"}
+    assert jobs[gate]["permissions"] == {"actions": "read", "checks": "read"}
     assert "exit 1" in gate_run, "an unstaged commit must stop the dispatch"
 
 
@@ -536,8 +555,13 @@ def test_permissions_are_read_by_default_and_write_only_where_needed(workflows):
     for wf_name, job_name, job in all_jobs(workflows):
         where = f"{wf_name}.{job_name}"
         granted = write_scopes(job.get("permissions"))
-        assert granted <= {"id-token", "pull-requests"}, f"{where}: {granted}"
+        assert granted <= {"id-token", "pull-requests", "checks", "issues"}, f"{where}: {granted}"
         assumes_role = any(uses(s) == AWS_ACTION for s in steps(job))
+        if granted & {"checks", "issues"}:
+            # Recording the tested image / the drift issue: never beside Pulumi or the cloud.
+            assert not cli_steps(job) and not assumes_role, where
+        assert ("issues" in granted) == ("gh issue" in runs(job)), f"{where}: issues"
+        assert ("checks" in granted) == ('/check-runs" -f' in runs(job)), f"{where}: checks"
         assert ("id-token" in granted) == assumes_role, f"{where}: id-token iff OIDC"
         comments = any(
             (s.get("with") or {}).get("comment-on-pr") not in (None, False)
@@ -562,13 +586,16 @@ def test_pulumi_changes_are_serialised_per_stack_and_never_cancelled(workflows):
         if destroys_pr_stacks(job):
             assert group.startswith("pulumi-pr-"), f"{where}: group {group!r}"
         elif commands(job) & {"up", "destroy", "refresh"}:
-            stacks = set(job_stacks(job))
-            assert len(stacks) == 1, f"{where}: one stack per changing job"
-            assert group == f"pulumi-{stacks.pop()}", f"{where}: group {group!r}"
+            # One stack per run (a dispatch input may choose which).
+            expanded = matrix_values(job, group)
+            assert expanded == [f"pulumi-{s}" for s in job_stacks(job)], f"{where}: {group!r}"
+            for one in expanded:
+                groups.setdefault(one, set()).add(where)
+            continue
         else:
             # A preview queued in a deploy's group would replace a queued deploy.
             assert not group.startswith("pulumi-"), where
-            assert "pull_request.number" in group, where
+            assert "pull_request.number" in group or group.startswith("drift-"), where
         groups.setdefault(group, set()).add(where)
     assert groups["pulumi-staging"]
     assert groups["pulumi-production"]
@@ -693,8 +720,8 @@ def test_jobs_that_build_images_run_natively_and_check_the_architecture_first(
     workflows, built_images
 ):
     for wf_name, job_name, job in all_jobs(workflows):
-        if commands(job) != {"up"}:
-            continue
+        if commands(job) != {"up"} or PINS_IMAGE in runs(job):
+            continue  # a pinned app.image builds nothing (tests/ci/test_lifecycle.py)
         where = f"{wf_name}.{job_name}"
         stacks = ["pr" if s == PR_STACK else s for s in job_stacks(job)]
         platforms = {
@@ -967,9 +994,11 @@ def test_every_preview_and_up_gets_its_tiers_policy_config(workflows):
             for step in pulumi_steps(job):
                 args = step.get("with") or {}
                 for stack in matrix_values(job, str(args.get("stack-name", ""))):
+                    # The config follows the same expression as the stack it deploys.
+                    text = str(args.get("policyPackConfigs"))
+                    text = text.replace(str(args.get("stack-name")), stack)
                     configs = matrix_values(
-                        {**job, "strategy": {"matrix": {"stack": [stack]}}},
-                        str(args.get("policyPackConfigs")),
+                        {**job, "strategy": {"matrix": {"stack": [stack]}}}, text
                     )
                     assert configs == [f"policy/config/{tiers[stack]}.json"], stack
                     assert (root / configs[0]).is_file()

@@ -45,7 +45,7 @@ def test_console_script_lists_the_local_stack() -> None:
     out = result.stdout
     assert "docker:index/network:Network  agent-local-net" in out
     assert out.count("docker:index/volume:Volume") == 2
-    assert out.count("docker:index/container:Container") == 3
+    assert out.count("docker:index/container:Container") == 4  # postgres, redis, migrate, app
     assert "docker-build:index:Image  agent-local-image" in out
     assert out.count("docker:index/remoteImage:RemoteImage") == 2
     assert "serviceUrl: http://127.0.0.1:8000" in out
@@ -64,7 +64,7 @@ def test_json_output_is_complete_and_honest_about_unknowns() -> None:
     assert code == 0
     data = json.loads(out)
     containers = [r for r in data["resources"] if r["type"] == "docker:index/container:Container"]
-    assert len(containers) == 3
+    assert len(containers) == 4  # postgres, redis, migrate, app
     postgres = next(r for r in containers if r["name"] == "agent-local-postgres")
     # The image id is computed by Docker at deployment; check must not invent one.
     assert postgres["inputs"]["image"] == "<unknown until deployment>"

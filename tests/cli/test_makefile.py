@@ -286,3 +286,58 @@ def test_help_lists_every_documented_verb():
     )
     listed = [line.split()[0] for line in result.stdout.splitlines()]
     assert listed == documented
+
+
+# Issue 11: rollback ------------------------------------------------------------------------
+REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent-staging-registry-repo"
+HISTORY_STANDIN = (
+    RECORDER
+    + """
+if [ "$1 $2 $3" = "stack output imageHistory" ]; then printf '%s\\n' "$HISTORY"; fi
+"""
+)
+
+
+def _digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+@pytest.fixture
+def history(sandbox: dict[str, str]) -> dict[str, str]:
+    Path(sandbox["STANDIN"]).write_text(HISTORY_STANDIN)
+    _with_pulumi_on_path(sandbox)
+    sandbox["HISTORY"] = f'["{REPO}@{_digest(3)}", "{REPO}@{_digest(2)}", "{REPO}@{_digest(1)}"]'
+    return sandbox
+
+
+def test_make_rollback_redeploys_the_previous_digest_without_building(history):
+    calls = [c[0] for c in make(history, "rollback", "STACK=staging")]
+    assert calls == [
+        "stack output imageHistory --stack staging --json",
+        f"config set --path app.image {REPO}@{_digest(2)} --stack staging",
+        "up --stack staging",  # no --yes: the preview is confirmed, as with `make up`
+    ]
+
+
+@pytest.mark.parametrize("to", [_digest(1), f"{REPO}@{_digest(1)}"])
+def test_make_rollback_to_a_given_digest(history, to: str):
+    calls = [c[0] for c in make(history, "rollback", "STACK=production", f"TO={to}")]
+    assert calls[1] == f"config set --path app.image {REPO}@{_digest(1)} --stack production"
+    assert calls[2] == "up --stack production"
+
+
+@pytest.mark.parametrize(
+    ("stack_history", "to", "message"),
+    [
+        (f'["{REPO}@{_digest(3)}"]', "", "has no previous image (1 entries); pass TO=<digest>"),
+        ("null", "", "has no previous image (0 entries)"),
+        ("[]", "latest", "TO=latest is neither sha256:<64 hex>"),
+    ],
+)
+def test_make_rollback_without_a_target_changes_nothing(history, stack_history, to, message):
+    history["HISTORY"] = stack_history
+    result = _run_make(history, "rollback", "STACK=staging", f"TO={to}")
+    assert result.returncode != 0
+    assert message in result.stderr
+    recorded = Path(history["RECORD"]).read_text()
+    assert "config set" not in recorded and "up --stack" not in recorded

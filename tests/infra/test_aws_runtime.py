@@ -249,12 +249,12 @@ def test_db_init_alone_gets_the_master_secret_and_runs_before_the_app(tier: str)
     run = tier_run(tier)
     name = f"agent-{run.stack}"
     by_name = containers(run)
-    assert set(by_name) == {"db-init", "app"}
+    assert set(by_name) == {"db-init", "migrate", "app"}
     init, app = by_name["db-init"], by_name["app"]
     assert init["essential"] is False and init["image"] == app["image"]
     assert init["command"] == ["python", "-m", "src.db_bootstrap"]
     assert init["readonlyRootFilesystem"] is True and init["privileged"] is False
-    assert app["dependsOn"] == [{"containerName": "db-init", "condition": "SUCCESS"}]
+    assert by_name["migrate"]["dependsOn"] == [{"containerName": "db-init", "condition": "SUCCESS"}]
 
     init_secrets = {s["name"]: s["valueFrom"] for s in init["secrets"]}
     app_secrets = {s["name"]: s["valueFrom"] for s in app["secrets"]}
@@ -278,6 +278,38 @@ def test_db_init_alone_gets_the_master_secret_and_runs_before_the_app(tier: str)
     assert generated["special"] is False and generated["length"] >= 32
     version = run.one(SECRET_VERSION, f"{name}-secrets-database-app-password")
     assert version.is_secret("secretString")
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_the_app_container_waits_on_the_migration_which_runs_as_the_app(tier: str) -> None:
+    """Issue 11: a new task's app starts only after `migrate` exited 0 with the same image, so a
+    failed migration starts no new task (the circuit breaker keeps the old ones serving)."""
+    run = tier_run(tier)
+    by_name = containers(run)
+    migrate, app = by_name["migrate"], by_name["app"]
+    assert [
+        c["name"]
+        for c in json.loads(
+            run.one("aws:ecs/taskDefinition:TaskDefinition").plain["containerDefinitions"]
+        )
+    ] == ["db-init", "migrate", "app"]
+    assert app["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+    assert migrate["essential"] is False and migrate["image"] == app["image"]
+    assert migrate["command"] == ["python", "-m", "src", "migrate"]
+    assert (PROJECT_ROOT / "app" / "src" / "migrate.py").is_file()
+    assert migrate["readonlyRootFilesystem"] is True and migrate["privileged"] is False
+    # The application role's credentials, never the master's: it owns what it creates.
+    app_secrets = {s["name"]: s["valueFrom"] for s in app["secrets"]}
+    migrate_secrets = {s["name"]: s["valueFrom"] for s in migrate["secrets"]}
+    assert migrate_secrets == {k: app_secrets[k] for k in ("DATABASE_URL", "PGPASSWORD")}
+    assert "DATABASE_ADMIN_PASSWORD" not in json.dumps(migrate)
+    # Its log lines land in the task's log group, stream prefix `migrate`.
+    logs = migrate["logConfiguration"]["options"]
+    assert logs["awslogs-group"] == app["logConfiguration"]["options"]["awslogs-group"]
+    assert logs["awslogs-stream-prefix"] == "migrate"
+    service = run.one("aws:ecs/service:Service").plain
+    assert service["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert service["waitForSteadyState"] is True
 
 
 def test_the_master_user_name_cannot_be_the_application_user() -> None:

@@ -35,6 +35,7 @@ def test_registers_network_volumes_three_containers_and_the_image(local: Program
     ]
     assert sorted(r.name for r in local.of_type(CONTAINER)) == [
         "agent-local",
+        "agent-local-migrate",
         "agent-local-postgres",
         "agent-local-redis",
     ]
@@ -47,6 +48,8 @@ def test_registers_network_volumes_three_containers_and_the_image(local: Program
 def test_every_container_is_on_the_stack_network_with_restart_and_wait(local: ProgramRun) -> None:
     for container in local.of_type(CONTAINER):
         assert [n["name"] for n in container.plain["networksAdvanced"]] == ["agent-local-net"]
+        if container.name == "agent-local-migrate":
+            continue  # a one-shot step, see below
         assert container.plain["restart"] == "unless-stopped"
         assert container.plain["wait"] is True
 
@@ -117,6 +120,19 @@ def test_app_waits_for_healthy_database_and_cache(local: ProgramRun) -> None:
     assert "agent-local-postgres" in dependencies and "agent-local-redis" in dependencies
     for suffix in ("-postgres", "-redis"):
         assert _container(local, suffix).plain["wait"] is True
+
+
+def test_app_starts_after_the_migration_ran_to_completion(local: ProgramRun) -> None:
+    """Issue 11: the service no longer creates its schema; `migrate` (same image, same
+    credentials) runs to its end first."""
+    migrate, app = _container(local, "-migrate"), _container(local, "")
+    assert migrate.plain["command"] == ["python", "-m", "src", "migrate"]
+    assert migrate.plain["image"] == app.plain["image"]
+    assert migrate.plain["attach"] is True and migrate.plain["mustRun"] is False
+    assert not migrate.plain.get("ports")
+    assert _env(migrate)["DATABASE_URL"] == _env(app)["DATABASE_URL"]
+    assert "agent-local-migrate" in " ".join(app.depends_on)
+    assert "agent-local-postgres" in " ".join(migrate.depends_on)
 
 
 def test_outputs(local: ProgramRun) -> None:

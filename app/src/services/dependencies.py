@@ -1,9 +1,10 @@
 """Connections to Postgres and Redis, owned by the app for its whole life.
 
 The app starts even when a dependency is down: `/live` answers at once, `/ready` says 503 until
-both answer, and the checkpointer schema is created in the background as soon as Postgres
-accepts connections. Orchestrators then route traffic on readiness instead of crash-looping
-containers while a database is still booting.
+both answer and the schema is in place. The schema is created by `python -m src migrate` (a
+deploy step that runs before the new version serves), never here: the service only checks it
+in the background until it is current. Orchestrators then route traffic on readiness instead
+of crash-looping containers while a database is still booting.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from redis.asyncio import Redis
 
 from src.config.logging import get_logger
 from src.config.settings import Settings
+from src.migrate import SCHEMA_QUERY, schema_problems
 from src.services.redis_tls import redis_client
 
 log = get_logger(__name__)
@@ -214,29 +216,33 @@ class Dependencies:
         self._setup_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Open the pool without waiting and create the checkpointer schema in the background."""
+        """Open the pool without waiting and check the schema in the background."""
         await self.pool.open(wait=False)
-        self._setup_task = asyncio.create_task(self._setup_schema(), name="checkpointer-setup")
+        self._setup_task = asyncio.create_task(self._await_schema(), name="schema-check")
 
-    async def _setup_schema(self) -> None:
+    async def _await_schema(self) -> None:
         delay = 0.5
         while True:
+            problems: list[str] = []
             try:
-                await self.checkpointer.setup()  # idempotent migrations
+                async with self.pool.connection(timeout=CHECK_TIMEOUT_SECONDS * 2) as conn:
+                    row = await (await conn.execute(SCHEMA_QUERY)).fetchone()
+                problems = schema_problems(row) if row else ["no answer"]
             except Exception as exc:  # noqa: BLE001  # any failure: retry, the app keeps serving /live
-                log.warning(
-                    "checkpointer_setup_retry",
-                    dependency="postgres",
-                    error=type(exc).__name__,
-                    detail=str(exc),
-                    retry_in_s=delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            else:
+                problems = [type(exc).__name__]
+            if not problems:
                 self.schema_ready.set()
-                log.info("checkpointer_ready", dependency="postgres")
+                log.info("schema_ready", dependency="postgres")
                 return
+            log.warning(
+                "schema_not_ready",
+                dependency="postgres",
+                detail="; ".join(problems),
+                hint="run `python -m src migrate`",
+                retry_in_s=delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
         """Release connections (called on shutdown, after in-flight requests finished)."""
