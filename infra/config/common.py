@@ -43,6 +43,8 @@ _RESERVED_ENV = frozenset(
     # Set by the stacks from app.runTimeoutSeconds, aws.vpcCidr and their own secrets.
     | {"RUN_TIMEOUT_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "KEEPALIVE_TIMEOUT_SECONDS"}
     | {"FORWARDED_ALLOW_IPS", "AUTH_TOKENS", "PGPASSWORD"}
+    # The AWS db-init container's contract (src.db_bootstrap): only the stack sets these.
+    | {"DATABASE_APP_PASSWORD", "DATABASE_ADMIN_USER", "DATABASE_ADMIN_PASSWORD"}
     # The gcp stacks' server CAs (Memorystore, Cloud SQL), from Secret Manager.
     | {"REDIS_CA_CERT", "DATABASE_CA_CERT"}
 )

@@ -301,3 +301,16 @@ def test_a_stack_file_with_secure_in_app_env_registers_nothing(tmp_path: Path) -
     with pytest.raises(StackConfigError) as program:
         run_program("local", config, secret_keys | {"agent-deploy:app"}, project_dir=PROJECT_DIR)
     assert program.value.registered == []  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------
+# 17.4: the db-init container's inputs come from the stack; app config cannot replace them.
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", ["DATABASE_APP_PASSWORD", "DATABASE_ADMIN_USER", "DATABASE_ADMIN_PASSWORD"]
+)
+def test_the_db_init_contract_is_not_settable_from_app_config(name: str) -> None:
+    in_env = problems("staging", {"app": {"env": {name: "x"}}})
+    assert any(f"'{name}' is set by the stack itself" in p for p in about(in_env, "app.env"))
+    in_secrets = problems("staging", {"app": {"secrets": [name]}})
+    assert any("composed by the stack" in p for p in about(in_secrets, "app.secrets"))
