@@ -24,6 +24,7 @@ import redis
 from redis.asyncio import Redis
 
 from harness import (
+    API_TOKEN,
     PG_PASSWORD,
     REDIS_PASSWORD,
     PostgresServer,
@@ -31,6 +32,7 @@ from harness import (
     _postgres_user,
     free_port,
     need_binary,
+    run_migrate,
     service_env,
 )
 from src.config.settings import Settings, SettingsError, load_settings
@@ -295,6 +297,9 @@ def ssl_postgres(pki: dict[str, Authority]) -> Iterator[SslPostgres]:
     (data / "server.key").chmod(0o600)
     server = SslPostgres(root=root, port=free_port(), run_as=run_as, pg_ctl=need_binary("pg_ctl"))
     server.start()
+    # The schema comes from the deploy's migrate step, as for every service (src.migrate).
+    migrated = run_migrate(server.url())
+    assert migrated.returncode == 0, migrated.stderr + migrated.stdout
     yield server
     with contextlib.suppress(subprocess.SubprocessError):
         server.stop()
@@ -304,7 +309,9 @@ def ssl_postgres(pki: dict[str, Authority]) -> Iterator[SslPostgres]:
 def test_postgres_refuses_plaintext_and_accepts_sslmode_require(ssl_postgres: SslPostgres) -> None:
     with pytest.raises(psycopg.OperationalError, match="no encryption"):
         psycopg.connect(ssl_postgres.url("sslmode=disable"), connect_timeout=5).close()
-    url = Settings(DATABASE_URL=ssl_postgres.url(), REDIS_URL="redis://r/0").database_url
+    url = Settings(
+        DATABASE_URL=ssl_postgres.url(), REDIS_URL="redis://r/0", AUTH_TOKENS=API_TOKEN
+    ).database_url
     with psycopg.connect(url.get_secret_value(), connect_timeout=5) as conn:
         row = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
     assert row == (True,)
@@ -330,7 +337,7 @@ def tls_service(tmp_path: Path) -> Iterator[object]:
 
     def start(wait_ready: bool = True, **env: str) -> ServiceProcess:
         service = ServiceProcess(
-            env=service_env(LOG_FORMAT="json", **env),
+            env=service_env(LOG_FORMAT="json", AUTH_TOKENS=API_TOKEN, **env),
             log_path=tmp_path / f"service-{len(started)}.log",
         )
         started.append(service)
@@ -403,7 +410,7 @@ def redis_env(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(name, raising=False)
 
     def apply(**values: str) -> Settings:
-        for name, value in values.items():
+        for name, value in {"AUTH_TOKENS": API_TOKEN, **values}.items():
             monkeypatch.setenv(name, value)
         return load_settings()
 
