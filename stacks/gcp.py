@@ -169,6 +169,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             env={
                 **config.app.env,
                 "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
+                # Cloud Run has no init container: each new instance migrates before it is ready.
+                "MIGRATE_ON_START": "true",
                 **timeouts.app_env(load_balanced=False),
             },
             secret_env={

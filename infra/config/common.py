@@ -47,6 +47,8 @@ _RESERVED_ENV = frozenset(
     | {"DATABASE_APP_PASSWORD", "DATABASE_ADMIN_USER", "DATABASE_ADMIN_PASSWORD"}
     # The gcp stacks' server CAs (Memorystore, Cloud SQL), from Secret Manager.
     | {"REDIS_CA_CERT", "DATABASE_CA_CERT"}
+    # How each target runs `migrate` (gcp: at start-up; aws, local: a step before the app).
+    | {"MIGRATE_ON_START"}
 )
 # The least-privilege role the app connects as on AWS (created by `python -m src.db_bootstrap`).
 DATABASE_APP_USER = "agent_app"

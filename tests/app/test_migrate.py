@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import psycopg
@@ -103,3 +104,52 @@ def test_service_refuses_readiness_until_the_schema_is_migrated(start_service, f
 
     assert run_migrate(fresh_url).returncode == 0
     service.wait_for("/ready", 200, timeout=30)
+
+
+def test_migrate_on_start_makes_instances_on_an_empty_database_ready_to_serve(
+    start_service, fresh_url: str
+):
+    """Cloud Run has no init container: with MIGRATE_ON_START each instance migrates first.
+    Two start at once, as a scale-out does; the advisory lock lets both succeed."""
+    services = [
+        start_service(wait_ready=False, DATABASE_URL=fresh_url, MIGRATE_ON_START="true")
+        for _ in range(2)
+    ]
+    for service in services:
+        service.wait_for("/ready", 200, timeout=60)
+        assert "migrate_done" in service.logs()
+    versions, ledger = schema_versions(fresh_url)
+    assert versions == list(range(migrate_module.CHECKPOINTER_VERSION + 1))
+    assert ledger
+    with services[1].client() as client:
+        thread_id = client.post("/threads").json()["thread_id"]
+        reply = client.post(f"/threads/{thread_id}/runs", json={"message": "hello"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["message_count"] == 2
+
+
+def test_a_failing_migration_on_start_keeps_the_service_unready_and_says_why(
+    start_service, postgres: PostgresServer, fresh_url: str
+):
+    """The rollout guarantee on Cloud Run: a revision whose migration fails never gets ready,
+    so traffic stays on the old one."""
+    role = f"nocreate_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_url, autocommit=True) as conn:  # may connect, may not create
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PG_PASSWORD}'")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    url = fresh_url.replace("//agent:", f"//{role}:")
+    service = start_service(wait_ready=False, DATABASE_URL=url, MIGRATE_ON_START="true")
+    deadline = time.monotonic() + 30
+    while "migrate_failed" not in service.logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    failed = [
+        json.loads(line)
+        for line in service.logs().splitlines()
+        if line.startswith("{") and '"migrate_failed"' in line
+    ]
+    assert failed, service.logs()
+    assert failed[0]["error"] == "InsufficientPrivilege"
+    response = service.wait_for("/ready", 503, timeout=5)
+    assert response.json()["checks"]["postgres"]["error"] == "SchemaNotReady"
+    assert "migrate_done" not in service.logs()
+    assert PG_PASSWORD not in service.logs()

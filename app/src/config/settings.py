@@ -60,6 +60,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "docs_enabled": ("DOCS_ENABLED",),
     "metrics_port": ("METRICS_PORT",),
     "max_body_bytes": ("MAX_BODY_BYTES",),
+    "migrate_on_start": ("MIGRATE_ON_START",),
 }
 
 _POSTGRES_SCHEMES = {"postgresql", "postgres"}
@@ -216,6 +217,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         65536, ge=1024, le=64 * 1024 * 1024, validation_alias=_alias("max_body_bytes")
     )
+    # For targets without an init step (Cloud Run): run `migrate` before the schema check.
+    migrate_on_start: bool = Field(False, validation_alias=_alias("migrate_on_start"))
 
     @field_validator("database_url", mode="before")
     @classmethod

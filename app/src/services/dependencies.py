@@ -2,8 +2,9 @@
 
 The app starts even when a dependency is down: `/live` answers at once, `/ready` says 503 until
 both answer and the schema is in place. The schema is created by `python -m src migrate` (a
-deploy step that runs before the new version serves), never here: the service only checks it
-in the background until it is current. Orchestrators then route traffic on readiness instead
+deploy step that runs before the new version serves): the service only checks it in the
+background until it is current, unless `MIGRATE_ON_START` makes it run that same migration first
+(targets without an init step: Cloud Run). Orchestrators then route traffic on readiness instead
 of crash-looping containers while a database is still booting.
 """
 
@@ -28,7 +29,7 @@ from redis.asyncio import Redis
 
 from src.config.logging import get_logger
 from src.config.settings import Settings
-from src.migrate import SCHEMA_QUERY, schema_problems
+from src.migrate import APP_MIGRATIONS, SCHEMA_QUERY, migrate, schema_problems
 from src.services.redis_tls import redis_client
 
 log = get_logger(__name__)
@@ -204,6 +205,9 @@ class Dependencies:
             name="checkpointer",
         )
         self.breaker = PostgresBreaker(conninfo, kwargs)
+        self._conninfo = conninfo
+        self._kwargs = kwargs
+        self._migrate_on_start = settings.migrate_on_start
         self.checkpointer = PooledPostgresSaver(self.pool, self.breaker)
         self.redis: Redis = redis_client(
             settings.redis_url.get_secret_value(),
@@ -222,7 +226,10 @@ class Dependencies:
 
     async def _await_schema(self) -> None:
         delay = 0.5
+        migrated = not self._migrate_on_start
         while True:
+            if not migrated:
+                migrated = await self._migrate()
             problems: list[str] = []
             try:
                 async with self.pool.connection(timeout=CHECK_TIMEOUT_SECONDS * 2) as conn:
@@ -238,11 +245,33 @@ class Dependencies:
                 "schema_not_ready",
                 dependency="postgres",
                 detail="; ".join(problems),
-                hint="run `python -m src migrate`",
+                hint="see migrate_failed"
+                if self._migrate_on_start
+                else "run `python -m src migrate`",
                 retry_in_s=delay,
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    async def _migrate(self) -> bool:
+        """Run `python -m src migrate`'s migration from here; False (logged) when it failed.
+
+        Every starting instance may try at once: the advisory lock makes the others wait, then
+        find nothing to do. A failure leaves `/ready` at 503 (so Cloud Run keeps the old
+        revision serving) and is retried with the schema check's backoff.
+        """
+        try:
+            done = await asyncio.to_thread(self._migrate_blocking)
+        except Exception as exc:  # noqa: BLE001  # any failure: not ready, logged, retried
+            log.error("migrate_failed", error=type(exc).__name__, detail=str(exc))
+            return False
+        log.info("migrate_done", **done)
+        return True
+
+    def _migrate_blocking(self) -> dict[str, object]:
+        kwargs = {**self._kwargs(), "connect_timeout": 10, "application_name": "agent-app-migrate"}
+        with psycopg.connect(self._conninfo, **kwargs) as conn:
+            return migrate(conn, APP_MIGRATIONS)
 
     async def stop(self) -> None:
         """Release connections (called on shutdown, after in-flight requests finished)."""
