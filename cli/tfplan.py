@@ -49,10 +49,42 @@ TF_TYPES = {
     "aws:s3/bucket:Bucket": "aws_s3_bucket",
     "aws:cloudwatch/eventRule:EventRule": "aws_cloudwatch_event_rule",
     "aws:cloudwatch/eventTarget:EventTarget": "aws_cloudwatch_event_target",
+    # pulumi-gcp's module names are not the google provider's (`cloudrunv2`, `iAMMember`, ...).
+    "gcp:artifactregistry/repository:Repository": "google_artifact_registry_repository",
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": (
+        "google_artifact_registry_repository_iam_member"
+    ),
+    "gcp:cloudrunv2/service:Service": "google_cloud_run_v2_service",
+    "gcp:cloudrunv2/job:Job": "google_cloud_run_v2_job",
+    "gcp:projects/iAMMember:IAMMember": "google_project_iam_member",
+    "gcp:projects/iAMBinding:IAMBinding": "google_project_iam_binding",
+    "gcp:projects/iAMCustomRole:IAMCustomRole": "google_project_iam_custom_role",
+    "gcp:projects/service:Service": "google_project_service",
+    "gcp:secretmanager/secret:Secret": "google_secret_manager_secret",
+    "gcp:secretmanager/secretIamMember:SecretIamMember": "google_secret_manager_secret_iam_member",
+    "gcp:secretmanager/secretVersion:SecretVersion": "google_secret_manager_secret_version",
+    "gcp:serviceaccount/account:Account": "google_service_account",
+    "gcp:serviceaccount/iAMMember:IAMMember": "google_service_account_iam_member",
+    "gcp:servicenetworking/connection:Connection": "google_service_networking_connection",
 }
 # Map-typed inputs (every other object is a block).
-MAPS = frozenset({"tags", "tagsAll", "dimensions"})
-PROVIDERS = {"aws": "registry.terraform.io/hashicorp/aws"}
+MAPS = frozenset(
+    {"tags", "tagsAll", "dimensions", "labels", "userLabels", "annotations", "attributeMapping"}
+)
+PROVIDERS = {
+    "aws": "registry.terraform.io/hashicorp/aws",
+    "gcp": "registry.terraform.io/hashicorp/google",
+}
+# The Terraform provider's local name, the prefix of its types.
+TF_PREFIX = {"aws": "aws", "gcp": "google"}
+# pulumi-gcp pluralises only these of our list blocks; the google provider's other list blocks
+# are plural in Terraform too (`containers`, `conditions`, `database_flags`), so no general rule.
+GCP_SINGULAR = {
+    "envs": "env",
+    "allows": "allow",
+    "denies": "deny",
+    "weeklyMaintenanceWindows": "weekly_maintenance_window",
+}
 
 
 def _snake(name: str) -> str:
@@ -67,7 +99,7 @@ def tf_type(token: str) -> str | None:
     if token in TF_TYPES:
         return TF_TYPES[token]
     module, member = token.split(":")[1].split("/")
-    return f"{provider}_{module}_{_snake(member)}"
+    return f"{TF_PREFIX[provider]}_{module}_{_snake(member)}"
 
 
 def _singular(key: str) -> str:
@@ -76,7 +108,7 @@ def _singular(key: str) -> str:
     return key[:-1] if key.endswith("s") and not key.endswith("ss") else key
 
 
-def _values(value: Any) -> Any:
+def _values(value: Any, gcp: bool) -> Any:
     if is_secret(value):
         return REDACTED
     if is_unknown(value):
@@ -84,22 +116,22 @@ def _values(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, list):
-        return [_values(v) for v in value]
+        return [_values(v, gcp) for v in value]
     if isinstance(value, dict):
-        return _block(value)
+        return _block(value, gcp=gcp)
     return value
 
 
-def _block(inputs: dict[str, Any]) -> dict[str, Any]:
+def _block(inputs: dict[str, Any], *, gcp: bool = False) -> dict[str, Any]:
     """Wire inputs to Terraform attributes and blocks (lists of one)."""
     result: dict[str, Any] = {}
     for key, value in inputs.items():
         if key.startswith("__"):
             continue
         name = _snake(key)
-        converted = _values(value)
+        converted = _values(value, gcp)
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            name = _singular(name)
+            name = GCP_SINGULAR.get(key, name) if gcp else _singular(name)
         elif isinstance(value, dict) and not is_secret(value) and key not in MAPS:
             converted = [converted]
         result[name] = converted
@@ -120,8 +152,9 @@ def plan(run: ProgramRun) -> dict[str, Any]:
     addresses = {r.urn: address for r, _, address in exported}
     planned, changes, configuration = [], [], []
     for resource, type_, address in exported:
-        provider = PROVIDERS[resource.type.split(":")[0]]
-        values = _block(resource.inputs)
+        prefix = resource.type.split(":")[0]
+        provider = PROVIDERS[prefix]
+        values = _block(resource.inputs, gcp=prefix == "gcp")
         common = {
             "address": address,
             "mode": "managed",
@@ -144,7 +177,7 @@ def plan(run: ProgramRun) -> dict[str, Any]:
         configuration.append(
             {
                 **{k: v for k, v in common.items() if k != "provider_name"},
-                "provider_config_key": resource.type.split(":")[0],
+                "provider_config_key": TF_PREFIX[prefix],
                 "expressions": _expressions(resource, addresses),
             }
         )

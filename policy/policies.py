@@ -483,7 +483,211 @@ def _local_image(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
         yield f"the container runs {image!r}, a tag that can move: use the image id or a digest"
 
 
+# --- GCP -----------------------------------------------------------------------------------
+SQL = "gcp:sql/databaseInstance:DatabaseInstance"
+REDIS = "gcp:redis/instance:Instance"
+RUN = "gcp:cloudrunv2/service:Service"
+PROJECT_IAM = ("gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding")
+REGISTRY_IAM = (
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
+    "gcp:artifactregistry/repositoryIamBinding:RepositoryIamBinding",
+)
+BASIC_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
+IMPERSONATION_ROLES = ("roles/iam.serviceAccountUser", "roles/iam.serviceAccountTokenCreator")
+PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+# Cloud SQL's modes that refuse unencrypted connections (CIS GCP 6.4).
+SQL_TLS_MODES = ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+
+
+def _settings(props: Props, key: str) -> Mapping[str, Any]:
+    return (props.get("settings") or {}).get(key) or {}
+
+
+def _sql_private(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    ip = _settings(props, "ipConfiguration")
+    # The provider's default is a public IP: only an explicit False is private.
+    if ip.get("ipv4Enabled") is not False:
+        yield "the instance has a public IP: set settings.ipConfiguration.ipv4Enabled to false"
+    if ip.get("authorizedNetworks"):
+        yield "authorized networks open the instance to addresses outside the VPC"
+    if not ip.get("privateNetwork"):
+        yield "no private network (settings.ipConfiguration.privateNetwork)"
+
+
+def _sql_ssl(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    ip = _settings(props, "ipConfiguration")
+    if ip.get("sslMode") not in SQL_TLS_MODES and ip.get("requireSsl") is not True:
+        yield (
+            f"clients may connect without TLS: sslMode is {ip.get('sslMode')!r}, "
+            f"allowed {', '.join(SQL_TLS_MODES)}"
+        )
+
+
+def _sql_backups(props: Props, config: Mapping[str, Any]) -> Iterator[str]:
+    backups = _settings(props, "backupConfiguration")
+    if backups.get("enabled") is not True:
+        yield "automated backups are off (settings.backupConfiguration.enabled)"
+    elif config.get("pointInTimeRecovery", True) and not backups.get("pointInTimeRecoveryEnabled"):
+        yield "point-in-time recovery is off (backupConfiguration.pointInTimeRecoveryEnabled)"
+
+
+def _sql_deletion(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("deletionProtection") is not True:
+        yield "the provider's deletion protection is off (deletionProtection)"
+    if _settings(props, "deletionProtectionEnabled") is not True:
+        yield "the API's deletion protection is off (settings.deletionProtectionEnabled)"
+
+
+def _redis(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    if props.get("authEnabled") is not True:
+        yield "AUTH is off (authEnabled): any client in the VPC can connect"
+    if props.get("transitEncryptionMode") != "SERVER_AUTHENTICATION":
+        yield "in-transit encryption is off (transitEncryptionMode SERVER_AUTHENTICATION)"
+
+
+def _run_envs(props: Props) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for container in _as_list((props.get("template") or {}).get("containers")):
+        for env in _as_list(container.get("envs")):
+            yield str(container.get("name", "")), env
+
+
+def _run_secret_versions(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    for container, env in _run_envs(props):
+        ref = (env.get("valueSource") or {}).get("secretKeyRef")
+        if ref is not None and str(ref.get("version", "latest")) == "latest":
+            yield (
+                f"container {container!r} reads {env.get('name')} from the latest secret "
+                "version: pin a version number, so a new version rolls out with a revision"
+            )
+
+
+def _run_plaintext_env(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    for container, env in _run_envs(props):
+        name, value = str(env.get("name", "")), env.get("value")
+        if value is not None and (SECRET_NAME.search(name) or SECRET_VALUE.search(str(value))):
+            yield (
+                f"container {container!r} has {name} as a plain value: pass it as a Secret "
+                "Manager reference (valueSource.secretKeyRef)"
+            )
+
+
+def _registry_immutable(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    if (
+        props.get("format") == "DOCKER"
+        and (props.get("dockerConfig") or {}).get("immutableTags") is not True
+    ):
+        yield "tags can be moved to other images (dockerConfig.immutableTags)"
+
+
+def _members(props: Props) -> list[str]:
+    return [str(m) for m in [props.get("member"), *_as_list(props.get("members"))] if m]
+
+
+def _registry_public(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    for member in _members(props):
+        if member in PUBLIC_MEMBERS:
+            yield f"{member} is granted {props.get('role')} on the repository"
+
+
+def _wif_pinned(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    if GITHUB_OIDC not in str((props.get("oidc") or {}).get("issuerUri", "")):
+        return
+    condition = str(props.get("attributeCondition") or "")
+    for claim in ("repository_owner_id", "sub"):
+        if not re.search(rf"assertion\.{claim}\s*==", condition):
+            yield (
+                f"the provider's attributeCondition does not pin assertion.{claim}: any "
+                "GitHub repository could exchange its tokens"
+            )
+
+
+def _project_roles(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    role = str(props.get("role", ""))
+    if role in BASIC_ROLES:
+        yield f"{role} is a basic role: grant predefined or custom roles"
+    elif role in IMPERSONATION_ROLES:
+        yield f"{role} on the project lets its members act as every service account in it"
+
+
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
+    rule(
+        "cloudsql-private-ip-only",
+        "Cloud SQL has no public IP and no authorized networks; it is reached on its VPC. "
+        "CIS GCP 6.5/6.6, CKV_GCP_11, CKV_GCP_60.",
+        SQL,
+        _sql_private,
+    ),
+    rule(
+        "cloudsql-ssl-enforced",
+        "Cloud SQL refuses unencrypted connections. CIS GCP 6.4, CKV_GCP_6 (which also wants "
+        "client certificates: waived, docs/gcp-controls.md).",
+        SQL,
+        _sql_ssl,
+    ),
+    rule(
+        "cloudsql-backups",
+        "Cloud SQL takes automated backups, with point-in-time recovery unless the tier's "
+        "config sets pointInTimeRecovery false. CIS GCP 6.7, CKV_GCP_14.",
+        SQL,
+        _sql_backups,
+        _schema(pointInTimeRecovery={"type": "boolean", "default": True}),
+    ),
+    rule(
+        "cloudsql-deletion-protection",
+        "The Cloud SQL instance cannot be deleted by accident, neither by Pulumi nor through "
+        "the API. No CIS GCP or CKV_GCP id; the GCP form of CKV_AWS_293.",
+        SQL,
+        _sql_deletion,
+    ),
+    rule(
+        "memorystore-auth-tls",
+        "Memorystore clients authenticate (AUTH) and talk TLS. CKV_GCP_95, CKV_GCP_97.",
+        REDIS,
+        _redis,
+    ),
+    rule(
+        "cloudrun-secrets-pinned",
+        "Cloud Run reads Secret Manager secrets at a version number, never `latest`, so a "
+        "secret change ships as a new revision that can be rolled back. No CIS GCP or CKV_GCP "
+        "id; Google's Cloud Run secrets guidance.",
+        RUN,
+        _run_secret_versions,
+    ),
+    rule(
+        "cloudrun-no-plaintext-credentials",
+        "No Cloud Run env value that looks like a credential (by name or value): those go by "
+        "Secret Manager reference. Checkov secret scanning (CKV_SECRET_*), the GCP form of "
+        "CKV_AWS_45.",
+        RUN,
+        _run_plaintext_env,
+    ),
+    rule(
+        "artifact-registry-immutable-tags",
+        "Docker tags in Artifact Registry cannot be moved to other images. No CKV_GCP id; the "
+        "GCP form of CKV_AWS_51.",
+        "gcp:artifactregistry/repository:Repository",
+        _registry_immutable,
+    ),
+    rule(
+        "artifact-registry-not-public",
+        "No allUsers or allAuthenticatedUsers grant on a repository. CKV_GCP_101.",
+        REGISTRY_IAM,
+        _registry_public,
+    ),
+    rule(
+        "gcp-wif-github-pinned",
+        "The Workload Identity provider for GitHub pins `repository_owner_id` and `sub` in its "
+        "attribute condition. CKV_GCP_125.",
+        "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider",
+        _wif_pinned,
+    ),
+    rule(
+        "gcp-no-basic-or-impersonation-roles",
+        "No basic role (owner, editor, viewer) and no project-level Service Account User or "
+        "Token Creator. CIS GCP 1.5/1.6, CKV_GCP_117, CKV_GCP_41, CKV_GCP_49.",
+        PROJECT_IAM,
+        _project_roles,
+    ),
     rule(
         "rds-storage-encrypted",
         "RDS storage is encrypted at rest. FSBP RDS.3, CIS AWS 2.3.1, CKV_AWS_16.",

@@ -69,6 +69,62 @@ def test_references_connect_resources_for_graph_checks(production: dict[str, Any
     assert "aws_vpc.agent_production_vpc" in flow_log["expressions"]["vpc_id"]["references"]
 
 
+@pytest.fixture(scope="module")
+def gcp_production(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _plan("gcp-production", tmp_path_factory.mktemp("gcp-plan"))
+
+
+def test_gcp_resources_carry_the_google_providers_types(gcp_production: dict[str, Any]) -> None:
+    """Without these names Checkov runs no GCP check at all (it did not, before the mapping)."""
+    resources = gcp_production["planned_values"]["root_module"]["resources"]
+    types = {r["type"] for r in resources}
+    assert {
+        "google_sql_database_instance",
+        "google_cloud_run_v2_service",
+        "google_redis_instance",
+        "google_compute_subnetwork",
+        "google_project_iam_member",
+        "google_service_account_iam_member",
+        "google_iam_workload_identity_pool_provider",
+        "google_artifact_registry_repository",
+        "google_secret_manager_secret",
+    } <= types
+    assert not any(t.startswith("gcp_") for t in types)
+    assert {r["provider_name"] for r in resources} == {"registry.terraform.io/hashicorp/google"}
+
+
+def test_gcp_blocks_are_the_google_providers(gcp_production: dict[str, Any]) -> None:
+    db = _resource(gcp_production, "google_sql_database_instance.agent_gcp_production_db")
+    ip = db["values"]["settings"][0]["ip_configuration"][0]
+    assert ip["ipv4_enabled"] is False and ip["ssl_mode"] == "ENCRYPTED_ONLY"
+    assert db["values"]["settings"][0]["database_flags"]  # plural in Terraform too
+    cache = _resource(gcp_production, "google_redis_instance.agent_gcp_production_redis")["values"]
+    assert cache["auth_enabled"] is True
+    assert cache["maintenance_policy"][0]["weekly_maintenance_window"]  # pulumi's "...Windows"
+    (service,) = [
+        r
+        for r in gcp_production["planned_values"]["root_module"]["resources"]
+        if r["type"] == "google_cloud_run_v2_service"
+    ]
+    (container,) = service["values"]["template"][0]["containers"]
+    assert container["env"] and "envs" not in container
+
+
+def test_gcp_references_connect_the_subnet_to_its_network(gcp_production: dict[str, Any]) -> None:
+    (subnet,) = [
+        r
+        for r in gcp_production["configuration"]["root_module"]["resources"]
+        if r["type"] == "google_compute_subnetwork"
+    ]
+    (network,) = [
+        r["address"]
+        for r in gcp_production["planned_values"]["root_module"]["resources"]
+        if r["type"] == "google_compute_network"
+    ]
+    assert network in subnet["expressions"]["network"]["references"]
+    assert subnet["provider_config_key"] == "google"
+
+
 def _waivers(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "waivers.yaml"
     path.write_text(text)

@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
+import pulumi_gcp as gcp
 import pulumi_github as github
 import pytest
 
@@ -192,6 +193,104 @@ def _branch(**overrides: Any) -> Callable[[], Any]:
         "required_status_checks": [{"strict": True, "contexts": ["Tests"]}],
     }
     return lambda: github.BranchProtection("main", **(good | overrides))
+
+
+SA = "serviceAccount:run@p.iam.gserviceaccount.com"
+REGION = "europe-west1"
+WIF_PINNED = (
+    "assertion.repository_owner_id == '1234567' && "
+    "assertion.sub == 'repo:o/r:environment:gcp-production'"
+)
+
+
+def _sql(
+    ip: dict[str, Any] | None = None, backups: dict[str, Any] | None = None, **top: Any
+) -> Callable[[], Any]:
+    settings: dict[str, Any] = {
+        "tier": "db-custom-1-3840",
+        "deletion_protection_enabled": True,
+        "ip_configuration": {
+            "ipv4_enabled": False,
+            "private_network": "projects/p/global/networks/n",
+            "ssl_mode": "ENCRYPTED_ONLY",
+        }
+        | (ip or {}),
+        "backup_configuration": {"enabled": True, "point_in_time_recovery_enabled": True}
+        | (backups or {}),
+    }
+    good: dict[str, Any] = {
+        "database_version": "POSTGRES_16",
+        "region": REGION,
+        "deletion_protection": True,
+        "settings": settings,
+    }
+    return lambda: gcp.sql.DatabaseInstance("db", **(good | top))
+
+
+def _redis(**overrides: Any) -> Callable[[], Any]:
+    good: dict[str, Any] = {
+        "memory_size_gb": 1,
+        "region": REGION,
+        "auth_enabled": True,
+        "transit_encryption_mode": "SERVER_AUTHENTICATION",
+    }
+    return lambda: gcp.redis.Instance("cache", **(good | overrides))
+
+
+def _run(*envs: dict[str, Any]) -> Callable[[], Any]:
+    return lambda: gcp.cloudrunv2.Service(
+        "svc",
+        location=REGION,
+        template={
+            "containers": [
+                {
+                    "name": "app",
+                    "image": f"{REGION}-docker.pkg.dev/p/r/app@{DIGEST}",
+                    "envs": [{"name": "LOG_FORMAT", "value": "json"}, *envs],
+                }
+            ]
+        },
+    )
+
+
+def _secret_env(version: str) -> dict[str, Any]:
+    ref = {"secret": "projects/p/secrets/api-key", "version": version}
+    return {"name": "API_KEY", "value_source": {"secret_key_ref": ref}}
+
+
+def _repository(**docker_config: Any) -> Callable[[], Any]:
+    return lambda: gcp.artifactregistry.Repository(
+        "repo",
+        repository_id="repo",
+        location=REGION,
+        format="DOCKER",
+        docker_config={"immutable_tags": True} | docker_config,
+    )
+
+
+def _repository_member(member: str) -> Callable[[], Any]:
+    return lambda: gcp.artifactregistry.RepositoryIamMember(
+        "read",
+        repository="repo",
+        location=REGION,
+        role="roles/artifactregistry.reader",
+        member=member,
+    )
+
+
+def _wif(condition: str) -> Callable[[], Any]:
+    return lambda: gcp.iam.WorkloadIdentityPoolProvider(
+        "github",
+        workload_identity_pool_id="pool",
+        workload_identity_pool_provider_id="github",
+        attribute_mapping={"google.subject": "assertion.sub"},
+        attribute_condition=condition,
+        oidc={"issuer_uri": "https://token.actions.githubusercontent.com"},
+    )
+
+
+def _project_role(role: str) -> Callable[[], Any]:
+    return lambda: gcp.projects.IAMMember("grant", project="p", role=role, member=SA)
 
 
 # rule -> (compliant, violating, the violation's message mentions)
@@ -418,6 +517,53 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], str]] = {
         _environment(reviewers=[], can_admins_bypass=True),
         "no required reviewers",
     ),
+    "cloudsql-private-ip-only": (_sql(), _sql(ip={"ipv4_enabled": True}), "public IP"),
+    "cloudsql-ssl-enforced": (
+        _sql(),
+        _sql(ip={"ssl_mode": "ALLOW_UNENCRYPTED_AND_ENCRYPTED"}),
+        "without TLS",
+    ),
+    "cloudsql-backups": (
+        _sql(),
+        _sql(backups={"point_in_time_recovery_enabled": False}),
+        "point-in-time recovery",
+    ),
+    "cloudsql-deletion-protection": (
+        _sql(),
+        _sql(deletion_protection=False),
+        "deletionProtection",
+    ),
+    "memorystore-auth-tls": (
+        _redis(),
+        _redis(transit_encryption_mode="DISABLED"),
+        "in-transit encryption",
+    ),
+    "cloudrun-secrets-pinned": (_run(_secret_env("3")), _run(_secret_env("latest")), "latest"),
+    "cloudrun-no-plaintext-credentials": (
+        _run({"name": "MODEL", "value": "claude"}),
+        _run({"name": "OPENAI_API_KEY", "value": "sk-" + "x" * 40}),
+        "OPENAI_API_KEY",
+    ),
+    "artifact-registry-immutable-tags": (
+        _repository(),
+        _repository(immutable_tags=False),
+        "immutableTags",
+    ),
+    "artifact-registry-not-public": (
+        _repository_member(SA),
+        _repository_member("allUsers"),
+        "allUsers",
+    ),
+    "gcp-wif-github-pinned": (
+        _wif(WIF_PINNED),
+        _wif("assertion.repository == 'o/r'"),
+        "repository_owner_id",
+    ),
+    "gcp-no-basic-or-impersonation-roles": (
+        _project_role("roles/run.admin"),
+        _project_role("roles/editor"),
+        "basic role",
+    ),
 }
 
 
@@ -462,3 +608,31 @@ def test_a_value_unknown_during_preview_is_no_violation() -> None:
 def test_a_secret_is_seen_unwrapped() -> None:
     """A cache AUTH token set from a secret counts as set (the CLI hands rules plain values)."""
     assert violations("elasticache-auth", _cache(auth_token=pulumi.Output.secret("t" * 32))) == []
+
+
+def test_gcp_project_level_impersonation_is_refused() -> None:
+    found = violations(
+        "gcp-no-basic-or-impersonation-roles",
+        _project_role("roles/iam.serviceAccountTokenCreator"),
+    )
+    assert found and "every service account" in found[0]
+
+
+def test_the_wif_condition_must_pin_sub_too() -> None:
+    owner_only = _wif("assertion.repository_owner_id == '1234567'")
+    assert violations("gcp-wif-github-pinned", owner_only) == [
+        "the provider's attributeCondition does not pin assertion.sub: any GitHub repository "
+        "could exchange its tokens"
+    ]
+
+
+def test_an_ephemeral_tier_takes_backups_without_point_in_time_recovery() -> None:
+    """config/ephemeral.json lowers the PITR requirement; backups themselves stay checked."""
+    ephemeral = json.loads((PROJECT_DIR / "policy/config/ephemeral.json").read_text())
+    rule = [POLICIES["cloudsql-backups"]]
+    no_pitr = run_components(_sql(backups={"point_in_time_recovery_enabled": False}))
+    assert evaluate(no_pitr, rule, ephemeral) == []
+    no_backups = run_components(_sql(backups={"enabled": False}))
+    assert [v.message for v in evaluate(no_backups, rule, ephemeral)] == [
+        "automated backups are off (settings.backupConfiguration.enabled)"
+    ]

@@ -103,6 +103,34 @@ def test_a_mutated_production_stack_is_refused_naming_the_rule(rule: str, tmp_pa
     assert [v["policy"] for v in refused] == [rule]
 
 
+GCP_MUTATIONS = {
+    "gcp-wif-github-pinned": """
+def mutate(args):
+    if args.type_ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
+        props = {**args.props, "attribute_condition": "assertion.repository_owner_id == '1'"}
+        return pulumi.ResourceTransformationResult(props, args.opts)
+""",
+    "gcp-no-basic-or-impersonation-roles": """
+def mutate(args):
+    if args.type_ == "gcp:projects/iAMMember:IAMMember":
+        props = {**args.props, "role": "roles/editor"}
+        return pulumi.ResourceTransformationResult(props, args.opts)
+""",
+}
+
+
+@pytest.mark.parametrize("rule", sorted(GCP_MUTATIONS))
+def test_a_mutated_gcp_production_stack_is_refused_naming_the_rule(
+    rule: str, tmp_path: Path
+) -> None:
+    project = _mutated_project(tmp_path, GCP_MUTATIONS[rule])
+    code, document, err = _check("gcp-production", project)
+    assert code == 1
+    assert rule in err
+    refused = {v["policy"] for v in document["policy"]["violations"] if v["level"] == "mandatory"}
+    assert refused == {rule}
+
+
 def test_human_output_lists_rule_resource_level_and_message(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     project = _mutated_project(tmp_path, MUTATIONS["rds-not-public"])
