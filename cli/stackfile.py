@@ -7,7 +7,9 @@ marked secret: the program sees a secret, never its ciphertext, and no output sh
 
 from __future__ import annotations
 
+import copy
 import datetime
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -193,6 +195,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise StackFileError(f"{path} is a directory, not a stack file") from None
     except OSError as err:
         raise StackFileError(f"{path} cannot be read: {err.strerror}") from None
+    # One run reads each stack file several times (claims check the other stacks): parse a
+    # given content once, hand every caller its own copy.
+    return copy.deepcopy(_parse_yaml(str(path), raw))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_yaml(path: str, raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -200,7 +209,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8"
         ) from None
     loader = _UniqueKeyLoader(text)
-    loader.name = str(path)  # error marks name the file, not "<unicode string>"
+    loader.name = path  # error marks name the file, not "<unicode string>"
     try:
         data = loader.get_single_data()
     except _DuplicateKeyError as err:

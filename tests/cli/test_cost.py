@@ -1,8 +1,9 @@
 """`agent-deploy cost`: every shipped stack priced from the dated price table, by hand too.
 
-The expected totals below are worked out from the rows of prices/aws.csv (eu-west-1, where
-the shipped stacks run) and usage/defaults.yaml, written out term by term: a change to a
-preset, a rule or a price row shows up here as a number that no longer adds up.
+The expected totals below are worked out from the rows of prices/aws.csv (eu-west-1) and
+prices/gcp.csv (europe-west1), where the shipped stacks run, and usage/defaults.yaml, written
+out term by term: a change to a preset, a rule or a price row shows up here as a number that
+no longer adds up.
 """
 
 from __future__ import annotations
@@ -241,6 +242,90 @@ def test_production_total_is_the_hand_worked_sum(shipped):
         + 0.2 * INGEST + 0.2 * STORED  # enhanced monitoring: the primary only, not twice
     )  # fmt: skip
     result = shipped["production"]
+    assert result.total("fixed") == pytest.approx(fixed)
+    assert result.total("usage") == pytest.approx(usage)
+    assert result.as_json()["monthly"] == round(fixed + usage, 2)
+    assert result.as_json()["hourly"] == round((fixed + usage) / H, 4)
+
+
+# europe-west1 rows (prices/gcp.csv), where the shipped GCP stacks run
+SECONDS = H * 3600
+RUN_REQ_VCPU, RUN_REQ_GIB, RUN_MILLION = 0.000024, 0.0000025, 0.40
+RUN_INST_VCPU, RUN_INST_GIB = 0.000018, 0.000002
+SQL_VCPU, SQL_GB, SQL_F1_MICRO, SQL_SSD = 0.0413, 0.007, 0.0105, 0.17
+REDIS_BASIC, REDIS_HA = 0.049, 0.064
+SM_VERSION, SM_10K, AR_GB, LOG_GIB, CONDITION = 0.06, 0.03, 0.10, 0.50, 0.10
+# 4 secrets (database-url, redis-url, database-ca-cert, redis-ca-cert) and 1 generated
+# (auth-tokens), one version each; 7 alert policies of 1 condition each (uptime, errors,
+# latency, instances, database cpu, database disk, redis memory). No Cloud NAT, no static
+# address: Cloud Run egresses through the subnet (Direct VPC egress). Cloud SQL disk: the
+# program sets none, so the provider's 10 GB (autoresize up to the tier's limit).
+
+
+def test_gcp_pr_stack_total_is_the_hand_worked_sum(shipped):
+    # ephemeral on GCP: Cloud Run 1 vCPU / 512 MiB scaled to zero (request-based billing),
+    # Cloud SQL db-f1-micro zonal, Redis BASIC 1 GB.
+    fixed = (
+        H * SQL_F1_MICRO + 10 * SQL_SSD
+        + 1 * H * REDIS_BASIC
+        + 5 * SM_VERSION
+        + 7 * CONDITION
+    )  # fmt: skip
+    busy = 10_000 * 5 / 10  # requests x requestSeconds / concurrency = 5,000 instance-seconds
+    usage = (
+        busy * 1 * RUN_REQ_VCPU + busy * 0.5 * RUN_REQ_GIB + (10_000 / 1e6) * RUN_MILLION
+        + 0.1 * LOG_GIB  # logIngestGb 0.1
+        + 5 * (1000 / 10_000) * SM_10K  # secretApiCalls 1000 per secret
+        + 1 * AR_GB  # registryGb 1
+    )  # fmt: skip
+    result = shipped["gcp-pr"]
+    assert result.total("fixed") == pytest.approx(fixed)
+    assert result.total("usage") == pytest.approx(usage)
+    assert result.as_json()["monthly"] == round(fixed + usage, 2)
+
+
+def test_gcp_staging_total_is_the_hand_worked_sum(shipped):
+    # staging on GCP: Cloud Run 1 vCPU / 1 GiB, 0-3 instances billed per request, Cloud SQL
+    # db-custom-1-3840 (1 vCPU, 3840 MB = 3.75 GB) zonal, Redis BASIC 1 GB.
+    fixed = (
+        1 * H * SQL_VCPU + 3.75 * H * SQL_GB + 10 * SQL_SSD
+        + 1 * H * REDIS_BASIC
+        + 5 * SM_VERSION
+        + 7 * CONDITION
+    )  # fmt: skip
+    busy = 100_000 * 5 / 10  # 50,000 instance-seconds
+    usage = (
+        busy * 1 * RUN_REQ_VCPU + busy * 1 * RUN_REQ_GIB + (100_000 / 1e6) * RUN_MILLION
+        + 0.5 * LOG_GIB
+        + 5 * (5000 / 10_000) * SM_10K
+        + 5 * AR_GB
+    )  # fmt: skip
+    result = shipped["gcp-staging"]
+    assert result.total("fixed") == pytest.approx(fixed)
+    assert result.total("usage") == pytest.approx(usage)
+    assert result.as_json()["monthly"] == round(fixed + usage, 2)
+
+
+def test_gcp_production_total_is_the_hand_worked_sum(shipped):
+    # production on GCP: Cloud Run 1 vCPU / 2 GiB with 1 warm instance, CPU always allocated
+    # (instance-based billing all month); Cloud SQL db-custom-2-7680 (2 vCPU, 7.5 GB) REGIONAL,
+    # so the standby doubles instance and disk; Redis STANDARD_HA 1 GB.
+    fixed = (
+        1 * 1 * SECONDS * RUN_INST_VCPU + 1 * 2 * SECONDS * RUN_INST_GIB
+        + 2 * (2 * H * SQL_VCPU + 7.5 * H * SQL_GB + 10 * SQL_SSD)
+        + 1 * H * REDIS_HA
+        + 5 * SM_VERSION
+        + 7 * CONDITION
+    )  # fmt: skip
+    # 1,000,000 requests x 5 s / 20 = 250,000 busy seconds, within the warm instance's
+    # 2,628,000: nothing beyond it, and no per-request fee under instance-based billing.
+    usage = (
+        max(0, 250_000 - 1 * SECONDS) * (1 * RUN_INST_VCPU + 2 * RUN_INST_GIB)
+        + 1 * LOG_GIB
+        + 5 * (20_000 / 10_000) * SM_10K
+        + 10 * AR_GB
+    )  # fmt: skip
+    result = shipped["gcp-production"]
     assert result.total("fixed") == pytest.approx(fixed)
     assert result.total("usage") == pytest.approx(usage)
     assert result.as_json()["monthly"] == round(fixed + usage, 2)
