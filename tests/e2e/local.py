@@ -45,6 +45,7 @@ from tests.e2e.realise import (
     Unsupported,
     plan,
     settings_problems,
+    wait_exited,
     wait_healthy,
     wiring_problems,
 )
@@ -263,11 +264,12 @@ class Run:
             problems = settings_problems(container, self.api.inspect(container.name))
             if problems:
                 raise Unsupported("; ".join(problems))
-            if container.wait:
+            if container.attach:
+                wait_exited(self.api, container, redact)
+            elif container.wait:
                 wait_healthy(self.api, container, redact)
-            self._step(
-                f"{container.name} started" + (" and healthy" if container.wait else ""), started
-            )
+            done = " and exited 0" if container.attach else " and healthy" if container.wait else ""
+            self._step(f"{container.name} started{done}", started)
         print(
             "e2e-local: ok  the engine holds every recorded setting (image, command, env, health "
             "check, restart policy, ports, volumes, networks and aliases)"
@@ -287,7 +289,16 @@ class Run:
         started = time.monotonic()
 
         for container in self.plan.containers:
-            wait_healthy(self.api, container, redact)
+            if container.attach:
+                state = self.api.inspect(container.name)["State"]
+                if state.get("Running") or state.get("ExitCode") != 0:
+                    raise CheckFailed(
+                        container.name,
+                        "a one-shot stays exited with code 0",
+                        f"status {state.get('Status')}, exit code {state.get('ExitCode')}",
+                    )
+            else:
+                wait_healthy(self.api, container, redact)
             ports = self.api.inspect(container.name)["NetworkSettings"]["Ports"] or {}
             hosts = {b["HostIp"] for bindings in ports.values() for b in bindings or []}
             if hosts - {"127.0.0.1"}:
@@ -296,7 +307,12 @@ class Run:
                     "only 127.0.0.1 ports published",
                     f"published on {sorted(hosts)}",
                 )
-        print("e2e-local: ok  every container healthy; ports published on 127.0.0.1 only")
+        once = [c.name for c in self.plan.containers if c.attach]
+        print(
+            "e2e-local: ok  every long-running container healthy"
+            + (f", one-shot {', '.join(once)} exited 0" if once else "")
+            + "; ports published on 127.0.0.1 only"
+        )
 
         _poll(
             name,

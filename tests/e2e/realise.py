@@ -66,6 +66,8 @@ KNOWN = {
         "wait",
         "waitTimeout",
         "mustRun",
+        "attach",
+        "logs",
         "stopTimeout",
         "stopSignal",
         "readOnly",
@@ -111,6 +113,9 @@ class Container:
     wait_timeout: float
     health_test: list[str]
     urn: str = ""
+    # A one-shot (`attach`): started, waited for until it exits, expected to exit 0; never
+    # healthy or running afterwards. `logs` only asks the provider to keep its output.
+    attach: bool = False
     depends_on: list[str] = field(default_factory=list)
 
     @property
@@ -260,6 +265,7 @@ def _container(resource: Resource, inputs: dict[str, Any], run_id: str) -> Conta
         wait_timeout=float(inputs.get("waitTimeout", 60)),
         health_test=list(health.get("tests") or []),
         urn=resource.urn,
+        attach=bool(inputs.get("attach", False)),
         depends_on=list(resource.depends_on),
     )
 
@@ -375,8 +381,9 @@ def settings_problems(container: Container, inspected: Mapping[str, Any]) -> lis
         "image": (inspected["Image"] == body["Image"] or config["Image"] == body["Image"]),
         "command": "Cmd" not in body or config["Cmd"] == body["Cmd"],
         "environment": set(body["Env"]) <= set(config["Env"] or []),
-        "health check": (config.get("Healthcheck") or {}).get("Test")
-        == (body.get("Healthcheck") or {}).get("Test"),
+        # Without a recorded one the image's own HEALTHCHECK applies, as with the provider.
+        "health check": "Healthcheck" not in body
+        or (config.get("Healthcheck") or {}).get("Test") == body["Healthcheck"]["Test"],
         "restart policy": host["RestartPolicy"]["Name"]
         == body["HostConfig"]["RestartPolicy"]["Name"],
         "ports": (host["PortBindings"] or {}) == body["HostConfig"]["PortBindings"],
@@ -516,4 +523,27 @@ def wait_healthy(
         f"{str(last.get('Output', '')).strip()[-400:]!r}; logs:\n"
         f"{api.logs(container.name)[-2000:]}"
     )
+    raise CheckFailed(container.name, check, redact(detail))
+
+
+def wait_exited(
+    api: DockerApi,
+    container: Container,
+    redact: Callable[[str], str],
+    timeout: float | None = None,
+) -> float:
+    """Seconds until a one-shot (`attach`) container exited 0, as the provider waits for it;
+    a CheckFailed naming it, with the tail of its logs, on another exit code or no exit."""
+    started = time.monotonic()
+    limit = container.wait_timeout if timeout is None else timeout
+    check = f"runs to completion with exit code 0 within {limit:.0f} s"
+    try:
+        result = api.request("POST", f"/containers/{container.name}/wait", timeout=limit, ok=(200,))
+        code = int(result["StatusCode"])
+    except (TimeoutError, OSError):
+        code = None
+    if code == 0:
+        return time.monotonic() - started
+    state = "still running" if code is None else f"exit code {code}"
+    detail = f"{state}; logs:\n{api.logs(container.name)[-2000:]}"
     raise CheckFailed(container.name, check, redact(detail))

@@ -12,10 +12,11 @@ import re
 import pytest
 
 from cli.engine import contains_secret
-from tests.e2e.local import GENERATED, record
+from tests.e2e.local import GENERATED, Run, record
 from tests.e2e.realise import (
     CONTAINER,
     NETWORK,
+    CheckFailed,
     Unsupported,
     duration_ns,
     plan,
@@ -112,11 +113,13 @@ def test_a_wrong_redis_alias_fails_naming_the_container_and_the_check(recorded):
         inputs["networksAdvanced"][0]["aliases"] = ["redis-cache"]
 
     problems = wiring_problems(plan(_mutated(recorded, "agent-local-redis", rename_alias), "t"))
-    assert len(problems) == 2  # REDIS_URL and REDIS_URI
-    assert problems[0].startswith(
-        "container agent-local: check 'env REDIS_URI names a container on its networks' failed: "
-        "host 'redis' is none of"
-    )
+    # REDIS_URL and REDIS_URI, in the app and in its one-shot migration (same environment).
+    assert [p.split(" failed")[0] for p in problems] == [
+        f"container {name}: check 'env {key} names a container on its networks'"
+        for name in ("agent-local-migrate", "agent-local")
+        for key in ("REDIS_URI", "REDIS_URL")
+    ]
+    assert "host 'redis' is none of" in problems[0]
     assert "redis-cache" in problems[0]
     assert all(v not in " ".join(problems) for v in GENERATED)  # never the passwords
 
@@ -127,8 +130,9 @@ def test_a_container_on_another_network_is_not_reachable(recorded):
 
     problems = wiring_problems(plan(_mutated(recorded, "agent-local-postgres", move), "t"))
     assert [p.split(" failed")[0] for p in problems] == [
-        "container agent-local: check 'env DATABASE_URI names a container on its networks'",
-        "container agent-local: check 'env DATABASE_URL names a container on its networks'",
+        f"container {name}: check 'env {key} names a container on its networks'"
+        for name in ("agent-local-migrate", "agent-local")
+        for key in ("DATABASE_URI", "DATABASE_URL")
     ]
 
 
@@ -200,6 +204,84 @@ def test_an_engine_dropping_an_alias_or_the_restart_policy_fails_naming_them(rec
         "container agent-local-redis: check 'the engine holds the recorded restart policy' failed",
         "container agent-local-redis: check 'the engine holds the recorded networks and aliases' "
         "failed",
+    ]
+
+
+def test_the_migration_is_a_one_shot_between_the_backing_services_and_the_app(recorded):
+    order = [c.name for c in plan(recorded, "t").containers]
+    assert order.index("agent-local-migrate") < order.index("agent-local")
+    by_name = containers(recorded)
+    migrate, app = by_name["agent-local-migrate"], by_name["agent-local"]
+    assert migrate.attach and not app.attach
+    assert migrate.body["Cmd"] == ["python", "-m", "src", "migrate"]
+    assert migrate.body["Image"] == app.body["Image"] and migrate.env == app.env
+    assert migrate.urn in app.depends_on
+
+
+class FakeEngine:
+    """Answers `Run.create` as an engine would; one-shots exit with `exit_codes` (default 0)."""
+
+    def __init__(self, plan_, exit_codes):
+        self.by_name = {c.name: c for c in plan_.containers}
+        self.exit_codes = exit_codes
+        self.calls = []
+
+    def request(self, method, path, body=None, query=None, ok=(), timeout=0):
+        self.calls.append((method, path.removeprefix("/containers/")))
+        if path.endswith("/wait"):
+            return {"StatusCode": self.exit_codes.get(path.split("/")[2], 0)}
+        return {}
+
+    def inspect(self, name):
+        inspected = _as_inspected(self.by_name[name])
+        inspected["State"] = {"Running": True, "Health": {"Status": "healthy"}}
+        return inspected
+
+    def logs(self, name, tail=30):
+        return f"{name}: relation agent_threads already exists\n"
+
+
+def test_the_app_starts_only_after_the_one_shot_exited_0(recorded):
+    plan_ = plan(recorded, "t")
+    engine = FakeEngine(plan_, {})
+    Run(engine, plan_, "t").create()
+    started = [path for _, path in engine.calls if path.endswith(("/start", "/wait"))]
+    # The backing services register in either order; the one-shot and the app come after.
+    assert sorted(started[:2]) == ["agent-local-postgres/start", "agent-local-redis/start"]
+    assert started[2:] == [
+        "agent-local-migrate/start",
+        "agent-local-migrate/wait",
+        "agent-local/start",
+    ]
+
+
+def test_a_failing_one_shot_fails_naming_it_with_its_logs_and_the_app_never_starts(recorded):
+    plan_ = plan(recorded, "t")
+    engine = FakeEngine(plan_, {"agent-local-migrate": 3})
+    with pytest.raises(CheckFailed) as failed:
+        Run(engine, plan_, "t").create()
+    assert failed.value.container == "agent-local-migrate"
+    assert str(failed.value).startswith(
+        "container agent-local-migrate: check 'runs to completion with exit code 0 within 60 s' "
+        "failed: exit code 3; logs:\nagent-local-migrate: relation agent_threads already exists"
+    )
+    assert ("POST", "agent-local/start") not in engine.calls
+
+
+def test_a_one_shot_s_settings_are_still_compared(recorded):
+    migrate = containers(recorded)["agent-local-migrate"]
+    inspected = _as_inspected(migrate)
+    inspected["Config"]["Cmd"] = ["python", "-m", "src", "serve"]
+    # No health check recorded: the image's own HEALTHCHECK is what the engine holds.
+    inspected["Config"]["Healthcheck"] = {"Test": ["CMD", "python", "-m", "src", "probe"]}
+    assert settings_problems(migrate, inspected) == [
+        "container agent-local-migrate: check 'the engine holds the recorded command' failed"
+    ]
+    app = containers(recorded)["agent-local"]
+    inspected = _as_inspected(app)
+    inspected["Config"]["Healthcheck"] = {"Test": ["CMD", "python", "-m", "src", "probe"]}
+    assert settings_problems(app, inspected) == [
+        "container agent-local: check 'the engine holds the recorded health check' failed"
     ]
 
 
