@@ -320,6 +320,11 @@ class _Ready(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).paths.append(self.path)
         type(self).tokens.append(self.headers.get("Authorization"))
+        if self.path.startswith("/threads/"):  # an authenticated read, as the app answers it
+            known = self.headers.get("Authorization") == f"Bearer {TOKEN}"
+            self.send_response(404 if known else 401)
+            self.end_headers()
+            return
         ready = self.path == "/ready" and type(self).failures_left <= 0
         type(self).failures_left -= 1
         self.send_response(200 if ready else 503)
@@ -404,13 +409,27 @@ def test_smoke_test_retries_until_ready_with_the_stack_token(
     assert int(wf["env"]["SMOKE_DEADLINE_SECONDS"]) >= 60, "cold starts need time"
     result = _run_smoke(wf, step, tmp_path, SERVICE_URL=base + "/", SMOKE_DEADLINE_SECONDS="20")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert handler.paths == ["/ready", "/ready", "/ready"], "one request per try, on /ready"
-    assert handler.tokens == [f"Bearer {TOKEN}"] * 3
+    assert handler.paths == ["/ready", "/ready", "/ready", "/threads/smoke-check/state"], (
+        "one request per try, on /ready, then one authenticated read"
+    )
+    assert handler.tokens == [f"Bearer {TOKEN}"] * 4
     assert f"::add-mask::{TOKEN}" in result.stdout, "the token is masked in the log"
     assert (tmp_path / "pulumi-calls").read_text().split("\n")[0] == (
         "stack output apiToken --show-secrets --stack pr-1"
     )
     assert f"url={base}/ready" in (tmp_path / "github_output").read_text()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.parametrize(("where", "wf", "step"), SMOKE_STEPS, ids=[w for w, _, _ in SMOKE_STEPS])
+def test_smoke_test_fails_when_the_service_refuses_the_stacks_token(
+    where, wf, step, ready_server, tmp_path
+):
+    base, handler = ready_server
+    result = _run_smoke(wf, step, tmp_path, token="a-token-the-service-never-had", SERVICE_URL=base)
+    assert result.returncode != 0
+    assert "refused the stack's apiToken (401)" in result.stdout
+    assert handler.paths[-1] == "/threads/smoke-check/state"
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
