@@ -15,6 +15,7 @@ import pulumi_gcp as gcp
 from infra.config import DATABASE_APP_USER, PROJECT, GcpConfig, StackConfig
 from infra.config.gcp import (
     CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
+    ENTERPRISE_LOG_RETENTION_DAYS,
     gcp_deploy_environment,
     gcp_deploy_repository,
 )
@@ -36,8 +37,6 @@ ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
 # Cloud Run's front end is the only way to the container (no other ingress path exists), so
 # the X-Forwarded-For it sets is trusted whatever address it connects from.
 FORWARDED_ALLOW_IPS = "*"
-# What the app reads from Secret Manager, composed here (app.secrets are added to it).
-COMPOSED_SECRETS = ("DATABASE_URL", "REDIS_URL", "REDIS_CA_CERT", "DATABASE_CA_CERT")
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -109,7 +108,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             backups=config.database.backup_days > 0,
             backup_retained=max(config.database.backup_days, 1),
             pitr=sql.point_in_time_recovery,
-            log_retention_days=min(max(config.database.backup_days, 1), 7),
+            log_retention_days=min(
+                max(config.database.backup_days, 1), ENTERPRISE_LOG_RETENTION_DAYS
+            ),
             deletion_protection=config.database.deletion_protection,
             protect=config.database.protect,
             database=config.database.name,
@@ -182,7 +183,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             deletion_protection=gcp_config.service_deletion_protection,
             public=gcp_config.invoker != "private",
             invoker_iam_disabled=gcp_config.invoker == "public",
-            depends_on=[*apis.ready, database, cache, *secrets.grants],
+            depends_on=[*apis.ready, database, cache],
             # CI's deploy account may act as its runtime account only, and creates none.
             service_account=identity.runtime_service_accounts.get("deploy")
             if identity is not None
@@ -191,14 +192,13 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         ),
         top,
     )
-    host = service.url.apply(lambda url: url.removeprefix("https://").split("/", 1)[0])
     GcpMonitoring(
         f"{name}-monitoring",
         GcpMonitoringArgs(
             project=project,
             email=gcp_config.alarm_email,
             service_name=service.name,
-            url_host=host,
+            url_host=service.url,
             health_path=config.app.health_path,
             database_instance=database.instance_name,
             redis_instance=cache.instance_id,

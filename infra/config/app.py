@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +17,7 @@ from pydantic import (
 from infra.config.common import (
     _RESERVED_ENV,
     _SECRET_LIKE,
+    PROJECT,
     EnvName,
     Platform,
     ResourceName,
@@ -25,6 +27,7 @@ from infra.config.common import (
     _Section,
 )
 from infra.config.github import _EPHEMERAL_STACK
+from infra.config.problems import ConfigProblem
 
 if TYPE_CHECKING:
     from infra.config.stack import StackConfig
@@ -162,3 +165,16 @@ def service_hostname(config: StackConfig) -> str | None:
     if domain is None or _EPHEMERAL_STACK.match(config.stack) is None:
         return domain
     return f"{config.stack}.{domain}"
+
+
+def unpinned_image_problems(app: AppConfig) -> list[ConfigProblem]:
+    """Production on any cloud runs a prebuilt image only by digest: a tag can move under it."""
+    if app.image is None or "@sha256:" in app.image:
+        return []
+    return [
+        ConfigProblem(
+            f"{PROJECT}:app.image",
+            "production runs an image pinned by digest: use <repository>@sha256:<digest>",
+            json.dumps(app.image),
+        )
+    ]

@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from infra.config.app import Hostname, service_hostname
+from infra.config.app import Hostname, service_hostname, unpinned_image_problems
 from infra.config.common import (
     DATABASE_APP_USER,
     PROJECT,
@@ -584,14 +584,7 @@ def _aws_production_problems(config: StackConfig) -> list[ConfigProblem]:
                 str(aws.log_retention_days),
             )
         )
-    if config.app.image is not None and "@sha256:" not in config.app.image:
-        problems.append(
-            ConfigProblem(
-                f"{PROJECT}:app.image",
-                "production runs an image pinned by digest: use <repository>@sha256:<digest>",
-                json.dumps(config.app.image),
-            )
-        )
+    problems += unpinned_image_problems(config.app)
     if config.app.min_instances < 2:
         problems.append(
             ConfigProblem(

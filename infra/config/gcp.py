@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
+from infra.config.app import unpinned_image_problems
 from infra.config.common import PROJECT, Cidr, _Section
 from infra.config.github import _GITHUB_ENVIRONMENT
 from infra.config.problems import ConfigProblem
@@ -98,7 +99,6 @@ CLOUD_RUN_SERVICE_NAME_MAX = 49
 ENTERPRISE_LOG_RETENTION_DAYS = 7
 # Direct VPC egress takes addresses from the subnet: Google asks for at least a /26.
 MAX_SUBNET_PREFIX = 26
-INVOKERS = ("public", "allUsers", "private")
 
 
 def _gcp_region(value: str) -> str:
@@ -415,7 +415,7 @@ def gcp_problems(config: StackConfig) -> list[ConfigProblem]:
 def _gcp_production_problems(config: StackConfig, gcp: GcpConfig) -> list[ConfigProblem]:
     if config.tier != "production":
         return []
-    refusals: list[tuple[str, bool, str, str]] = [
+    refusals: list[tuple[str, bool, str, str | None]] = [
         (
             "gcp.redis.tier",
             gcp.redis.tier == "BASIC",
@@ -449,35 +449,25 @@ def _gcp_production_problems(config: StackConfig, gcp: GcpConfig) -> list[Config
             "shared-core machines have no SLA: production needs db-custom-* or db-perf-optimized-*",
             json.dumps(gcp.sql.tier),
         ),
+        (
+            "app.minInstances",
+            config.app.min_instances < 1,
+            "production keeps at least one instance warm (no cold start on the first call)",
+            str(config.app.min_instances),
+        ),
+        (
+            "gcp.alarmEmail",
+            gcp.alarm_email is None,
+            "production alerts need a recipient: set the on-call address",
+            None,
+        ),
     ]
     problems = [
         ConfigProblem(f"{PROJECT}:{key}", message, value)
         for key, violated, message, value in refusals
         if violated
     ]
-    if config.app.min_instances < 1:
-        problems.append(
-            ConfigProblem(
-                f"{PROJECT}:app.minInstances",
-                "production keeps at least one instance warm (no cold start on the first call)",
-                str(config.app.min_instances),
-            )
-        )
-    if gcp.alarm_email is None:
-        problems.append(
-            ConfigProblem(
-                f"{PROJECT}:gcp.alarmEmail",
-                "production alerts need a recipient: set the on-call address",
-            )
-        )
-    if config.app.image is not None and "@sha256:" not in config.app.image:
-        problems.append(
-            ConfigProblem(
-                f"{PROJECT}:app.image",
-                "production runs an image pinned by digest: use <repository>@sha256:<digest>",
-                json.dumps(config.app.image),
-            )
-        )
+    problems += unpinned_image_problems(config.app)
     if gcp.deploy_identity and config.github is None:
         problems.append(
             ConfigProblem(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.secrets import PUBLIC_MEMBERS
 from infra.image import RegistryLogin
 
 # The content tags ContainerImage pushes (infra/image.py): `sha-<16 hex>`.
@@ -29,7 +30,6 @@ UNTAGGED_AFTER = "86400s"
 ACCESS_TOKEN_USER = "oauth2accesstoken"  # noqa: S105 (a fixed user name)
 _REPOSITORY_ID = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
 DAY_SECONDS = 86400
-PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.secrets import ACCESSOR_ROLE
 from infra.naming import fit
 
 INVOKER_ROLE = "roles/run.invoker"
-SECRET_ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"  # noqa: S105 (a role name)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class CloudRunService(pulumi.ComponentResource):
                 f"{name}-reads-{key.lower().replace('_', '-')}",
                 project=args.project,
                 secret_id=secret,
-                role=SECRET_ACCESSOR_ROLE,
+                role=ACCESSOR_ROLE,
                 member=member,
                 opts=child,
             )
