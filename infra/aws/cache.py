@@ -67,9 +67,10 @@ class Cache(pulumi.ComponentResource):
             if args.encrypted
             else None
         )
+        group_id = fit("aws:elasticache/replicationGroup:ReplicationGroup", name)
         group = aws.elasticache.ReplicationGroup(
             f"{name}",
-            replication_group_id=fit("aws:elasticache/replicationGroup:ReplicationGroup", name),
+            replication_group_id=group_id,
             description=f"{name} cache",
             engine=args.engine,
             engine_version=args.engine_version,
@@ -90,7 +91,7 @@ class Cache(pulumi.ComponentResource):
         )
         self.primary_endpoint = group.primary_endpoint_address
         self.replication_group_id = group.id
-        self.member_ids = [f"{name[:40]}-{i + 1:03d}" for i in range(args.nodes)]
+        self.member_ids = [f"{group_id}-{i + 1:03d}" for i in range(args.nodes)]
         credentials: list[pulumi.Input[str]] = (
             ["rediss://:", token.result, "@"] if token is not None else ["redis://"]
         )

@@ -103,10 +103,12 @@ class Database(pulumi.ComponentResource):
         )
         # Created before the instance: the groups RDS would create itself never expire and
         # outlive the stack (every destroyed pr-<n> would leave its own behind).
+        # RDS names them after the instance identifier (shortened when the name is long).
+        identifier = fit("aws:rds/instance:Instance", name)
         log_groups = [
             aws.cloudwatch.LogGroup(
                 f"{name}-log-{log}",
-                name=f"/aws/rds/instance/{name}/{log}",
+                name=f"/aws/rds/instance/{identifier}/{log}",
                 retention_in_days=args.log_retention_days,
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
@@ -136,7 +138,7 @@ class Database(pulumi.ComponentResource):
         )
         instance = aws.rds.Instance(
             f"{name}",
-            identifier=fit("aws:rds/instance:Instance", name),
+            identifier=identifier,
             engine="postgres",
             engine_version=args.engine_version,
             allow_major_version_upgrade=args.allow_major_version_upgrade,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cli.engine import _stable_number, is_secret
+from tests.harness import run_stack
 from tests.infra.test_aws_fixtures import container, tier_run
 
 
@@ -82,3 +83,17 @@ def test_the_fixed_group_id_is_deleted_before_it_is_replaced(tier: str) -> None:
 def test_node_types_are_sized_for_a_lock_and_a_rate_limiter(tier: str, node_type: str) -> None:
     # Production starts small and grows by cache.nodeType (README: "Growing production").
     assert tier_run(tier).one(GROUP).plain["nodeType"] == node_type
+
+
+def test_a_long_name_alarms_on_the_nodes_of_the_shortened_group() -> None:
+    # 32 characters of app name: `<app>-staging-cache` is shortened with a hash.
+    run = run_stack("staging", {"app": {"name": "a" * 32}})
+    group_id = run.one(GROUP).plain["replicationGroupId"]
+    assert len(group_id) <= 40 and not group_id.startswith("a" * 32 + "-staging")
+    alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    nodes = [
+        a.plain["dimensions"]["CacheClusterId"]
+        for a in alarms
+        if "CacheClusterId" in (a.plain.get("dimensions") or {})
+    ]
+    assert nodes and all(node.startswith(f"{group_id}-0") for node in nodes)
