@@ -19,7 +19,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import subprocess
 import sys
 import tarfile
@@ -34,7 +33,14 @@ import yaml
 
 from cli.engine import PhysicalNameError, ProgramRun, redact, run_program
 from cli.pricing import HOURS, RULES, Context, Registered, RuleError
-from cli.stackfile import StackFileError, load_stack_file, stack_file_path
+from cli.stackfile import (
+    EPHEMERAL_STACK,
+    EPHEMERAL_TEMPLATE,
+    StackFileError,
+    load_stack_file,
+    stack_file_path,
+    stack_names,
+)
 
 PROJECT = "agent-deploy"
 PRICES_DIR = "prices"
@@ -186,7 +192,7 @@ def _read_yaml(path: Path, problems: list[str]) -> Any:
 
 def usage_file(project_dir: Path, stack: str) -> Path | None:
     """`usage/<stack>.yaml`, or `usage/pr.yaml` for a pr-<n> stack, when present."""
-    for name in (stack, "pr" if re.match(r"^pr-\d+$", stack) else None):
+    for name in (stack, EPHEMERAL_TEMPLATE if EPHEMERAL_STACK.match(stack) else None):
         if name and (path := project_dir / USAGE_DIR / f"{name}.yaml").is_file():
             return path
     return None
@@ -765,13 +771,6 @@ def print_diff(result: Estimate, diff: dict[str, Any], out: TextIO) -> None:
             out.write(f"  {p['cloud']} {p['region']} {p['item']}: {p['baseUsd']} -> {p['usd']}\n")
 
 
-def shipped_stacks(project_dir: Path) -> list[str]:
-    return sorted(
-        p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-        for p in project_dir.glob("Pulumi.*.yaml")
-    )
-
-
 def _summary_rows(project_dir: Path, stacks: list[str]) -> list[str]:
     rows = []
     for stack in stacks:
@@ -792,7 +791,7 @@ def summary_table(project_dir: Path) -> str:
     process pays once. On one cloud (or one CPU) everything runs here, in order."""
     targets = {
         stack: load_stack_file(project_dir, stack).config.get(f"{PROJECT}:target", "")
-        for stack in shipped_stacks(project_dir)
+        for stack in stack_names(project_dir)
     }
     clouds = sorted({t for t in targets.values() if t in CLOUDS}) or [""]
     by_target: dict[str, list[str]] = {}

@@ -90,11 +90,6 @@ def _arn(args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
     return {"arn": f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{args.name}"}
 
 
-def _project(args: pulumi_mocks.MockResourceArgs) -> str:
-    project = args.inputs.get("project")
-    return project if isinstance(project, str) else "mock-project"
-
-
 def _pem(name: str) -> str:
     return f"-----BEGIN CERTIFICATE-----\nMOCK{_digest(name)}\n-----END CERTIFICATE-----\n"
 
@@ -201,7 +196,7 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     # GCP (gcp-infra-b): what Cloud SQL, Memorystore, Cloud Run, IAM and Monitoring compute.
     "gcp:sql/databaseInstance:DatabaseInstance": lambda a: {
         "privateIpAddress": f"10.20.0.{_stable_number(a.name, 2) + 2}",
-        "connectionName": f"{_project(a)}:{a.inputs.get('region')}:{a.inputs.get('name')}",
+        "connectionName": f"{_gcp_project(a)}:{a.inputs.get('region')}:{a.inputs.get('name')}",
         "serverCaCerts": [{"cert": _pem(a.name), "commonName": "C=US,O=Google\\, Inc"}],
     },
     "gcp:redis/instance:Instance": lambda a: {
@@ -216,13 +211,13 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
         "uri": f"https://{a.inputs.get('name', a.name)}-{_stable_number(a.name, 10)}-ew.a.run.app",
     },
     "gcp:monitoring/notificationChannel:NotificationChannel": lambda a: {
-        "name": f"projects/{_project(a)}/notificationChannels/{_stable_number(a.name, 12)}",
+        "name": f"projects/{_gcp_project(a)}/notificationChannels/{_stable_number(a.name, 12)}",
     },
     "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": lambda a: {
         "uptimeCheckId": f"{a.name}-{_stable_number(a.name, 6)}",
     },
     "gcp:monitoring/alertPolicy:AlertPolicy": lambda a: {
-        "name": f"projects/{_project(a)}/alertPolicies/{_stable_number(a.name, 12)}",
+        "name": f"projects/{_gcp_project(a)}/alertPolicies/{_stable_number(a.name, 12)}",
     },
     # GCP: names, links and numbers the API assigns.
     "gcp:compute/network:Network": _gcp_compute("networks"),

@@ -14,7 +14,6 @@ see the connections. Secrets are redacted: checks test presence only.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from cli.engine import ProgramRun, Resource, is_secret, is_unknown
@@ -200,7 +199,3 @@ def _expressions(resource: Resource, addresses: dict[str, str]) -> dict[str, Any
         if refs:
             expressions[_snake(key)] = {"references": refs}
     return expressions
-
-
-def exported_types(runs: Sequence[ProgramRun]) -> set[str]:
-    return {t for run in runs for r in run.resources if (t := tf_type(r.type)) is not None}

@@ -28,11 +28,11 @@ from cli.cost import (
     price_stack,
     readme_block,
     registered,
-    shipped_stacks,
     summary_table,
 )
 from cli.main import main
 from cli.pricing import RULES
+from cli.stackfile import stack_names
 from tests.harness import PROJECT_DIR, run_stack, stack_inputs
 
 H = 730  # hours in a priced month
@@ -47,7 +47,7 @@ def cost(*args: str, project_dir: Path = PROJECT_DIR) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, Estimate]:
-    return {stack: price_stack(PROJECT_DIR, stack)[0] for stack in shipped_stacks(PROJECT_DIR)}
+    return {stack: price_stack(PROJECT_DIR, stack)[0] for stack in stack_names(PROJECT_DIR)}
 
 
 def priced(stack: str, override: dict[str, Any] | None = None) -> Estimate:
