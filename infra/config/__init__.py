@@ -83,6 +83,12 @@ from infra.config.presets import (
     TIER_PRESETS,
 )
 from infra.config.problems import ConfigError, ConfigProblem
+from infra.config.pull_requests import (
+    PR_BASE_OUTPUT,
+    PullRequestsConfig,
+    base_stack_reference,
+    pull_request_problems,
+)
 from infra.config.stack import StackConfig
 from infra.timeouts import AWS_MAX_RUN_TIMEOUT_SECONDS, FARGATE_MAX_STOP_SECONDS
 
@@ -119,6 +125,7 @@ __all__ = [
     "POSTGRES_RESERVED_WORDS",
     "PRODUCTION_MIN_BACKUP_DAYS",
     "PROJECT",
+    "PR_BASE_OUTPUT",
     "RDS_POSTGRES_CLASSES",
     "RDS_POSTGRES_FAMILIES",
     "RESERVED_CIDRS",
@@ -145,6 +152,7 @@ __all__ = [
     "Hostname",
     "LocalConfig",
     "Platform",
+    "PullRequestsConfig",
     "ResourceName",
     "Reviewer",
     "StackConfig",
@@ -153,6 +161,7 @@ __all__ = [
     "UrlPath",
     "aws_problems",
     "aws_regions",
+    "base_stack_reference",
     "default_zone",
     "deploy_environment",
     "deploy_repository",
@@ -161,5 +170,6 @@ __all__ = [
     "github_problems",
     "load_stack_config",
     "performance_insights_supported",
+    "pull_request_problems",
     "service_hostname",
 ]

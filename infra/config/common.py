@@ -25,7 +25,18 @@ TIERS: tuple[Tier, ...] = ("ephemeral", "staging", "production")
 # refused with a clear message instead of failing at import time.
 AVAILABLE_TARGETS: tuple[Target, ...] = ("local", "aws", "gcp")
 
-SECTIONS = ("target", "tier", "app", "database", "cache", "github", "local", "aws", "gcp")
+SECTIONS = (
+    "target",
+    "tier",
+    "app",
+    "database",
+    "cache",
+    "github",
+    "local",
+    "aws",
+    "gcp",
+    "pullRequests",
+)
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # RFC 3986 path characters without the quote (a path is also spliced into probes and URLs).

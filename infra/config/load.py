@@ -25,6 +25,7 @@ from infra.config.gcp import aws_only_key_problems, gcp_problems
 from infra.config.github import github_problems
 from infra.config.presets import TARGET_DEFAULTS, TARGET_TIER_PRESETS, TIER_PRESETS
 from infra.config.problems import ConfigError, ConfigProblem
+from infra.config.pull_requests import pull_request_problems
 from infra.config.rules import (
     _cross_field_problems,
     _production_problems,
@@ -207,6 +208,7 @@ def load_stack_config(
         problems += github_problems(config)
         problems += aws_problems(config)
         problems += gcp_problems(config)
+        problems += pull_request_problems(config)
     problems[found:] = [p for p in problems[found:] if not _follows_from(p, repaired)]
     problems += [
         ConfigProblem(

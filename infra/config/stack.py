@@ -18,6 +18,7 @@ from infra.config.common import (
 from infra.config.data import CacheConfig, DatabaseConfig
 from infra.config.gcp import GcpConfig
 from infra.config.github import GitHubConfig
+from infra.config.pull_requests import PullRequestsConfig
 
 
 class StackConfig(_Section):
@@ -33,6 +34,7 @@ class StackConfig(_Section):
     local: LocalConfig = Field(default_factory=LocalConfig)
     aws: AwsConfig | None = None
     gcp: GcpConfig | None = None
+    pull_requests: PullRequestsConfig = Field(default_factory=PullRequestsConfig)
 
     @field_validator("target")
     @classmethod

@@ -1,0 +1,84 @@
+"""The `pullRequests` section: which stack hosts pr-<n> slices, and which base a slice uses.
+
+A staging stack with `host: true` builds the pieces pull-request stacks share (its load
+balancer, database server and cache, plus what lets a slice use them) and exports them as the
+`prBase` output. A pr-<n> stack with `base: <stack>` reads that output and creates only its own
+slice; without `base` it is self-contained (its own network, database and cache).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator
+
+from infra.config.common import PROJECT, _Section
+from infra.config.problems import ConfigProblem
+
+if TYPE_CHECKING:
+    from infra.config.stack import StackConfig
+
+_STACK_REFERENCE = re.compile(
+    r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_.-]{1,100}/)?[A-Za-z0-9_.-]{1,100}$"
+)
+
+
+def _stack_reference(value: str) -> str:
+    if not _STACK_REFERENCE.match(value):
+        raise ValueError(
+            f"'{value}' is not a stack name: give the base stack's name (e.g. 'staging') or "
+            "its full 'organization/project/stack'"
+        )
+    return value
+
+
+class PullRequestsConfig(_Section):
+    """Shared pull-request environments (see the module docstring)."""
+
+    host: bool = False
+    """This stack exports `prBase` and carries the pieces pr-<n> slices share."""
+    base: Annotated[str, AfterValidator(_stack_reference)] | None = None
+    """The stack whose `prBase` a pr-<n> stack builds its slice on; unset: self-contained."""
+
+
+def base_stack_reference(base: str, organization: str, project: str) -> str:
+    """The full stack reference for `pullRequests.base` (a bare name is in this project)."""
+    return base if "/" in base else f"{organization}/{project}/{base}"
+
+
+#: The output a hosting stack exports and a slice reads.
+PR_BASE_OUTPUT = "prBase"
+
+
+def pull_request_problems(config: StackConfig) -> list[ConfigProblem]:
+    """Who may host slices and who may be one: never production, never a local stack."""
+    section = config.pull_requests
+    problems = []
+    if section.host and (config.tier != "staging" or config.target == "local"):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:pullRequests.host",
+                "only a cloud stack of tier 'staging' hosts pull-request slices (pr-<n> code must "
+                f"never share production's servers); this stack is tier '{config.tier}', "
+                f"target '{config.target}'",
+                "true",
+            )
+        )
+    if section.base is not None and (config.tier != "ephemeral" or config.target == "local"):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:pullRequests.base",
+                "only a cloud stack of tier 'ephemeral' (a pr-<n> stack) is built on a shared "
+                f"base; this stack is tier '{config.tier}', target '{config.target}': remove it",
+                section.base,
+            )
+        )
+    if section.base is not None and section.host:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:pullRequests",
+                "a stack either hosts slices (host: true) or is one (base: <stack>), not both",
+            )
+        )
+    return problems

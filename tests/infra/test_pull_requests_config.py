@@ -1,0 +1,47 @@
+"""`pullRequests`: only staging hosts pr-<n> slices, only ephemeral stacks are slices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, base_stack_reference, load_stack_config
+from stacks import PROJECT_ROOT
+from tests.harness import stack_inputs
+
+
+def problems(stack: str, override: dict[str, Any]) -> list[str]:
+    config, secret_keys = stack_inputs(stack, override)
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(stack, config, secret_keys, root=PROJECT_ROOT)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_production_may_not_host_pull_request_slices() -> None:
+    found = problems("production", {"pullRequests": {"host": True}})
+    assert any(
+        p.startswith("agent-deploy:pullRequests.host") and "'production'" in p for p in found
+    ), found
+
+
+def test_a_staging_stack_may_not_be_a_slice() -> None:
+    found = problems("staging", {"pullRequests": {"base": "staging"}})
+    assert any(p.startswith("agent-deploy:pullRequests.base") for p in found), found
+
+
+def test_a_base_that_is_not_a_stack_name_is_refused_naming_the_key() -> None:
+    found = problems("pr-7", {"pullRequests": {"base": "no such/stack name"}})
+    assert any(
+        p.startswith("agent-deploy:pullRequests.base") and "no such/stack name" in p for p in found
+    ), found
+
+
+def test_unknown_keys_in_the_section_are_refused() -> None:
+    found = problems("pr-7", {"pullRequests": {"bse": "staging"}})
+    assert any("pullRequests.bse" in p for p in found), found
+
+
+def test_a_bare_base_name_is_a_stack_of_this_project() -> None:
+    assert base_stack_reference("staging", "acme", "agent-deploy") == "acme/agent-deploy/staging"
+    assert base_stack_reference("ops/infra/staging", "acme", "agent-deploy") == "ops/infra/staging"
