@@ -82,3 +82,29 @@ def pull_request_problems(config: StackConfig) -> list[ConfigProblem]:
             )
         )
     return problems
+
+
+_PR_NUMBER = re.compile(r"^pr-([0-9]{1,9})$")
+
+
+def pr_number(stack: str) -> int:
+    """42 for `pr-42`: the slice's listener rule priority and port derive from it."""
+    found = _PR_NUMBER.match(stack)
+    if found is None:
+        raise ValueError(f"'{stack}' is not a pr-<n> stack name")
+    return int(found.group(1))
+
+
+def slice_database(stack: str) -> str:
+    """The database and role a slice owns on the base's Postgres server (`pr-42` -> `pr_42`)."""
+    return f"pr_{pr_number(stack)}"
+
+
+def slice_key_prefix(stack: str) -> str:
+    """Every Redis key a slice's app writes starts with this (`REDIS_KEY_PREFIX`)."""
+    return f"pr-{pr_number(stack)}:"
+
+
+def redis_access_string(prefix: str) -> str:
+    """The Redis ACL rules of a slice's user: its own keys only, no administrative commands."""
+    return f"on ~{prefix}* -@all +@read +@write +@scripting +@connection -@dangerous"

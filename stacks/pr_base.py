@@ -1,0 +1,47 @@
+"""What a hosting stack exports as `prBase` (and a pr-<n> slice reads), per target.
+
+Why a typed contract: the two sides are different stacks deployed at different times from
+possibly different commits; `version` lets a slice refuse a base it does not understand.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+PR_BASE_VERSION = 1
+#: Without a domain, a slice gets its own listener on the base's load balancer at this port + n.
+PR_PORT_OFFSET = 10000
+
+
+class AwsPrBase(TypedDict):
+    """Staging's shared pieces on AWS (output `prBase` of a stack with pullRequests.host)."""
+
+    target: Literal["aws"]
+    version: int
+    region: str
+    vpcId: str
+    clusterName: str
+    clusterArn: str
+    taskSubnetIds: list[str]
+    assignPublicIp: bool
+    #: The tasks' group: the one the database and cache security groups admit.
+    taskSecurityGroupId: str
+    albSecurityGroupId: str
+    loadBalancerArn: str
+    loadBalancerDnsName: str
+    loadBalancerZoneId: str
+    #: Where host rules go: the HTTPS listener when the base has TLS, else the HTTP one.
+    listenerArn: str
+    #: `pr-<n>.<prDomain>` is covered by the base's wildcard certificate; None: no domain,
+    #: a slice gets a listener on port PR_PORT_OFFSET + n instead.
+    prDomain: str | None
+    hostedZoneId: str | None
+    databaseAddress: str
+    databasePort: int
+    #: The Lambda function that creates and drops a slice's database and role.
+    provisionerFunctionName: str
+    cacheAddress: str
+    cachePort: int
+    #: The ElastiCache RBAC user group a slice's user joins.
+    cacheUserGroupId: str
+    logRetentionDays: int
