@@ -10,6 +10,8 @@ service can wait for those grants (its first revision fails without them). The a
 here unless `service_account` names an existing one (a deploy identity's runtime account).
 Secrets reach the container by reference, pinned to a version: "latest" would let a new
 version change a running revision's behaviour on its next cold start.
+With `migrate_command`, a CloudRunMigration child (infra/gcp/migration.py) runs it with the same
+image, env, account and egress first, and the service waits for it.
 """
 
 from __future__ import annotations
