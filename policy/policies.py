@@ -487,6 +487,8 @@ def _local_image(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 REDIS = "gcp:redis/instance:Instance"
 RUN = "gcp:cloudrunv2/service:Service"
+# The migration job runs the app's image with the app's env: the same env rules apply.
+RUN_JOB = "gcp:cloudrunv2/job:Job"
 PROJECT_IAM = ("gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding")
 REGISTRY_IAM = (
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
@@ -546,7 +548,12 @@ def _redis(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _run_envs(props: Props) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for container in _as_list((props.get("template") or {}).get("containers")):
+    template = props.get("template") or {}
+    # A job's containers sit one level down, in its task template.
+    task = template.get("template")
+    if not isinstance(task, Mapping):
+        task = template
+    for container in _as_list(task.get("containers")):
         for env in _as_list(container.get("envs")):
             yield str(container.get("name", "")), env
 
@@ -650,7 +657,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "Cloud Run reads Secret Manager secrets at a version number, never `latest`, so a "
         "secret change ships as a new revision that can be rolled back. No CIS GCP or CKV_GCP "
         "id; Google's Cloud Run secrets guidance.",
-        RUN,
+        (RUN, RUN_JOB),
         _run_secret_versions,
     ),
     rule(
@@ -658,7 +665,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "No Cloud Run env value that looks like a credential (by name or value): those go by "
         "Secret Manager reference. Checkov secret scanning (CKV_SECRET_*), the GCP form of "
         "CKV_AWS_45.",
-        RUN,
+        (RUN, RUN_JOB),
         _run_plaintext_env,
     ),
     rule(

@@ -23,6 +23,7 @@ from infra.gcp.apis import GcpApis, GcpApisArgs
 from infra.gcp.cache import Memorystore, MemorystoreArgs
 from infra.gcp.database import CloudSql, CloudSqlArgs
 from infra.gcp.identity import GcpDeployIdentity, GcpDeployIdentityArgs, GcpGitHubRole
+from infra.gcp.migration import MIGRATE
 from infra.gcp.monitoring import GcpMonitoring, GcpMonitoringArgs
 from infra.gcp.network import GcpNetwork, GcpNetworkArgs
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
@@ -170,8 +171,6 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             env={
                 **config.app.env,
                 "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
-                # Cloud Run has no init container: each new instance migrates before it is ready.
-                "MIGRATE_ON_START": "true",
                 **timeouts.app_env(load_balanced=False),
             },
             secret_env={
@@ -189,6 +188,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             if identity is not None
             else gcp_config.run_service_account,
             labels=labels,
+            migrate_command=MIGRATE,
         ),
         top,
     )

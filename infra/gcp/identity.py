@@ -69,6 +69,15 @@ DEPLOY_PERMISSIONS = (
     "run.revisions.get",
     "run.revisions.list",
     "run.operations.get",
+    # The migration job (infra/gcp/migration.py): `up` runs it and waits for its execution.
+    "run.jobs.create",
+    "run.jobs.delete",
+    "run.jobs.get",
+    "run.jobs.list",
+    "run.jobs.update",
+    "run.jobs.run",
+    "run.executions.get",
+    "run.executions.list",
     # Cloud SQL: the instance, its database and user.
     "cloudsql.instances.create",
     "cloudsql.instances.delete",

@@ -18,7 +18,6 @@ from cli.engine import ProgramRun, contains_secret
 from infra.config import ConfigError, load_stack_config
 from stacks import PROJECT_ROOT
 from tests.harness import PROJECT_DIR, run_stack, stack_inputs
-from tests.infra import test_aws_fixtures as aws
 
 STACKS = {"ephemeral": "gcp-pr", "staging": "gcp-staging", "production": "gcp-production"}
 RUN = "gcp:cloudrunv2/service:Service"
@@ -123,17 +122,6 @@ def test_cloud_run_runs_as_a_dedicated_service_account_without_project_roles(tie
 def test_public_by_default_without_allusers_so_domain_restricted_orgs_work(tier: str) -> None:
     assert service(tier)["invokerIamDisabled"] is True
     assert not stack(tier).of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
-
-
-@tiers
-def test_cloud_run_migrates_at_start_up_as_it_has_no_init_container(tier: str) -> None:
-    """Without it a new revision's `/ready` (its startup probe) stays 503: the deploy fails.
-    AWS runs `migrate` as an init container instead, so its app does not migrate itself."""
-    envs = {e["name"]: e for e in container(tier)["envs"]}
-    assert envs["MIGRATE_ON_START"]["value"] == "true"
-    aws_app = aws.container(aws.tier_run(tier))
-    assert "MIGRATE_ON_START" not in {e["name"] for e in aws_app["environment"]}
-    assert "migrate" in aws.containers(aws.tier_run(tier))
 
 
 def test_how_the_app_migrates_is_the_stack_s_choice_not_app_env() -> None:

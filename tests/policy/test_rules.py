@@ -605,6 +605,31 @@ def test_a_value_unknown_during_preview_is_no_violation() -> None:
     assert violations("ecs-secrets-by-reference", register) != []
 
 
+def _job(*envs: dict[str, Any]) -> Callable[[], Any]:
+    container = {"image": f"{REGION}-docker.pkg.dev/p/r/app@{DIGEST}", "envs": list(envs)}
+    return lambda: gcp.cloudrunv2.Job(
+        "migrate", location=REGION, template={"template": {"containers": [container]}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "compliant", "violating"),
+    [
+        ("cloudrun-secrets-pinned", _secret_env("3"), _secret_env("latest")),
+        (
+            "cloudrun-no-plaintext-credentials",
+            {"name": "MODEL", "value": "claude"},
+            {"name": "OPENAI_API_KEY", "value": "sk-" + "x" * 40},
+        ),
+    ],
+)
+def test_the_migration_job_gets_the_services_env_rules(
+    rule: str, compliant: dict[str, Any], violating: dict[str, Any]
+) -> None:
+    assert violations(rule, _job(compliant)) == []
+    assert violations(rule, _job(violating)) != []
+
+
 def test_a_secret_is_seen_unwrapped() -> None:
     """A cache AUTH token set from a secret counts as set (the CLI hands rules plain values)."""
     assert violations("elasticache-auth", _cache(auth_token=pulumi.Output.secret("t" * 32))) == []
