@@ -25,6 +25,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
+from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import PROJECT, StackConfig
 from infra.config.gcp import CLOUD_RUN_TIMEOUT_MARGIN_SECONDS
@@ -169,7 +170,9 @@ def parse_pr_base(
         raise PrBaseError(
             f"base stack '{base}' has an unusable '{PR_BASE_OUTPUT}': {'; '.join(problems)}: {fix}"
         )
-    return cast(GcpPrBase, value)
+    # Numbers come back from a stack reference as floats.
+    ports = {key: int(value[key]) for key in ("databasePort", "redisPort", "version")}
+    return cast(GcpPrBase, {**value, **ports})
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -180,21 +183,19 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     project, region = gcp_config.project, gcp_config.region
     database_name, prefix = slice_names(config.stack)
     labels = {"project": PROJECT, "stack": config.stack, "tier": config.tier}
-    provider = gcp.Provider(f"{name}-gcp", project=project, region=region, default_labels=labels)
-    top = pulumi.ResourceOptions(providers=[provider])
-    pulumi.log.warn(SHARED_WARNING.format(stack=config.stack, base=base_name, prefix=prefix))
-
+    shared_account = gcp_config.run_service_account
     reference = pulumi.StackReference(
         f"{name}-base",
         stack_name=base_stack_reference(base_name, pulumi.get_organization(), pulumi.get_project()),
     )
-    shared_account = gcp_config.run_service_account
-    base = reference.get_output(PR_BASE_OUTPUT).apply(
-        lambda value: parse_pr_base(value, base_name, project, region, shared_account)
-    )
-
-    def field(key: str) -> pulumi.Output[Any]:
-        return base.apply(lambda b: b[key])  # type: ignore[literal-required]
+    # Read before anything is registered: a bad base fails the run with one message and no
+    # half-made slice (a stack reference is read in previews too).
+    details = _sync_await(reference.get_output_details(PR_BASE_OUTPUT))
+    value = details.value if details.value is not None else details.secret_value
+    base = parse_pr_base(value, base_name, project, region, shared_account)
+    pulumi.log.warn(SHARED_WARNING.format(stack=config.stack, base=base_name, prefix=prefix))
+    provider = gcp.Provider(f"{name}-gcp", project=project, region=region, default_labels=labels)
+    top = pulumi.ResourceOptions(providers=[provider])
 
     image: pulumi.Input[str]
     digest: pulumi.Input[str]
@@ -227,7 +228,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         f"{name}-db-user",
         name=database_name,
         project=project,
-        instance=field("databaseInstance"),
+        instance=base["databaseInstance"],
         type="BUILT_IN",
         password=password.result,
         deletion_policy="DELETE",
@@ -237,12 +238,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         f"{name}-db",
         name=database_name,
         project=project,
-        instance=field("databaseInstance"),
+        instance=base["databaseInstance"],
         deletion_policy="DELETE",
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=[user]),
     )
     redis = gcp.redis.get_instance_output(
-        name=field("redisInstance"),
+        name=base["redisInstance"],
         project=project,
         region=region,
         opts=pulumi.InvokeOutputOptions(provider=provider),
@@ -257,15 +258,15 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                     "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode=require",
                     user.name,
                     password.result,
-                    field("databaseHost"),
-                    field("databasePort"),
+                    base["databaseHost"],
+                    base["databasePort"],
                     database.name,
                 ),
                 "REDIS_URL": pulumi.Output.format(
                     "rediss://:{0}@{1}:{2}/0",
                     redis.auth_string,
-                    field("redisHost"),
-                    field("redisPort"),
+                    base["redisHost"],
+                    base["redisPort"],
                 ),
             },
             generated=("AUTH_TOKENS",),
@@ -277,10 +278,10 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         # The host lets this account read its CA secrets (parse_pr_base checked): granting
         # again here would remove that binding for every other slice when this one goes.
         grants += secrets.grant(f"serviceAccount:{shared_account}", "run")
-    versions = {
+    versions: dict[str, tuple[pulumi.Input[str], pulumi.Input[str]]] = {
         **{key: (secrets.secret_ids[key], secrets.versions[key]) for key in secrets.secret_ids},
-        "DATABASE_CA_CERT": (field("databaseCaSecretId"), field("databaseCaSecretVersion")),
-        "REDIS_CA_CERT": (field("redisCaSecretId"), field("redisCaSecretVersion")),
+        "DATABASE_CA_CERT": (base["databaseCaSecretId"], base["databaseCaSecretVersion"]),
+        "REDIS_CA_CERT": (base["redisCaSecretId"], base["redisCaSecretVersion"]),
     }
     timeouts = Timeouts(config.app.run_timeout_seconds)
     service = CloudRunService(
@@ -306,8 +307,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 **timeouts.app_env(load_balanced=False),
             },
             secret_env={key: versions[key] for key in sorted(versions)},
-            network=field("network"),
-            subnet=field("subnet"),
+            network=base["network"],
+            subnet=base["subnet"],
             deletion_protection=gcp_config.service_deletion_protection,
             public=gcp_config.invoker != "private",
             invoker_iam_disabled=gcp_config.invoker == "public",
@@ -330,7 +331,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "imageDigest": digest,
         "serviceName": service.name,
         "serviceAccount": service.service_account_email,
-        "databaseInstance": field("databaseInstance"),
+        "databaseInstance": base["databaseInstance"],
         "database": database.name,
         "redisKeyPrefix": prefix,
         "apiToken": secrets.generated["AUTH_TOKENS"],
