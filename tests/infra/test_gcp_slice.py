@@ -300,3 +300,37 @@ def test_without_base_the_gcp_pr_stack_is_self_contained_again() -> None:
     assert {"gcp:sql/databaseInstance:DatabaseInstance", "gcp:redis/instance:Instance"} <= types
     assert "gcp:compute/network:Network" in types
     assert not any("cloudsqlsuperuser" in warning for warning in run.warnings)
+
+
+def test_staging_s_ephemeral_deploy_account_may_do_what_a_slice_up_does_and_no_more_iam() -> None:
+    run = staging("ephemeral")
+    account = run.one(ACCOUNT, "agent-gcp-staging-identity-ephemeral").plain["accountId"]
+    binding = next(
+        b.plain
+        for b in run.of_type("gcp:projects/iAMMember:IAMMember")
+        if b.plain["member"].startswith(f"serviceAccount:{account}@")
+    )
+    role = next(
+        r.plain
+        for r in run.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+        if binding["role"].endswith(f"/roles/{r.plain['roleId']}")
+    )
+    needed = {
+        "cloudsql.databases.create",
+        "cloudsql.databases.delete",
+        "cloudsql.users.create",
+        "cloudsql.users.update",
+        "cloudsql.users.delete",
+        "redis.instances.get",
+        "redis.instances.getAuthString",
+        "run.services.create",
+        "run.services.delete",
+        "secretmanager.secrets.create",
+        "secretmanager.secrets.setIamPolicy",
+        "secretmanager.versions.add",
+        "artifactregistry.repositories.create",
+        "artifactregistry.repositories.uploadArtifacts",
+    }
+    assert needed <= set(role["permissions"])
+    # It creates no service account: a CI-deployed slice runs as the shared runtime account.
+    assert "iam.serviceAccounts.create" not in role["permissions"]
