@@ -188,8 +188,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         f"{name}-base",
         stack_name=base_stack_reference(base_name, pulumi.get_organization(), pulumi.get_project()),
     )
-    # Read before anything is registered: a bad base fails the run with one message and no
-    # half-made slice (a stack reference is read in previews too).
+    # Read before anything is registered (waiting as Pulumi's own synchronous invokes do): a
+    # bad base fails the run with one message and no half-made slice. A stack reference is
+    # read in previews too.
     details = _sync_await(reference.get_output_details(PR_BASE_OUTPUT))
     value = details.value if details.value is not None else details.secret_value
     base = parse_pr_base(value, base_name, project, region, shared_account)

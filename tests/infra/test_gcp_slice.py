@@ -334,3 +334,9 @@ def test_staging_s_ephemeral_deploy_account_may_do_what_a_slice_up_does_and_no_m
     assert needed <= set(role["permissions"])
     # It creates no service account: a CI-deployed slice runs as the shared runtime account.
     assert "iam.serviceAccounts.create" not in role["permissions"]
+
+
+def test_the_example_stack_checked_under_its_own_name_gets_names_derived_from_it() -> None:
+    run = slice_run("gcp-pr", preview=True)
+    assert run.one(SQL_DATABASE).plain["name"] == run.one(SQL_USER).plain["name"] == "pr_gcp_pr"
+    assert env(run)["REDIS_KEY_PREFIX"] == "gcp-pr:"
