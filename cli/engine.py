@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import hashlib
+import json
 import logging
 import runpy
 import sys
@@ -41,6 +42,8 @@ MOCK_GCP_PROJECT_NUMBER = "123456789012"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
+#: A stack reference's name (full, or the bare stack) -> that stack's outputs in this run.
+StackOutputs = Mapping[str, Mapping[str, Any]]
 
 
 def _stable_number(text: str, digits: int = 8) -> int:
@@ -297,6 +300,12 @@ CALL_MOCKS: dict[str, CallMock] = {
         "arn": "arn:aws:iam::156460612806:root",
         "id": "156460612806",
     },
+    "gcp:redis/getInstance:getInstance": lambda a: {
+        "name": a.get("name"),
+        "host": f"10.30.0.{_stable_number(str(a.get('name')), 2) + 4}",
+        "port": 6378,
+        "authString": "mockauth-" + hashlib.sha256(str(a.get("name")).encode()).hexdigest()[:27],
+    },
     "gcp:organizations/getClientConfig:getClientConfig": lambda a: {
         "accessToken": "mock-gcp-access-token",
         "project": "mock-project",
@@ -430,10 +439,24 @@ class PhysicalNameError(Exception):
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self, preview: bool, resource_mocks: Mapping[str, ResourceMock]) -> None:
+    def __init__(
+        self,
+        preview: bool,
+        resource_mocks: Mapping[str, ResourceMock],
+        stack_references: StackOutputs | None = None,
+    ) -> None:
         self.preview = preview
         self.resource_mocks = {**RESOURCE_MOCKS, **resource_mocks}
+        self.stack_references = stack_references or {}
         self.invokes: list[tuple[str, dict[str, Any]]] = []
+
+    def _referenced(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any] | None:
+        """Another stack's outputs, read in preview too (a real engine reads them then)."""
+        if args.typ != "pulumi:pulumi:StackReference":
+            return None
+        name = str(args.inputs.get("name", args.name))
+        outputs = self.stack_references.get(name, self.stack_references.get(name.split("/")[-1]))
+        return None if outputs is None else {"outputs": dict(outputs), "secretOutputNames": []}
 
     def new_resource(
         self, args: pulumi_mocks.MockResourceArgs
@@ -446,7 +469,10 @@ class _Mocks(pulumi.runtime.Mocks):
         if rule is not None and physical_name(args.typ, args.name, state) is not None:
             # As the engine does, in preview too: the name is an input after Check.
             state.setdefault(rule.property, physical_name(args.typ, args.name, state))
-        if not self.preview:
+        referenced = self._referenced(args)
+        if referenced is not None:
+            state |= referenced
+        elif not self.preview:
             mock = self.resource_mocks.get(args.typ)
             if mock is not None:
                 state |= mock(args)
@@ -571,8 +597,9 @@ def _run(
     secret_keys: set[str],
     preview: bool,
     resource_mocks: Mapping[str, ResourceMock] | None = None,
+    stack_references: StackOutputs | None = None,
 ) -> ProgramRun:
-    mocks = _Mocks(preview, resource_mocks or {})
+    mocks = _Mocks(preview, resource_mocks or {}, stack_references)
     monitor = _RecordingMonitor(mocks)
     warnings = _Warnings()
     logger = logging.getLogger(f"{__name__}.program")
@@ -622,11 +649,14 @@ def run_program(
     project_dir: Path,
     preview: bool = False,
     resource_mocks: Mapping[str, ResourceMock] | None = None,
+    stack_references: StackOutputs | None = None,
 ) -> ProgramRun:
     """Execute `project_dir/__main__.py` for `stack` under mocks and return what it registered.
 
     `resource_mocks` replaces what a provider computes for some types in this run only (the
     local end-to-end run makes generated passwords real random values this way).
+    `stack_references` gives StackReferences their stack's outputs; None runs the base named
+    by `pullRequests.base` (its own stack file, not in preview) and uses its outputs.
     Exceptions from the program (a StackConfigError, say) propagate unchanged, after the
     runtime has drained, so nothing is left running for the next run.
     """
@@ -636,7 +666,36 @@ def run_program(
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
-    return _run(stack, program, config, secret_keys, preview, resource_mocks)
+    if stack_references is None:
+        stack_references = _base_outputs(config, project_dir)
+    return _run(stack, program, config, secret_keys, preview, resource_mocks, stack_references)
+
+
+def _base_outputs(config: Mapping[str, str], project_dir: Path) -> dict[str, dict[str, Any]]:
+    """The outputs of the stack `pullRequests.base` names, from running its own stack file
+    (none when there is no such file: the slice then reports its base as missing)."""
+    from cli.stackfile import StackFileError, load_stack_file
+
+    try:
+        section = json.loads(config.get(f"{PROJECT}:pullRequests", "{}"))
+    except json.JSONDecodeError:
+        return {}
+    base = section.get("base") if isinstance(section, dict) else None
+    if not isinstance(base, str):
+        return {}
+    name = base.split("/")[-1]
+    try:
+        stack_file = load_stack_file(project_dir, name)
+    except StackFileError:
+        return {}
+    run = run_program(
+        name,
+        stack_file.config,
+        stack_file.secret_keys,
+        project_dir=project_dir,
+        stack_references={},
+    )
+    return {name: run.outputs}
 
 
 def run_function(

@@ -19,6 +19,7 @@ from infra.config.gcp import (
     gcp_deploy_environment,
     gcp_deploy_repository,
 )
+from infra.config.pull_requests import PR_BASE_OUTPUT
 from infra.gcp.apis import GcpApis, GcpApisArgs
 from infra.gcp.cache import Memorystore, MemorystoreArgs
 from infra.gcp.database import CloudSql, CloudSqlArgs
@@ -30,7 +31,7 @@ from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_
 from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService, CloudRunServiceArgs
 from infra.timeouts import Timeouts
-from stacks import secret_values
+from stacks import gcp_slice, secret_values
 from stacks.delivery import github_delivery
 from stacks.images import build_image
 
@@ -41,6 +42,8 @@ FORWARDED_ALLOW_IPS = "*"
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
+    if config.pull_requests.base is not None:
+        return gcp_slice.build(config)
     gcp_config = config.gcp
     assert gcp_config is not None  # validated: target gcp has a gcp section
     name = f"{config.app.name}-{config.stack}"
@@ -69,6 +72,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
 
     image: pulumi.Input[str]
     digest: pulumi.Input[str]
+    registry_url: pulumi.Input[str] | None = None
     if config.app.image is not None:
         image = config.app.image
         digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
@@ -92,6 +96,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             registry=registry_login(region, pulumi.InvokeOptions(provider=provider)),
         )
         image, digest = built.ref, built.digest
+        registry_url = registry.repository_url
 
     sql = gcp_config.sql
     database = CloudSql(
@@ -249,6 +254,21 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             variables["ephemeral/GCP_DEPLOY_SERVICE_ACCOUNT"] = identity.service_accounts[
                 "ephemeral"
             ]
+    if config.pull_requests.host:
+        outputs[PR_BASE_OUTPUT] = gcp_slice.host_pr_base(
+            project=project,
+            region=region,
+            network=network,
+            database=database,
+            cache=cache,
+            secrets=secrets,
+            registry_url=registry_url,
+            ca_reader=identity.runtime_service_accounts.get("ephemeral")
+            if identity is not None
+            else None,
+            opts=after_apis,
+            name=name,
+        )
     github_delivery(config, variables)
     return outputs
 

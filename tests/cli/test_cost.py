@@ -262,9 +262,28 @@ SM_VERSION, SM_10K, AR_GB, LOG_GIB, CONDITION = 0.06, 0.03, 0.10, 0.50, 0.10
 # program sets none, so the provider's 10 GB (autoresize up to the tier's limit).
 
 
-def test_gcp_pr_stack_total_is_the_hand_worked_sum(shipped):
-    # ephemeral on GCP: Cloud Run 1 vCPU / 512 MiB scaled to zero (request-based billing),
-    # Cloud SQL db-f1-micro zonal, Redis BASIC 1 GB.
+def test_gcp_pr_slice_total_is_the_hand_worked_sum_and_at_most_a_cent_an_hour(shipped):
+    # A slice of gcp-staging: only Cloud Run (1 vCPU / 512 MiB, scaled to zero, billed per
+    # request), its 3 secrets and its registry; database, user, IAM bindings cost nothing, and
+    # staging's Cloud SQL and Memorystore are not re-created.
+    fixed = 3 * SM_VERSION
+    busy = 10_000 * 5 / 10
+    usage = (
+        busy * 1 * RUN_REQ_VCPU + busy * 0.5 * RUN_REQ_GIB + (10_000 / 1e6) * RUN_MILLION
+        + 0.1 * LOG_GIB
+        + 3 * (1000 / 10_000) * SM_10K
+        + 1 * AR_GB
+    )  # fmt: skip
+    result = shipped["gcp-pr"]
+    assert result.total("fixed") == pytest.approx(fixed)
+    assert result.total("usage") == pytest.approx(usage)
+    assert result.as_json()["hourly"] <= 0.01
+    assert not [line for line in result.lines if line.type.startswith(("gcp:sql/d", "gcp:redis"))]
+
+
+def test_gcp_pr_self_contained_total_is_the_hand_worked_sum():
+    # Without pullRequests.base, ephemeral on GCP: Cloud Run 1 vCPU / 512 MiB scaled to zero
+    # (request-based billing), Cloud SQL db-f1-micro zonal, Redis BASIC 1 GB.
     fixed = (
         H * SQL_F1_MICRO + 10 * SQL_SSD
         + 1 * H * REDIS_BASIC
@@ -278,7 +297,7 @@ def test_gcp_pr_stack_total_is_the_hand_worked_sum(shipped):
         + 5 * (1000 / 10_000) * SM_10K  # secretApiCalls 1000 per secret
         + 1 * AR_GB  # registryGb 1
     )  # fmt: skip
-    result = shipped["gcp-pr"]
+    result = priced("gcp-pr", {"pullRequests": None})
     assert result.total("fixed") == pytest.approx(fixed)
     assert result.total("usage") == pytest.approx(usage)
     assert result.as_json()["monthly"] == round(fixed + usage, 2)

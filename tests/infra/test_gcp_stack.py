@@ -20,6 +20,9 @@ from stacks import PROJECT_ROOT
 from tests.harness import PROJECT_DIR, run_stack, stack_inputs
 
 STACKS = {"ephemeral": "gcp-pr", "staging": "gcp-staging", "production": "gcp-production"}
+# gcp-pr is a slice of gcp-staging (tests/infra/test_gcp_slice.py); without its base it is the
+# self-contained ephemeral stack these tests are about.
+SELF_CONTAINED: dict[str, Any] = {"pullRequests": None}
 RUN = "gcp:cloudrunv2/service:Service"
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 REDIS = "gcp:redis/instance:Instance"
@@ -30,7 +33,9 @@ SECRET_READER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 @cache
 def stack(tier: str) -> ProgramRun:
     return run_stack(
-        STACKS[tier], {"app": {"secrets": ["OPENAI_API_KEY"]}}, secrets={"OPENAI_API_KEY": "sk-x"}
+        STACKS[tier],
+        {"app": {"secrets": ["OPENAI_API_KEY"]}, **(SELF_CONTAINED if tier == "ephemeral" else {})},
+        secrets={"OPENAI_API_KEY": "sk-x"},
     )
 
 
@@ -313,7 +318,7 @@ def test_check_lists_every_gcp_resource_with_its_key_settings() -> None:
 
 def test_a_pr_stack_runs_as_the_runtime_account_staging_made_and_creates_none() -> None:
     email = "agent-g-3ac491f-ephemeral-run@example-agent-staging.iam.gserviceaccount.com"
-    run = run_stack("gcp-pr", {"gcp": {"runServiceAccount": email}})
+    run = run_stack("gcp-pr", {"gcp": {"runServiceAccount": email}, **SELF_CONTAINED})
     assert run.one(RUN).plain["template"]["serviceAccount"] == email
     assert not run.of_type("gcp:serviceaccount/account:Account")
     readers = {g.plain["member"] for g in run.of_type(SECRET_READER)}
