@@ -37,6 +37,7 @@ from infra.config.pull_requests import (
 )
 from infra.gcp.cache import Memorystore
 from infra.gcp.database import CloudSql
+from infra.gcp.migration import MIGRATE
 from infra.gcp.network import GcpNetwork
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.secrets import ACCESSOR_ROLE, GcpSecrets, GcpSecretsArgs
@@ -303,7 +304,6 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             env={
                 **config.app.env,
                 "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
-                "MIGRATE_ON_START": "true",
                 "REDIS_KEY_PREFIX": prefix,
                 **timeouts.app_env(load_balanced=False),
             },
@@ -317,6 +317,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             depends_on=[database, user, *grants],
             service_account=shared_account,
             labels=labels,
+            migrate_command=MIGRATE,
         ),
         top,
     )

@@ -167,6 +167,9 @@ def test_the_slice_creates_only_its_own_pieces_and_re_creates_nothing_shared() -
         SECRET_READER,
         ACCOUNT,
         RUN,
+        # `migrate` with the new image before the revision (infra/gcp/migration.py).
+        "gcp:cloudrunv2/job:Job",
+        "random:index/randomId:RandomId",
     }
     assert not custom & SHARED
 
@@ -324,6 +327,8 @@ def test_staging_s_ephemeral_deploy_account_may_do_what_a_slice_up_does_and_no_m
         "redis.instances.get",
         "redis.instances.getAuthString",
         "run.services.create",
+        "run.jobs.create",
+        "run.jobs.run",
         "run.services.delete",
         "secretmanager.secrets.create",
         "secretmanager.secrets.setIamPolicy",
