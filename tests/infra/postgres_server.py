@@ -9,6 +9,7 @@ db-init creates it (CREATEDB CREATEROLE, no superuser) plus a password to log in
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -26,7 +27,17 @@ ADMIN_PASSWORD = "admin-Secr3t-61fd"
 PROVISIONER_PASSWORD = "prov-Secr3t-0a7e"
 
 
-def _binary(name: str) -> str:
+def _pgserver_bin() -> Path:
+    """PostgreSQL 16 from the `pgserver` wheel (a dev dependency on linux x86_64)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("pgserver is not installed here (dev dependency on linux x86_64 only)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _binary(name: str, bindir: Path | None = None) -> str:
+    if bindir is not None:
+        return str(bindir / name)
     found = shutil.which(name) or next(
         (str(p) for p in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None
     )
@@ -70,17 +81,22 @@ class Postgres:
         return self.connect("admin", ADMIN_PASSWORD, database)
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    """A cluster with a base database `base` (PUBLIC CONNECT revoked) and the provisioner role."""
+@pytest.fixture(scope="module", params=["on-path", "pgserver-16"])
+def postgres(request: pytest.FixtureRequest) -> Iterator[Postgres]:
+    """A cluster with a base database `base` (PUBLIC CONNECT revoked) and the provisioner role.
+
+    Twice: the PostgreSQL on PATH (Debian 12's 15 here and in CI), and 16 from the `pgserver`
+    wheel, whose CREATEROLE rules are the ones RDS (16, 17) applies.
+    """
+    bindir = _pgserver_bin() if request.param == "pgserver-16" else None
     root = Path(tempfile.mkdtemp(prefix="agent-provisioner-pg-"))
-    run_as, pg_ctl = _run_as(), _binary("pg_ctl")
+    run_as, pg_ctl = _run_as(), _binary("pg_ctl", bindir)
     (root / "pwfile").write_text(ADMIN_PASSWORD + "\n")
     if run_as:
         shutil.chown(root, "postgres")
         shutil.chown(root / "pwfile", "postgres")
     subprocess.run(
-        [*run_as, _binary("initdb"), "-D", str(root / "data"), "-U", "admin",
+        [*run_as, _binary("initdb", bindir), "-D", str(root / "data"), "-U", "admin",
          "--auth=scram-sha-256", f"--pwfile={root / 'pwfile'}", "--no-sync", "--locale=C",
          "--encoding=UTF8"],
         check=True, capture_output=True, timeout=120,

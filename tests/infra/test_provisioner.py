@@ -1,9 +1,10 @@
 """The provisioner Lambda (infra/aws/provisioner) against a real PostgreSQL server.
 
-The server is the PostgreSQL on PATH (Debian 12's 15 here and in CI, `.ci/app.sh` installs it);
-the module fixture records its version and the 16+ branch (`createrole_self_grant`, INHERIT/SET
-grants) runs only on a 16+ server. The handler connects as a CREATEDB CREATEROLE non-superuser,
-as on RDS, so a privilege it lacks there fails here too.
+Every test runs twice: on the PostgreSQL on PATH (Debian 12's 15.x here and in CI, installed by
+`.ci/app.sh`) and on 16.2 from the `pgserver` wheel (a dev dependency), whose CREATEROLE rules
+(ADMIN OPTION only, `createrole_self_grant`, INHERIT/SET grants) are those of RDS 16/17. The
+handler connects as a CREATEDB CREATEROLE non-superuser, as on RDS, so a privilege it lacks
+there fails here too.
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def snapshot(server: Postgres, name: str) -> list[object]:
         )
     finally:
         admin.close()
+
+
+def test_the_servers_are_the_versions_named(postgres: Postgres, request: pytest.FixtureRequest):
+    if "pgserver-16" in request.node.callspec.id:
+        assert postgres.version // 10000 == 16
+    else:
+        assert postgres.version >= 150000
 
 
 def test_create_gives_a_slice_a_database_only_its_role_can_reach(postgres: Postgres) -> None:
