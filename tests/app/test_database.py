@@ -244,6 +244,12 @@ def test_bootstrap_creates_the_slice_provisioner_and_closes_the_database_to_publ
             "SELECT 1 FROM pg_auth_members WHERE member = %s::regrole", [provisioner]
         ).fetchall()  # no rds_iam role on this server: nothing granted
         admin.execute("CREATE ROLE rds_iam")
+        # As on RDS, where the master (rds_superuser) may grant rds_iam (needed from 16 on).
+        admin.execute(
+            sql.SQL("GRANT rds_iam TO {} WITH ADMIN OPTION").format(
+                sql.Identifier(rds_like.admin_user)
+            )
+        )
         # Passwords for this test's logins only (on RDS the provisioner uses IAM tokens).
         admin.execute(
             sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw-7'").format(sql.Identifier(stranger))
