@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_gcp as gcp
@@ -63,6 +63,13 @@ class CloudRunServiceArgs:
     # deploy service account may act as); None creates one here.
     service_account: pulumi.Input[str] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER behind a load balancer: the run.app URL then
+    # refuses the internet, so nothing bypasses the load balancer's TLS policy and Cloud Armor.
+    ingress: Literal[
+        "INGRESS_TRAFFIC_ALL",
+        "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+        "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    ] = "INGRESS_TRAFFIC_ALL"
 
 
 def _pinned(name: str, version: pulumi.Input[str]) -> pulumi.Input[str]:
@@ -158,7 +165,7 @@ class CloudRunService(pulumi.ComponentResource):
             name=fit("gcp:cloudrunv2/service:Service", name),
             project=args.project,
             location=args.region,
-            ingress="INGRESS_TRAFFIC_ALL",
+            ingress=args.ingress,
             deletion_protection=args.deletion_protection,
             invoker_iam_disabled=args.invoker_iam_disabled,
             labels=dict(args.labels),
