@@ -320,6 +320,50 @@ def test_the_production_stack_file_loads_with_its_domain_and_armor() -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# The GitHub deploy account can create them; the preview account can read them.
+# ------------------------------------------------------------------------------------------
+COLLECTIONS = {
+    ADDRESS: "compute.globalAddresses",
+    NEG: "compute.regionNetworkEndpointGroups",
+    BACKEND: "compute.backendServices",
+    URL_MAP: "compute.urlMaps",
+    CERTIFICATE: "compute.sslCertificates",
+    SSL_POLICY: "compute.sslPolicies",
+    HTTPS_PROXY: "compute.targetHttpsProxies",
+    HTTP_PROXY: "compute.targetHttpProxies",
+    RULE: "compute.globalForwardingRules",
+    ARMOR: "compute.securityPolicies",
+    RECORD: "dns.resourceRecordSets",
+}
+
+
+def test_the_deploy_role_manages_each_load_balancer_type_and_the_preview_role_reads_it() -> None:
+    run = domain_run("gcp-production")
+    roles = {
+        r.plain["roleId"].rsplit("_", 1)[1]: set(r.plain["permissions"])
+        for r in run.of_type("gcp:projects/iAMCustomRole:IAMCustomRole")
+    }
+    deploy, preview = roles["deploy"], roles["preview"]
+    for kind, collection in COLLECTIONS.items():
+        assert run.of_type(kind), kind
+        assert {f"{collection}.{verb}" for verb in ("create", "delete", "get", "list")} <= deploy
+        assert {f"{collection}.{verb}" for verb in ("get", "list")} <= preview
+        assert not [p for p in preview if p.startswith(f"{collection}.create")]
+    # Attaching the Cloud Armor policy, the labels the provider sets, the record's change.
+    assert {
+        "compute.backendServices.setSecurityPolicy",
+        "compute.globalForwardingRules.setLabels",
+        "compute.globalAddresses.setLabels",
+        "dns.changes.create",
+    } <= deploy
+    # The team's zone is read, never changed or deleted.
+    assert {p for p in deploy if p.startswith("dns.managedZones.")} == {
+        "dns.managedZones.get",
+        "dns.managedZones.list",
+    }
+
+
+# ------------------------------------------------------------------------------------------
 # `agent-deploy check` shows what a first deploy creates.
 # ------------------------------------------------------------------------------------------
 def test_check_lists_the_certificate_load_balancer_and_dns_record() -> None:
