@@ -36,7 +36,8 @@ from stacks.delivery import github_delivery
 from stacks.images import build_image
 
 ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
-TLS_DISABLED = "disabled: plain HTTP on run.app; set app.domain to serve HTTPS on your own name"
+# Cloud Run's own URL is HTTPS, but on Google's name, without a TLS policy or Cloud Armor.
+TLS_RUN_APP = "run.app only: not on your own name; set app.domain to serve HTTPS on it"
 # Cloud Run's front end is the only way to the container (no other ingress path exists), so
 # the X-Forwarded-For it sets is trusted whatever address it connects from.
 FORWARDED_ALLOW_IPS = "*"
@@ -198,6 +199,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             ingress="INGRESS_TRAFFIC_ALL"
             if hostname is None
             else "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+            custom_audiences=(f"https://{hostname}",) if hostname is not None else (),
         ),
         top,
     )
@@ -230,8 +232,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "region": region,
         "serviceUrl": url,
         "healthUrl": pulumi.Output.concat(url, config.app.health_path),
-        # run.app itself is HTTPS, but on Google's name, not the team's.
-        "tls": "enabled" if hostname is not None else TLS_DISABLED,
+        "tls": "enabled" if hostname is not None else TLS_RUN_APP,
         "alarms": f"email to {gcp_config.alarm_email}"
         if gcp_config.alarm_email
         else ALARMS_UNROUTED,

@@ -70,6 +70,9 @@ class CloudRunServiceArgs:
         "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
         "INGRESS_TRAFFIC_INTERNAL_ONLY",
     ] = "INGRESS_TRAFFIC_ALL"
+    # URLs a caller's ID token may name besides run.app (the load balancer's https://domain):
+    # with invoker IAM on, a token for the domain is refused without it.
+    custom_audiences: Sequence[str] = ()
 
 
 def _pinned(name: str, version: pulumi.Input[str]) -> pulumi.Input[str]:
@@ -166,6 +169,7 @@ class CloudRunService(pulumi.ComponentResource):
             project=args.project,
             location=args.region,
             ingress=args.ingress,
+            custom_audiences=list(args.custom_audiences) or None,
             deletion_protection=args.deletion_protection,
             invoker_iam_disabled=args.invoker_iam_disabled,
             labels=dict(args.labels),

@@ -151,6 +151,14 @@ def test_cloud_run_takes_traffic_from_the_load_balancer_only(stack: str) -> None
     assert service["invokerIamDisabled"] is True
 
 
+def test_an_id_token_for_the_domain_is_accepted_when_invoker_iam_is_on() -> None:
+    run = domain_run("gcp-staging", invoker="private")
+    service = run.one(RUN).plain
+    assert "invokerIamDisabled" not in service or service["invokerIamDisabled"] is False
+    assert service["customAudiences"] == ["https://agent.example.com"]
+    assert not run.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+
+
 def test_without_a_load_balancer_cloud_run_takes_traffic_from_the_internet() -> None:
     assert run_stack("gcp-staging").one(RUN).plain["ingress"] == "INGRESS_TRAFFIC_ALL"
 
@@ -241,13 +249,16 @@ def test_production_without_a_domain_is_refused_before_any_resource() -> None:
 
 
 @pytest.mark.parametrize("stack", ["gcp-staging", "gcp-pr"])
-def test_other_tiers_without_a_domain_run_on_run_app_and_say_plain_http(stack: str) -> None:
+def test_other_tiers_without_a_domain_run_on_run_app_and_say_so(stack: str) -> None:
     run = run_stack(stack)
     for kind in (*LOAD_BALANCER_TYPES, RECORD):
         assert not [r for r in run.of_type(kind) if r.plain.get("addressType") != "INTERNAL"]
+    # Cloud Run's own URL is HTTPS, on Google's name: the output says it is not the team's.
+    assert run.outputs["serviceUrl"].startswith("https://")
     assert run.outputs["serviceUrl"].endswith(".run.app")
-    assert run.outputs["tls"].startswith("disabled: plain HTTP")
+    assert run.outputs["tls"].startswith("run.app only: not on your own name")
     assert "set app.domain" in run.outputs["tls"]
+    assert "customAudiences" not in run.one(RUN).plain
     assert "domain" not in run.outputs
 
 
