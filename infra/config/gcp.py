@@ -103,6 +103,8 @@ CLOUD_RUN_MAX_INSTANCES = 1000
 CLOUD_RUN_SERVICE_NAME_MAX = 49
 # Cloud SQL keeps transaction logs for point-in-time recovery at most 7 days on Enterprise.
 ENTERPRISE_LOG_RETENTION_DAYS = 7
+# A Cloud DNS managed zone's resource name.
+_ZONE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Direct VPC egress takes addresses from the subnet: Google asks for at least a /26.
 MAX_SUBNET_PREFIX = 26
 
@@ -191,7 +193,7 @@ class GcpConfig(_Section):
     # unset the domain's parent (agent.example.com -> example.com), and its resource name,
     # unset the DNS name with '-' for '.' (example-com).
     dns_zone: Hostname | None = None
-    dns_zone_name: str | None = Field(default=None, pattern=r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+    dns_zone_name: str | None = Field(default=None, pattern=_ZONE_NAME.pattern)
     # A Cloud Armor policy on the load balancer app.domain puts in front of Cloud Run: each
     # client IP may send rateLimitPerMinute requests a minute, more are answered 429.
     cloud_armor: bool
@@ -286,6 +288,15 @@ def _domain_problems(config: StackConfig, gcp: GcpConfig) -> list[ConfigProblem]
                 f"is not in gcp.dnsZone '{zone}': its record can only go in a zone it sits "
                 f"under (such as '<name>.{zone}'); fix one of the two",
                 json.dumps(domain),
+            )
+        )
+    zone_name = dns_zone(config)
+    if gcp.dns_zone_name is None and zone_name and not _ZONE_NAME.match(zone_name[1]):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:gcp.dnsZoneName",
+                f"unset, it would be '{zone_name[1]}', which Cloud DNS does not take as a zone "
+                "name (a-z, 0-9 and '-', a letter first, at most 63): set the zone's name",
             )
         )
     hostname = service_hostname(config) or domain

@@ -303,6 +303,14 @@ def test_a_bad_zone_name_is_named() -> None:
     assert about(found, "gcp.dnsZoneName")
 
 
+def test_a_zone_name_that_cannot_be_derived_must_be_given() -> None:
+    found = problems("gcp-staging", {"app": {"domain": "agent.1example.com"}})
+    (problem,) = about(found, "gcp.dnsZoneName")
+    assert "'1example-com'" in problem
+    given = {"app": {"domain": "agent.1example.com"}, "gcp": {"dnsZoneName": "example-zone"}}
+    assert load("gcp-staging", given).gcp.dns_zone_name == "example-zone"  # type: ignore[union-attr]
+
+
 def test_certificate_names_longer_than_64_characters_are_refused_pr_prefix_included() -> None:
     domain = f"{'a' * 44}.example.com"  # 56 characters; pr-42. makes 62
     config, secret_keys = stack_inputs("gcp-pr", {"app": {"domain": domain}})
