@@ -391,11 +391,14 @@ def test_check_lists_the_certificate_load_balancer_and_dns_record() -> None:
     assert code == 0, err.getvalue()
     text = out.getvalue()
     assert "agent-deploy:gcp:LoadBalancer  agent-gcp-production-lb" in text
-    assert f"{CERTIFICATE}  agent-gcp-production-lb-cert" in text
-    assert "agent.example.com" in text
+    assert f"{CERTIFICATE}  agent-gcp-production-lb-cert\n      domains=agent.example.com" in text
     assert f"{RECORD}  agent-gcp-production-lb-a" in text
-    assert f"{RULE}  agent-gcp-production-lb-https" in text
-    assert f"{RULE}  agent-gcp-production-lb-http" in text
-    assert f"{ARMOR}  agent-gcp-production-lb-armor" in text
+    assert "name=agent.example.com." in text and "managedZone=example-com" in text
+    assert f"{RULE}  agent-gcp-production-lb-https" in text and "portRange=443" in text
+    assert f"{RULE}  agent-gcp-production-lb-http" in text and "portRange=80" in text
+    assert "minTlsVersion=TLS_1_2  profile=RESTRICTED" in text
+    assert "action=redirect-to-https (MOVED_PERMANENTLY_DEFAULT)" in text
+    assert f"{ARMOR}  agent-gcp-production-lb-armor\n      rateLimit=600/60s per IP" in text
+    assert "cloudArmor=on" in text
     assert "serviceUrl: https://agent.example.com" in text
     assert "tls: enabled" in text
