@@ -225,7 +225,26 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     # GCP: names, links and numbers the API assigns.
     "gcp:compute/network:Network": _gcp_compute("networks"),
     "gcp:compute/subnetwork:Subnetwork": _gcp_compute("subnetworks", scope="region"),
-    "gcp:compute/globalAddress:GlobalAddress": _gcp_compute("addresses"),
+    "gcp:compute/globalAddress:GlobalAddress": lambda a: {
+        **_gcp_compute("addresses")(a),
+        **(
+            {"address": f"34.117.{_stable_number(a.name, 2)}.{_stable_number(a.name, 2) + 1}"}
+            if a.inputs.get("addressType") == "EXTERNAL"
+            else {}
+        ),
+    },
+    # The load balancer in front of Cloud Run (infra/gcp/load_balancer.py).
+    "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup": _gcp_compute(
+        "networkEndpointGroups", scope="region"
+    ),
+    "gcp:compute/backendService:BackendService": _gcp_compute("backendServices"),
+    "gcp:compute/uRLMap:URLMap": _gcp_compute("urlMaps"),
+    "gcp:compute/managedSslCertificate:ManagedSslCertificate": _gcp_compute("sslCertificates"),
+    "gcp:compute/sSLPolicy:SSLPolicy": _gcp_compute("sslPolicies"),
+    "gcp:compute/targetHttpsProxy:TargetHttpsProxy": _gcp_compute("targetHttpsProxies"),
+    "gcp:compute/targetHttpProxy:TargetHttpProxy": _gcp_compute("targetHttpProxies"),
+    "gcp:compute/globalForwardingRule:GlobalForwardingRule": _gcp_compute("forwardingRules"),
+    "gcp:compute/securityPolicy:SecurityPolicy": _gcp_compute("securityPolicies"),
     "gcp:compute/firewall:Firewall": _gcp_compute("firewalls"),
     "gcp:serviceaccount/account:Account": _gcp_account,
     "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": lambda a: {

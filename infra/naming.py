@@ -175,6 +175,15 @@ NAME_RULES.update(
                 "subnetwork:Subnetwork",
                 "globalAddress:GlobalAddress",
                 "firewall:Firewall",
+                "regionNetworkEndpointGroup:RegionNetworkEndpointGroup",
+                "backendService:BackendService",
+                "uRLMap:URLMap",
+                "managedSslCertificate:ManagedSslCertificate",
+                "sSLPolicy:SSLPolicy",
+                "targetHttpsProxy:TargetHttpsProxy",
+                "targetHttpProxy:TargetHttpProxy",
+                "globalForwardingRule:GlobalForwardingRule",
+                "securityPolicy:SecurityPolicy",
             )
         },
         "gcp:serviceaccount/account:Account": NameRule(

@@ -499,6 +499,10 @@ IMPERSONATION_ROLES = ("roles/iam.serviceAccountUser", "roles/iam.serviceAccount
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 # Cloud SQL's modes that refuse unencrypted connections (CIS GCP 6.4).
 SQL_TLS_MODES = ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+# Load balancer SSL policies without weak suites or protocols (CKV_GCP_4, CIS GCP 3.9); the
+# API's defaults are TLS_1_0 and COMPATIBLE.
+LB_TLS_VERSIONS = ("TLS_1_2", "TLS_1_3")
+LB_TLS_PROFILES = ("MODERN", "RESTRICTED")
 
 
 def _settings(props: Props, key: str) -> Mapping[str, Any]:
@@ -608,6 +612,15 @@ def _wif_pinned(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
             )
 
 
+def _lb_tls(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    version = props.get("minTlsVersion") or "TLS_1_0"
+    if version not in LB_TLS_VERSIONS:
+        yield f"minTlsVersion {version} admits TLS before 1.2: set TLS_1_2"
+    profile = props.get("profile") or "COMPATIBLE"
+    if profile not in LB_TLS_PROFILES:
+        yield f"profile {profile} admits weak cipher suites: use MODERN or RESTRICTED"
+
+
 def _project_roles(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
     role = str(props.get("role", ""))
     if role in BASIC_ROLES:
@@ -694,6 +707,13 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "Token Creator. CIS GCP 1.5/1.6, CKV_GCP_117, CKV_GCP_41, CKV_GCP_49.",
         PROJECT_IAM,
         _project_roles,
+    ),
+    rule(
+        "gcp-lb-strong-tls",
+        "The load balancer's SSL policy takes TLS 1.2 or later with the MODERN or RESTRICTED "
+        "profile. CIS GCP 3.9, CKV_GCP_4.",
+        "gcp:compute/sSLPolicy:SSLPolicy",
+        _lb_tls,
     ),
     rule(
         "rds-storage-encrypted",

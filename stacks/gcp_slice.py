@@ -66,6 +66,13 @@ class PrBaseError(pulumi.RunError):
     """The base stack exports no usable `prBase`: says which base and what to set there."""
 
 
+# A slice has no load balancer of its own: Cloud Run's name, HTTPS, never app.domain.
+TLS_SLICE = (
+    "run.app only: not on your own name; a slice cannot set app.domain (remove "
+    "pullRequests.base for a self-contained stack that serves it)"
+)
+
+
 def slice_names(stack: str) -> tuple[str, str]:
     """The database/user name and Redis key prefix of `stack`: the pr-<n> rule, or for another
     stack name (the example `gcp-pr` file, checked offline) one derived the same way from it."""
@@ -329,6 +336,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "base": base_name,
         "serviceUrl": service.url,
         "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
+        "tls": TLS_SLICE,
         "image": image,
         "imageDigest": digest,
         "serviceName": service.name,

@@ -74,6 +74,16 @@ def pull_request_problems(config: StackConfig) -> list[ConfigProblem]:
                 section.base,
             )
         )
+    if section.base is not None and config.target == "gcp" and config.app.domain is not None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                "a gcp slice (pullRequests.base) serves on Cloud Run's own https://*.run.app name "
+                "and has no load balancer for a domain: remove app.domain, or pullRequests.base "
+                "for a self-contained stack that serves pr-<n>.<domain>",
+                config.app.domain,
+            )
+        )
     if section.base is not None and section.host:
         problems.append(
             ConfigProblem(

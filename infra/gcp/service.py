@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_gcp as gcp
@@ -69,6 +69,16 @@ class CloudRunServiceArgs:
     # Run as a Cloud Run job with the new image, env and secrets before the service changes
     # (infra/gcp/migration.py); empty: none.
     migrate_command: Sequence[str] = ()
+    # INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER behind a load balancer: the run.app URL then
+    # refuses the internet, so nothing bypasses the load balancer's TLS policy and Cloud Armor.
+    ingress: Literal[
+        "INGRESS_TRAFFIC_ALL",
+        "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+        "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    ] = "INGRESS_TRAFFIC_ALL"
+    # URLs a caller's ID token may name besides run.app (the load balancer's https://domain):
+    # with invoker IAM on, a token for the domain is refused without it.
+    custom_audiences: Sequence[str] = ()
 
 
 def _pinned(name: str, version: pulumi.Input[str]) -> pulumi.Input[str]:
@@ -187,7 +197,8 @@ class CloudRunService(pulumi.ComponentResource):
             name=fit("gcp:cloudrunv2/service:Service", name),
             project=args.project,
             location=args.region,
-            ingress="INGRESS_TRAFFIC_ALL",
+            ingress=args.ingress,
+            custom_audiences=list(args.custom_audiences) or None,
             deletion_protection=args.deletion_protection,
             invoker_iam_disabled=args.invoker_iam_disabled,
             labels=dict(args.labels),

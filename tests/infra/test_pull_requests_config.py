@@ -58,3 +58,10 @@ def test_a_slice_redis_user_is_an_allow_list_on_its_own_prefix() -> None:
     for bad in ("", "pr-*", "pr 4:", "pr[1]:"):
         with pytest.raises(ValueError, match="is not a key prefix"):
             redis_access_string(bad)
+
+
+def test_a_gcp_slice_with_a_domain_is_refused_naming_app_domain() -> None:
+    found = problems("gcp-pr", {"app": {"domain": "preview.example.com"}})
+    assert any(
+        p.startswith("agent-deploy:app.domain") and "pullRequests.base" in p for p in found
+    ), found

@@ -258,6 +258,11 @@ def _secret_env(version: str) -> dict[str, Any]:
     return {"name": "API_KEY", "value_source": {"secret_key_ref": ref}}
 
 
+def _ssl_policy(**overrides: Any) -> Callable[[], Any]:
+    good: dict[str, Any] = {"min_tls_version": "TLS_1_2", "profile": "RESTRICTED"}
+    return lambda: gcp.compute.SSLPolicy("tls", **(good | overrides))
+
+
 def _repository(**docker_config: Any) -> Callable[[], Any]:
     return lambda: gcp.artifactregistry.Repository(
         "repo",
@@ -564,6 +569,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], str]] = {
         _project_role("roles/editor"),
         "basic role",
     ),
+    "gcp-lb-strong-tls": (_ssl_policy(), _ssl_policy(min_tls_version=None), "TLS_1_0"),
 }
 
 
@@ -633,6 +639,12 @@ def test_the_migration_job_gets_the_services_env_rules(
 def test_a_secret_is_seen_unwrapped() -> None:
     """A cache AUTH token set from a secret counts as set (the CLI hands rules plain values)."""
     assert violations("elasticache-auth", _cache(auth_token=pulumi.Output.secret("t" * 32))) == []
+
+
+def test_a_modern_tls12_policy_passes_and_the_compatible_default_is_refused() -> None:
+    assert violations("gcp-lb-strong-tls", _ssl_policy(profile="MODERN")) == []
+    found = violations("gcp-lb-strong-tls", _ssl_policy(profile=None))
+    assert found == ["profile COMPATIBLE admits weak cipher suites: use MODERN or RESTRICTED"]
 
 
 def test_gcp_project_level_impersonation_is_refused() -> None:
