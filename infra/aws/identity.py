@@ -175,6 +175,11 @@ PREVIEW_READ_ACTIONS = (
     "acm:DescribeCertificate",
     "acm:ListCertificates",
     "acm:ListTagsForCertificate",
+    # A hosting stack's slice provisioner (its code is this repository's).
+    "lambda:GetFunction",
+    "lambda:GetFunctionCodeSigningConfig",
+    "lambda:ListVersionsByFunction",
+    "lambda:ListTags",
     "iam:GetPolicy",
     "iam:GetPolicyVersion",
     "iam:GetOpenIDConnectProvider",
