@@ -168,7 +168,8 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
         "arn": f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:{a.inputs.get('name', a.name)}"
     },
     "aws:lambda/function:Function": lambda a: {
-        "arn": f"arn:aws:lambda:{MOCK_REGION}:{MOCK_ACCOUNT}:function:{a.inputs.get('name', a.name)}",
+        "arn": f"arn:aws:lambda:{MOCK_REGION}:{MOCK_ACCOUNT}:function:"
+        f"{a.inputs.get('name', a.name)}",
         "name": a.inputs.get("name", a.name),
     },
     "aws:ecs/cluster:Cluster": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},

@@ -149,7 +149,7 @@ class Cache(pulumi.ComponentResource):
             # `off`: nobody logs in as `default`, whatever the password.
             access_string="off -@all",
             engine=engine,
-            passwords=[pulumi.Output.secret(disabled.result)],
+            passwords=[disabled.result],
             opts=child,
         )
         password = random.RandomPassword(
@@ -162,7 +162,7 @@ class Cache(pulumi.ComponentResource):
             user_name=app_user_id,
             access_string=APP_ACCESS_STRING,
             engine=engine,
-            passwords=[pulumi.Output.secret(password.result)],
+            passwords=[password.result],
             opts=child,
         )
         self.user_ids = (default_id, app_user_id)

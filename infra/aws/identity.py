@@ -401,7 +401,7 @@ class DeployIdentity(pulumi.ComponentResource):
 
     def _boundary(self, name: str, role_prefix: str, label: str) -> pulumi.Output[str]:
         services = [service for service, _, _ in BOUNDARY_ACTIONS]
-        statements = [
+        statements: list[dict[str, object]] = [
             {
                 # StackLogs, then StackLogs2, ...: IAM wants unique Sids.
                 "Sid": f"Stack{service.title()}{services[:i].count(service) + 1 or ''}".replace(
