@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.pr_host import VPC_ACCESS_ACTIONS, VPC_DESCRIBE_ACTIONS
 from infra.naming import fit
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -67,16 +68,8 @@ PASSED_TO = (
     "monitoring.rds.amazonaws.com",
 )
 # What the role of a hosting stack's slice provisioner (infra/aws/pr_host.py) does, which its
-# deploy role's boundary adds: attach the function to the VPC (no resource ARN exists for
-# these), and sign in to Postgres as the provisioner user only.
-HOST_BOUNDARY_VPC_ACTIONS = (
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
-)
+# deploy role's boundary adds: attach the function to the VPC, and sign in to Postgres as the
+# provisioner user only.
 # The tag RDS puts on the master-password secret it manages (Secrets Manager's
 # `aws:rds:primaryDBInstanceArn`): how a boundary names a secret whose ARN is random.
 RDS_OWNER_CONDITION_KEY = "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
@@ -443,10 +436,17 @@ class DeployIdentity(pulumi.ComponentResource):
         if label == "deploy":
             return [
                 {
+                    # No resource-level permission exists for them.
+                    "Sid": "ProvisionerVpcDescribe",
+                    "Effect": "Allow",
+                    "Action": list(VPC_DESCRIBE_ACTIONS),
+                    "Resource": "*",
+                },
+                {
                     "Sid": "ProvisionerVpcAccess",
                     "Effect": "Allow",
-                    "Action": list(HOST_BOUNDARY_VPC_ACTIONS),
-                    "Resource": "*",
+                    "Action": list(VPC_ACCESS_ACTIONS),
+                    "Resource": [self._arn("*", service="ec2", region="*")],
                 },
                 {
                     "Sid": "ProvisionerDatabaseUser",

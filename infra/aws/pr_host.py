@@ -27,11 +27,10 @@ TIMEOUT_SECONDS = 60
 RESERVED_CONCURRENCY = 2
 MEMORY_MB = 256
 # What Lambda needs to attach the function to the VPC (AWSLambdaVPCAccessExecutionRole's
-# actions, none of which takes a resource ARN).
+# actions): the describes take no resource ARN, the others are held to this account and region.
+VPC_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
 VPC_ACCESS_ACTIONS = (
     "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
@@ -145,10 +144,20 @@ class PrHost(pulumi.ComponentResource):
                             "Resource": [pulumi.Output.concat(log_group.arn, ":log-stream:*")],
                         },
                         {
+                            "Sid": "VpcDescribe",
+                            "Effect": "Allow",
+                            "Action": list(VPC_DESCRIBE_ACTIONS),
+                            "Resource": "*",
+                        },
+                        {
                             "Sid": "VpcAccess",
                             "Effect": "Allow",
                             "Action": list(VPC_ACCESS_ACTIONS),
-                            "Resource": "*",
+                            "Resource": [
+                                pulumi.Output.concat(
+                                    "arn:", partition, ":ec2:", region, ":", account, ":*"
+                                )
+                            ],
                         },
                         {
                             "Sid": "ConnectAsProvisioner",
