@@ -98,6 +98,9 @@ class Cache(pulumi.ComponentResource):
             at_rest_encryption_enabled=args.encrypted,  # ElastiCache.4
             transit_encryption_enabled=args.encrypted,  # ElastiCache.5
             auth_token=token.result if token is not None else None,
+            # Moving an existing group from its token to the user group: ElastiCache wants the
+            # token deleted in the same request (ignored on create).
+            auth_token_update_strategy="DELETE" if args.rbac else None,
             user_group_ids=[self.user_group_id] if self.user_group_id is not None else None,
             automatic_failover_enabled=args.automatic_failover,  # ElastiCache.3
             multi_az_enabled=args.automatic_failover,

@@ -251,6 +251,8 @@ def test_the_cache_authenticates_users_of_a_group_with_a_disabled_default() -> N
     run = hosting()
     group = run.one(GROUP)
     assert "authToken" not in group.inputs
+    # An existing staging switches from its token in place: the token goes in that request.
+    assert group.plain["authTokenUpdateStrategy"] == "DELETE"
     user_group = run.one(USER_GROUP)
     assert group.plain["userGroupIds"] == [user_group.plain["userGroupId"]]
     users = {u.plain["userName"]: u for u in run.of_type(USER)}
