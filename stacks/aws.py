@@ -454,7 +454,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                     user_group_id=cache.user_group_id,
                     cache_user_ids=cache.user_ids,
                     provisioner_arn=pr_host.function_arn,
-                    secret_arns=[*secrets.arns.values(), database.master_secret_arn],
+                    # Its own secrets are `<app>-<stack>-*`, denied by name.
+                    secret_arns=[database.master_secret_arn],
                     hosted_zone_id=domain.zone_id if domain is not None else None,
                     pr_domain=domain.hostname if domain is not None else None,
                 )

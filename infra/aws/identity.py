@@ -240,7 +240,7 @@ class SliceHost:
     # The host's own cache users (`default` and the app's).
     cache_user_ids: Sequence[pulumi.Input[str]]
     provisioner_arn: pulumi.Input[str]
-    # The host's secrets (its own and the RDS-managed master secret).
+    # Host secrets not named `<app>-<stack>-*` (the RDS-managed master secret).
     secret_arns: Sequence[pulumi.Input[str]]
     # With a domain: slices' records go in this zone, only as `pr-*.<pr_domain>`.
     hosted_zone_id: pulumi.Input[str] | None = None
@@ -634,24 +634,14 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Resource": [host.cluster_arn],
             },
             {
+                # Its load balancer, listeners (default actions, certificates) and target
+                # group: a slice only adds rules and listeners.
                 "Sid": "DenyHostLoadBalancer",
                 "Effect": "Deny",
-                "Action": [
-                    "elasticloadbalancing:DeleteLoadBalancer",
-                    "elasticloadbalancing:ModifyLoadBalancerAttributes",
-                    "elasticloadbalancing:SetSecurityGroups",
-                    "elasticloadbalancing:SetSubnets",
-                    "elasticloadbalancing:SetIpAddressType",
-                    "elasticloadbalancing:ModifyListener",
-                    "elasticloadbalancing:ModifyListenerAttributes",
-                    "elasticloadbalancing:DeleteListener",
-                    "elasticloadbalancing:AddListenerCertificates",
-                    "elasticloadbalancing:RemoveListenerCertificates",
-                    "elasticloadbalancing:ModifyTargetGroup",
-                    "elasticloadbalancing:ModifyTargetGroupAttributes",
-                    "elasticloadbalancing:DeleteTargetGroup",
-                    "elasticloadbalancing:RegisterTargets",
-                    "elasticloadbalancing:DeregisterTargets",
+                "NotAction": [
+                    "elasticloadbalancing:Describe*",
+                    "elasticloadbalancing:CreateRule",
+                    "elasticloadbalancing:CreateListener",
                 ],
                 "Resource": [host.load_balancer_arn, *host.listener_arns, host.target_group_arn],
             },
@@ -659,10 +649,8 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Sid": "DenyHostSecurityGroups",
                 "Effect": "Deny",
                 "Action": [
-                    "ec2:AuthorizeSecurityGroupIngress",
-                    "ec2:AuthorizeSecurityGroupEgress",
-                    "ec2:RevokeSecurityGroupIngress",
-                    "ec2:RevokeSecurityGroupEgress",
+                    "ec2:AuthorizeSecurityGroup*",
+                    "ec2:RevokeSecurityGroup*",
                     "ec2:ModifySecurityGroupRules",
                     "ec2:DeleteSecurityGroup",
                 ],
