@@ -10,10 +10,17 @@ from functools import cache
 from typing import Any, get_type_hints
 
 from cli.engine import ProgramRun, Resource, _stable_number, contains_secret, is_secret
-from infra.aws.identity import RDS_OWNER_CONDITION_KEY
+from infra.aws.identity import (
+    RDS_OWNER_CONDITION_KEY,
+    DeployIdentity,
+    DeployIdentityArgs,
+    GitHubRole,
+    HostedSlices,
+    SliceHost,
+)
 from infra.aws.provisioner import HANDLER, PROVISIONER_USER, RUNTIME
 from stacks.pr_base import PR_BASE_VERSION, AwsPrBase
-from tests.harness import run_stack
+from tests.harness import run_components, run_stack
 from tests.infra.iam_policy import decide
 from tests.infra.test_aws_fixtures import container, containers, policy, tier_run
 
@@ -540,3 +547,66 @@ def test_without_host_a_domains_certificate_covers_only_the_hostname() -> None:
     certificate = not_hosting(domain=True).one("aws:acm/certificate:Certificate").plain
     assert certificate["domainName"] == DOMAIN
     assert not certificate.get("subjectAlternativeNames")
+
+
+def test_rules_and_listeners_of_slices_are_matched_on_real_shaped_arns() -> None:
+    """The mocks' ARNs lack the `app/<name>/<id>` of a real load balancer, which the patterns
+    for slices' rules and listeners are derived from."""
+    elb = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}"
+    lb = f"{elb}:loadbalancer/app/agent-staging-alb-1a2b3c4/50dc6c495c0c9188"
+    https = f"{elb}:listener/app/agent-staging-alb-1a2b3c4/50dc6c495c0c9188/f2f7dc8efc522ab2"
+
+    def program() -> None:
+        identity = DeployIdentity(
+            "agent-staging-identity",
+            DeployIdentityArgs(
+                repository="example-org/agent-deploy",
+                roles=[GitHubRole("ephemeral", "ephemeral", role_prefix="agent-pr-")],
+                create_provider=True,
+                resource_prefix="agent-staging-",
+                hosted_slices=HostedSlices("agent-pr-", "agent-staging-db", PROVISIONER_USER),
+            ),
+        )
+        identity.allow_slices(
+            SliceHost(
+                region=REGION,
+                cluster_name="agent-staging",
+                cluster_arn=_ecs("cluster/agent-staging"),
+                load_balancer_arn=lb,
+                listener_arns=[https],
+                target_group_arn=f"{elb}:targetgroup/agent-staging-tg-1a2b3c4/943f017f100becff",
+                security_group_ids=["sg-0123456789abcdef0"],
+                database_arn=f"arn:aws:rds:{REGION}:{ACCOUNT}:db:agent-staging-db",
+                cache_arn=_elasticache("replicationgroup:agent-staging-cache"),
+                user_group_id="agent-staging-cache-users",
+                cache_user_ids=["agent-staging-cache-default", "agent-staging-cache-app"],
+                provisioner_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:p",
+                secret_arns=[],
+            )
+        )
+
+    run = run_components(program)
+    documents = [
+        POWER_USER,
+        policy(run.one(ROLE_POLICY, "agent-staging-identity-ephemeral-slices")),
+    ]
+    slices = documents[1]
+    rule = (
+        f"{elb}:listener-rule/app/agent-staging-alb-1a2b3c4/50dc6c495c0c9188/"
+        "f2f7dc8efc522ab2/9683b2d02a6cabee"
+    )
+    slice_listener = f"{elb}:listener/app/agent-staging-alb-1a2b3c4/50dc6c495c0c9188/0123abcd"
+    for action, resource in [
+        ("elasticloadbalancing:CreateRule", https),
+        ("elasticloadbalancing:ModifyRule", rule),
+        ("elasticloadbalancing:DeleteRule", rule),
+        ("elasticloadbalancing:CreateListener", lb),
+        ("elasticloadbalancing:DeleteListener", slice_listener),
+    ]:
+        assert decide([slices], action, resource) == "Allow", (action, resource)
+        assert decide(documents, action, resource) == "Allow", (action, resource)
+    other_lb = f"{elb}:listener-rule/app/agent-production-alb-9/1/2/3"
+    assert decide([slices], "elasticloadbalancing:DeleteRule", other_lb) == "ImplicitDeny"
+    for action in ("elasticloadbalancing:ModifyListener", "elasticloadbalancing:DeleteListener"):
+        assert decide(documents, action, https) == "Deny", action
+    assert decide(documents, "elasticloadbalancing:DeleteLoadBalancer", lb) == "Deny"
