@@ -133,6 +133,7 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
         "address": f"{a.name}.mock.{MOCK_REGION}.rds.amazonaws.com",
         "endpoint": f"{a.name}.mock.{MOCK_REGION}.rds.amazonaws.com:5432",
         "identifier": a.inputs.get("identifier", a.name),
+        "resourceId": f"db-{_stable_number(a.name, 26)}",
         "masterUserSecrets": [
             {
                 "secretArn": f"arn:aws:secretsmanager:{MOCK_REGION}:{MOCK_ACCOUNT}:secret:"
@@ -168,6 +169,11 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     },
     "aws:cloudwatch/logGroup:LogGroup": lambda a: {
         "arn": f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT}:log-group:{a.inputs.get('name', a.name)}"
+    },
+    "aws:lambda/function:Function": lambda a: {
+        "arn": f"arn:aws:lambda:{MOCK_REGION}:{MOCK_ACCOUNT}:function:"
+        f"{a.inputs.get('name', a.name)}",
+        "name": a.inputs.get("name", a.name),
     },
     "aws:ecs/cluster:Cluster": lambda a: {**_arn(a), "name": a.inputs.get("name", a.name)},
     # Auto-named resources whose name others reference: Pulumi appends a random suffix.

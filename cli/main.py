@@ -54,6 +54,8 @@ _NOISY = {
     "assumeRolePolicy",
     "__defaults",
     "opts",
+    # A Lambda function's code archive (an asset object, not data).
+    "code",
 }
 
 

@@ -69,6 +69,13 @@ NAME_RULES: dict[str, NameRule] = {
     "aws:elasticache/replicationGroup:ReplicationGroup": NameRule(
         "replicationGroupId", 40, _IDENTIFIER, _IDENTIFIER_TEXT
     ),
+    # ElastiCache RBAC (CreateUser, CreateUserGroup): ids of 1 to 40 characters.
+    "aws:elasticache/user:User": NameRule(
+        "userId", 40, _IDENTIFIER, _IDENTIFIER_TEXT, autonamed=False
+    ),
+    "aws:elasticache/userGroup:UserGroup": NameRule(
+        "userGroupId", 40, _IDENTIFIER, _IDENTIFIER_TEXT, autonamed=False
+    ),
     "aws:elasticache/subnetGroup:SubnetGroup": NameRule("name", 255, _IDENTIFIER, _IDENTIFIER_TEXT),
     "aws:rds/instance:Instance": NameRule(
         "identifier", 63, _IDENTIFIER, _IDENTIFIER_TEXT, prefix_max=37
@@ -88,6 +95,10 @@ NAME_RULES: dict[str, NameRule] = {
         256,
         r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*",
         "lowercase letters and digits, separated by single '.', '_', '-' or '/'",
+    ),
+    # Lambda CreateFunction: 64 characters.
+    "aws:lambda/function:Function": NameRule(
+        "name", 64, r"[A-Za-z0-9_-]+", "letters, digits, hyphens and underscores"
     ),
     "aws:ecs/cluster:Cluster": NameRule("name", 255, _ECS, _ECS_TEXT),
     "aws:ecs/service:Service": NameRule("name", 255, _ECS, _ECS_TEXT),
@@ -277,6 +288,11 @@ def fit(type_: str, base: str) -> str:
         return base
     digest = hashlib.sha256(base.encode()).hexdigest()[:_HASH]
     return f"{base[: room - _HASH - 1].rstrip('-')}-{digest}"
+
+
+def fit_user_id(base: str) -> str:
+    """An ElastiCache user or user group id from `base` (both: 40 characters)."""
+    return fit("aws:elasticache/user:User", base)
 
 
 # --------------------------------------------------------------------------------------------

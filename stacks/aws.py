@@ -12,16 +12,26 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.alarms import Alarms, AlarmsArgs
-from infra.aws.cache import Cache, CacheArgs
-from infra.aws.database import Database, DatabaseArgs
+from infra.aws.cache import REDIS_PORT, Cache, CacheArgs
+from infra.aws.database import Database, DatabaseArgs, instance_identifier
 from infra.aws.domain import Domain, DomainArgs
-from infra.aws.identity import DeployIdentity, DeployIdentityArgs, GitHubRole, boundary_arn
+from infra.aws.identity import (
+    DeployIdentity,
+    DeployIdentityArgs,
+    GitHubRole,
+    HostedSlices,
+    SliceHost,
+    boundary_arn,
+)
 from infra.aws.network import AwsNetwork, AwsNetworkArgs
+from infra.aws.pr_host import PrHost, PrHostArgs
+from infra.aws.provisioner import PROVISIONER_USER
 from infra.aws.registry import Registry, RegistryArgs
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
 from infra.aws.service import InitContainer, Service, ServiceArgs, ecr_repository_arn
 from infra.config import (
     DATABASE_APP_USER,
+    PR_BASE_OUTPUT,
     PROJECT,
     ConfigError,
     StackConfig,
@@ -38,6 +48,7 @@ from stacks import PROJECT_ROOT, StackConfigError, secret_values
 from stacks.accounts import oidc_provider_claim_problems
 from stacks.delivery import github_delivery
 from stacks.images import build_image, image_history
+from stacks.pr_base import PR_BASE_VERSION, PR_PORT_OFFSET, AwsPrBase
 
 TLS_DISABLED = "disabled: plain HTTP; set app.domain (or aws.certificateArn) to serve HTTPS"
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
@@ -45,6 +56,7 @@ RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
 MIGRATE = ("python", "-m", "src", "migrate")
 ALARMS_UNROUTED = "NO RECIPIENT: alarms reach nobody; set aws.alarmEmail"
+MAX_PORT = 65535
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -54,6 +66,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         raise StackConfigError(ConfigError(config.stack, problems))
     name = f"{config.app.name}-{config.stack}"
     ephemeral = config.tier == "ephemeral"
+    # This stack carries what pr-<n> slices share (stacks/pr_base.py).
+    host = config.pull_requests.host
     provider = aws.Provider(
         f"{name}-aws",
         region=aws_config.region,
@@ -72,6 +86,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
 
     roles = _github_roles(config, name)
     role_arns: dict[str, pulumi.Output[str]] = {}
+    identity: DeployIdentity | None = None
     # Every role this stack creates carries the boundary of the role that deploys it.
     boundary: pulumi.Output[str] | None = None
     if roles:
@@ -87,6 +102,13 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 resource_prefix=f"{name}-",
                 state_bucket=aws_config.state_bucket,
                 secrets_key_arn=aws_config.secrets_provider_key_arn,
+                hosted_slices=HostedSlices(
+                    slice_prefix=_pr_role_prefix(config),
+                    database_identifier=instance_identifier(f"{name}-db"),
+                    provisioner_user=PROVISIONER_USER,
+                )
+                if host
+                else None,
             ),
             top,
         )
@@ -108,6 +130,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 zone_id=aws_config.hosted_zone_id,
                 zone_name=aws_config.hosted_zone or default_zone(config.app.domain),
                 certificate_arn=aws_config.certificate_arn,
+                wildcard=host,
             ),
             top,
         )
@@ -128,6 +151,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             flow_logs=aws_config.flow_logs,
             log_retention_days=aws_config.log_retention_days,
             public_ports=(80, 443) if certificate_arn is not None else (80,),
+            # Without a domain, a slice answers on its own port (PR_PORT_OFFSET + n).
+            slice_ports=(PR_PORT_OFFSET, MAX_PORT) if host and domain is None else None,
             permissions_boundary=boundary,
             region=aws_config.region,
         ),
@@ -185,6 +210,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             apply_immediately=ephemeral,
             allow_major_version_upgrade=config.database.allow_major_version_upgrade,
             permissions_boundary=boundary,
+            iam_authentication=host,
         ),
         top,
     )
@@ -202,6 +228,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             snapshot_days=config.cache.snapshot_days,
             encrypted=config.cache.encrypted,
             apply_immediately=ephemeral,
+            rbac=host,
         ),
         top,
     )
@@ -239,7 +266,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     db_init = InitContainer(
         name="db-init",
         command=DB_BOOTSTRAP,
-        env={**config.app.env, "DATABASE_ADMIN_USER": config.database.username},
+        env={
+            **config.app.env,
+            "DATABASE_ADMIN_USER": config.database.username,
+            # db-init creates the role the slice provisioner signs in as (IAM auth).
+            **({"DATABASE_PROVISIONER_USER": PROVISIONER_USER} if host else {}),
+        },
         secrets={
             "DATABASE_URL": secrets.arns["DATABASE_URL"],
             "DATABASE_ADMIN_PASSWORD": master_password,
@@ -357,6 +389,77 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     }
     if domain is not None:
         outputs["domain"] = domain.hostname
+    if host:
+        task_subnets = network.private_subnet_ids if private_tasks else network.public_subnet_ids
+        pr_host = PrHost(
+            f"{name}-pr-host",
+            PrHostArgs(
+                vpc_id=network.vpc_id,
+                subnet_ids=task_subnets,
+                database_security_group_id=database.security_group_id,
+                database_address=database.address,
+                database_name=config.database.name,
+                database_resource_id=database.resource_id,
+                log_retention_days=aws_config.log_retention_days,
+                permissions_boundary=boundary,
+            ),
+            top,
+        )
+        assert cache.user_group_id is not None  # rbac: host
+        pr_base: dict[str, pulumi.Input[object]] = {
+            "target": "aws",
+            "version": PR_BASE_VERSION,
+            "region": aws_config.region,
+            "vpcId": network.vpc_id,
+            "clusterName": service.cluster_name,
+            "clusterArn": service.cluster_arn,
+            "taskSubnetIds": list(task_subnets),
+            "assignPublicIp": not private_tasks,
+            "taskSecurityGroupId": network.task_security_group_id,
+            "albSecurityGroupId": network.alb_security_group_id,
+            "loadBalancerArn": service.load_balancer_arn,
+            "loadBalancerDnsName": service.load_balancer_dns_name,
+            "loadBalancerZoneId": service.load_balancer_zone_id,
+            "listenerArn": service.listener_arn,
+            "prDomain": domain.hostname if domain is not None else None,
+            "hostedZoneId": domain.zone_id if domain is not None else None,
+            "databaseAddress": database.address,
+            "databasePort": database.port,
+            "provisionerFunctionName": pr_host.function_name,
+            "cacheAddress": cache.primary_endpoint,
+            "cachePort": REDIS_PORT,
+            "cacheUserGroupId": cache.user_group_id,
+            "logRetentionDays": aws_config.log_retention_days,
+        }
+        assert set(pr_base) == set(AwsPrBase.__annotations__)
+        outputs[PR_BASE_OUTPUT] = pr_base
+        if identity is not None and "ephemeral" in role_arns:
+            identity.allow_slices(
+                SliceHost(
+                    region=aws_config.region,
+                    cluster_name=name,
+                    cluster_arn=service.cluster_arn,
+                    load_balancer_arn=service.load_balancer_arn,
+                    listener_arns=service.listener_arns,
+                    target_group_arn=service.target_group_arn,
+                    security_group_ids=[
+                        network.alb_security_group_id,
+                        network.task_security_group_id,
+                        database.security_group_id,
+                        cache.security_group_id,
+                        pr_host.security_group_id,
+                    ],
+                    database_arn=database.arn,
+                    cache_arn=cache.arn,
+                    user_group_id=cache.user_group_id,
+                    cache_user_ids=cache.user_ids,
+                    provisioner_arn=pr_host.function_arn,
+                    # Its own secrets are `<app>-<stack>-*`, denied by name.
+                    secret_arns=[database.master_secret_arn],
+                    hosted_zone_id=domain.zone_id if domain is not None else None,
+                    pr_domain=domain.hostname if domain is not None else None,
+                )
+            )
     if "deploy" in role_arns:
         outputs["deployRoleArn"] = role_arns["deploy"]
     if "preview" in role_arns:

@@ -51,10 +51,18 @@ class DatabaseArgs:
     monitoring_interval: int = 60
     # The boundary the monitoring role carries (the deploy role's, see identity.py).
     permissions_boundary: pulumi.Input[str] | None = None
+    # RDS IAM authentication (a stack hosting pull-request slices: their provisioner signs in
+    # with a token, no password).
+    iam_authentication: bool = False
 
 
 # The logs the instance exports to CloudWatch (RDS.9); RDS names their groups after it.
 LOG_EXPORTS = ("postgresql", "upgrade")
+
+
+def instance_identifier(name: str) -> str:
+    """The identifier of the instance a `Database` named `name` creates."""
+    return fit("aws:rds/instance:Instance", name)
 
 
 class Database(pulumi.ComponentResource):
@@ -68,6 +76,9 @@ class Database(pulumi.ComponentResource):
     arn: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
     log_group_names: list[pulumi.Output[str]]
+    # The DbiResourceId `rds-db:connect` ARNs name.
+    resource_id: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -104,7 +115,7 @@ class Database(pulumi.ComponentResource):
         # Created before the instance: the groups RDS would create itself never expire and
         # outlive the stack (every destroyed pr-<n> would leave its own behind).
         # RDS names them after the instance identifier (shortened when the name is long).
-        identifier = fit("aws:rds/instance:Instance", name)
+        identifier = instance_identifier(name)
         log_groups = [
             aws.cloudwatch.LogGroup(
                 f"{name}-log-{log}",
@@ -175,12 +186,15 @@ class Database(pulumi.ComponentResource):
             final_snapshot_identifier=final_snapshot_id,
             delete_automated_backups=not args.final_snapshot,
             apply_immediately=args.apply_immediately,
+            iam_database_authentication_enabled=args.iam_authentication,
             opts=instance_opts,
         )
         self.address = instance.address
         self.port = POSTGRES_PORT
         self.identifier = instance.identifier
         self.arn = instance.arn
+        self.resource_id = instance.resource_id
+        self.security_group_id = security_group.id
         self.master_secret_arn = instance.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn if secrets and secrets[0].secret_arn else ""
         )

@@ -28,6 +28,8 @@ class DomainArgs:
     zone_name: str | None = None
     # A certificate managed elsewhere; None: this component issues one.
     certificate_arn: str | None = None
+    # The issued certificate also covers `*.<hostname>` (the pr-<n> slices a host serves).
+    wildcard: bool = False
 
 
 class Domain(pulumi.ComponentResource):
@@ -58,11 +60,13 @@ class Domain(pulumi.ComponentResource):
             certificate = aws.acm.Certificate(
                 f"{name}-certificate",
                 domain_name=args.hostname,
+                subject_alternative_names=[f"*.{args.hostname}"] if args.wildcard else None,
                 validation_method="DNS",
                 opts=self._child,
             )
-            # One name, so one validation record. ACM derives it from the account and the name
-            # alone: a replacement certificate reuses it, hence `allow_overwrite`.
+            # One validation record: ACM derives it from the account and the name alone, and a
+            # wildcard shares its base name's. A replacement certificate reuses it, hence
+            # `allow_overwrite`.
             option = certificate.domain_validation_options[0]
             record = aws.route53.Record(
                 f"{name}-validation",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.pr_host import VPC_ACCESS_ACTIONS, VPC_DESCRIBE_ACTIONS
 from infra.naming import fit
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -66,6 +67,12 @@ PASSED_TO = (
     "vpc-flow-logs.amazonaws.com",
     "monitoring.rds.amazonaws.com",
 )
+# What the role of a hosting stack's slice provisioner (infra/aws/pr_host.py) does, which its
+# deploy role's boundary adds: attach the function to the VPC, and sign in to Postgres as the
+# provisioner user only.
+# The tag RDS puts on the master-password secret it manages (Secrets Manager's
+# `aws:rds:primaryDBInstanceArn`): how a boundary names a secret whose ARN is random.
+RDS_OWNER_CONDITION_KEY = "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
 # AWS-managed policies a deploy role may attach (to bounded roles); nothing else.
 ATTACHABLE_POLICIES = (
     "service-role/AmazonECSTaskExecutionRolePolicy",
@@ -161,6 +168,11 @@ PREVIEW_READ_ACTIONS = (
     "acm:DescribeCertificate",
     "acm:ListCertificates",
     "acm:ListTagsForCertificate",
+    # A hosting stack's slice provisioner (its code is this repository's).
+    "lambda:GetFunction",
+    "lambda:GetFunctionCodeSigningConfig",
+    "lambda:ListVersionsByFunction",
+    "lambda:ListTags",
     "iam:GetPolicy",
     "iam:GetPolicyVersion",
     "iam:GetOpenIDConnectProvider",
@@ -199,6 +211,43 @@ class GitHubRole:
 
 
 @dataclass(frozen=True)
+class HostedSlices:
+    """A stack hosting pull-request slices: what its deploy role's boundary adds (the
+    provisioner's rights) and what the pr roles' boundary then denies (the host's secrets)."""
+
+    # Slices' names (ECS services, users, secrets, roles) start with it: `<app>-pr-`.
+    slice_prefix: str
+    # The host's RDS instance identifier (its master secret is tagged with the ARN).
+    database_identifier: str
+    provisioner_user: str
+
+
+@dataclass(frozen=True)
+class SliceHost:
+    """The host's resources the `ephemeral` role works on for a slice, or must leave alone."""
+
+    region: str
+    cluster_name: str
+    cluster_arn: pulumi.Input[str]
+    load_balancer_arn: pulumi.Input[str]
+    # Every listener of the host's load balancer; slices add rules or listeners, never edit these.
+    listener_arns: Sequence[pulumi.Input[str]]
+    target_group_arn: pulumi.Input[str]
+    security_group_ids: Sequence[pulumi.Input[str]]
+    database_arn: pulumi.Input[str]
+    cache_arn: pulumi.Input[str]
+    user_group_id: pulumi.Input[str]
+    # The host's own cache users (`default` and the app's).
+    cache_user_ids: Sequence[pulumi.Input[str]]
+    provisioner_arn: pulumi.Input[str]
+    # Host secrets not named `<app>-<stack>-*` (the RDS-managed master secret).
+    secret_arns: Sequence[pulumi.Input[str]]
+    # With a domain: slices' records go in this zone, only as `pr-*.<pr_domain>`.
+    hosted_zone_id: pulumi.Input[str] | None = None
+    pr_domain: str | None = None
+
+
+@dataclass(frozen=True)
 class DeployIdentityArgs:
     repository: str  # owner/repo
     roles: Sequence[GitHubRole]
@@ -209,6 +258,8 @@ class DeployIdentityArgs:
     # The Pulumi state bucket and the secrets provider's KMS key a preview reads.
     state_bucket: str | None = None
     secrets_key_arn: str | None = None
+    # This stack hosts pull-request slices (its `ephemeral` role deploys them).
+    hosted_slices: HostedSlices | None = None
 
 
 def subject(repository: str, environment: str) -> str:
@@ -289,13 +340,18 @@ class DeployIdentity(pulumi.ComponentResource):
                 url=GITHUB_OIDC_URL, opts=invoke
             ).arn
         self._looks_up = args.provider_arn is None and not args.create_provider
+        self._name = name
+        self._hosted = args.hosted_slices
         self.boundary_arns = {
-            spec.label: self._boundary(f"{name}-{spec.label}-boundary", spec.role_prefix)
+            spec.label: self._boundary(
+                f"{name}-{spec.label}-boundary", spec.role_prefix, spec.label
+            )
             for spec in args.roles
             if spec.role_prefix is not None
         }
         boundaries = list(self.boundary_arns.values())
         self.role_arns = {}
+        self._roles: dict[str, aws.iam.Role] = {}
         for spec in args.roles:
             role = aws.iam.Role(
                 fit("aws:iam/role:Role", f"{name}-{spec.label}"),
@@ -318,8 +374,14 @@ class DeployIdentity(pulumi.ComponentResource):
                     self.boundary_arns[spec.label],
                     boundaries,
                     github_roles=self._arn("role", GITHUB_ROLE_PATH, "*"),
+                    passed_to=(
+                        (*PASSED_TO, "lambda.amazonaws.com")
+                        if spec.label == "deploy" and self._hosted is not None
+                        else PASSED_TO
+                    ),
                 )
             self.role_arns[spec.label] = role.arn
+            self._roles[spec.label] = role
         self.provider_arn = provider_arn
         self.register_outputs({"roleArns": self.role_arns, "boundaryArns": self.boundary_arns})
 
@@ -330,9 +392,9 @@ class DeployIdentity(pulumi.ComponentResource):
             "arn:", self._partition, f":{service}:{region}:", self._account, ":", *parts
         )
 
-    def _boundary(self, name: str, role_prefix: str) -> pulumi.Output[str]:
+    def _boundary(self, name: str, role_prefix: str, label: str) -> pulumi.Output[str]:
         services = [service for service, _, _ in BOUNDARY_ACTIONS]
-        statements = [
+        statements: list[dict[str, object]] = [
             {
                 # StackLogs, then StackLogs2, ...: IAM wants unique Sids.
                 "Sid": f"Stack{service.title()}{services[:i].count(service) + 1 or ''}".replace(
@@ -353,6 +415,8 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Resource": "*",
             }
         )
+        if self._hosted is not None:
+            statements += self._host_boundary(label)
         policy = aws.iam.Policy(
             name,
             name=boundary_name(role_prefix),
@@ -362,6 +426,324 @@ class DeployIdentity(pulumi.ComponentResource):
         )
         # The ARN from its name: the form the pr-<n> stacks compute (see boundary_arn).
         return self._arn("policy/", policy.name)
+
+    def _host_boundary(self, label: str) -> list[dict[str, object]]:
+        """A hosting stack's own roles may run the provisioner; the pr roles may never read
+        the host's secrets (their boundary otherwise allows any secret: a self-contained
+        pr-<n> stack reads its own RDS-managed one, whose name is random)."""
+        hosted = self._hosted
+        assert hosted is not None
+        if label == "deploy":
+            return [
+                {
+                    # No resource-level permission exists for them.
+                    "Sid": "ProvisionerVpcDescribe",
+                    "Effect": "Allow",
+                    "Action": list(VPC_DESCRIBE_ACTIONS),
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "ProvisionerVpcAccess",
+                    "Effect": "Allow",
+                    "Action": list(VPC_ACCESS_ACTIONS),
+                    "Resource": [self._arn("*", service="ec2", region="*")],
+                },
+                {
+                    "Sid": "ProvisionerDatabaseUser",
+                    "Effect": "Allow",
+                    "Action": ["rds-db:connect"],
+                    "Resource": [
+                        self._arn(
+                            f"dbuser:*/{hosted.provisioner_user}", service="rds-db", region="*"
+                        )
+                    ],
+                },
+            ]
+        if label != "ephemeral":
+            return []
+        return [
+            {
+                "Sid": "DenyHostSecrets",
+                "Effect": "Deny",
+                "Action": ["secretsmanager:*"],
+                "Resource": [self._host_secrets()],
+            },
+            {
+                "Sid": "DenyHostMasterSecret",
+                "Effect": "Deny",
+                "Action": ["secretsmanager:*"],
+                "Resource": "*",
+                "Condition": {"StringLike": {RDS_OWNER_CONDITION_KEY: [self._host_database_arn()]}},
+            },
+        ]
+
+    def _host_prefix(self) -> str:
+        # `<app>-<stack>-identity` -> `<app>-<stack>-`: every name of the hosting stack.
+        return self._name.removesuffix("identity")
+
+    def _host_secrets(self) -> pulumi.Output[str]:
+        return self._arn("secret:", self._host_prefix(), "*", service="secretsmanager", region="*")
+
+    def _host_database_arn(self) -> pulumi.Output[str]:
+        assert self._hosted is not None
+        return self._arn("db:", self._hosted.database_identifier, service="rds", region="*")
+
+    def allow_slices(self, host: SliceHost) -> None:
+        """What the `ephemeral` role needs against the host to deploy and destroy a slice,
+        each by ARN, prefix or condition, and explicit denies on the host's own resources
+        (the role also holds PowerUserAccess, for self-contained pr-<n> stacks: only a Deny
+        keeps it off what the host runs). What IAM cannot express: docs/aws-accounts.md."""
+        hosted = self._hosted
+        assert hosted is not None and "ephemeral" in self._roles
+        prefix = hosted.slice_prefix
+
+        def arn(service: str, *parts: pulumi.Input[str]) -> pulumi.Output[str]:
+            return self._arn(*parts, service=service, region=host.region)
+
+        lb_suffix = pulumi.Output.from_input(host.load_balancer_arn).apply(
+            lambda a: a.split(":loadbalancer/", 1)[-1]
+        )
+        users = arn("elasticache", "user:", prefix, "*")
+        group = arn("elasticache", "usergroup:", host.user_group_id)
+        allow: list[dict[str, object]] = [
+            {
+                "Sid": "InvokeProvisioner",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": [host.provisioner_arn],
+            },
+            {
+                "Sid": "SliceCacheUsers",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticache:CreateUser",
+                    "elasticache:ModifyUser",
+                    "elasticache:DeleteUser",
+                    "elasticache:AddTagsToResource",
+                ],
+                "Resource": [users],
+            },
+            {
+                "Sid": "SliceUsersJoinHostGroup",
+                "Effect": "Allow",
+                "Action": ["elasticache:ModifyUserGroup"],
+                "Resource": [group, users],
+            },
+            {
+                "Sid": "SliceServices",
+                "Effect": "Allow",
+                "Action": [
+                    "ecs:CreateService",
+                    "ecs:UpdateService",
+                    "ecs:DeleteService",
+                    "ecs:TagResource",
+                ],
+                "Resource": [arn("ecs", f"service/{host.cluster_name}/{prefix}*")],
+            },
+            {
+                # No resource-level permission exists for registering a task definition.
+                "Sid": "SliceTaskDefinitions",
+                "Effect": "Allow",
+                "Action": ["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "SliceTargetGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:CreateTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                    "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:AddTags",
+                ],
+                "Resource": [arn("elasticloadbalancing", f"targetgroup/{prefix}*/*")],
+            },
+            {
+                "Sid": "SliceRulesAndListeners",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:CreateRule",
+                    "elasticloadbalancing:ModifyRule",
+                    "elasticloadbalancing:DeleteRule",
+                    "elasticloadbalancing:CreateListener",
+                    "elasticloadbalancing:DeleteListener",
+                    "elasticloadbalancing:AddTags",
+                ],
+                "Resource": [
+                    host.load_balancer_arn,
+                    *host.listener_arns,
+                    arn("elasticloadbalancing", "listener/", lb_suffix, "/*"),
+                    arn("elasticloadbalancing", "listener-rule/", lb_suffix, "/*/*"),
+                ],
+            },
+            {
+                "Sid": "SliceSecrets",
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecret",
+                    "secretsmanager:DeleteSecret",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:TagResource",
+                ],
+                "Resource": [arn("secretsmanager", "secret:", prefix, "*")],
+            },
+            {
+                "Sid": "SliceLogs",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:DeleteLogGroup",
+                    "logs:PutRetentionPolicy",
+                    "logs:TagResource",
+                ],
+                "Resource": [arn("logs", f"log-group:/ecs/{prefix}*")],
+            },
+        ]
+        deny: list[dict[str, object]] = [
+            {
+                # Only ECS services named for a pr-<n> stack, in any cluster.
+                "Sid": "DenyOtherServices",
+                "Effect": "Deny",
+                "Action": ["ecs:CreateService", "ecs:UpdateService", "ecs:DeleteService"],
+                "NotResource": [
+                    self._arn(f"service/*/{prefix}*", service="ecs", region="*"),
+                    self._arn(f"service/{prefix}*", service="ecs", region="*"),
+                ],
+            },
+            {
+                # A task of the host's definitions (db-init holds the master password) with
+                # a command override would be the host's database administrator.
+                "Sid": "DenyOtherTasks",
+                "Effect": "Deny",
+                "Action": ["ecs:RunTask", "ecs:StartTask"],
+                "NotResource": [self._arn(f"task-definition/{prefix}*", service="ecs", region="*")],
+            },
+            {
+                "Sid": "DenyHostCluster",
+                "Effect": "Deny",
+                "Action": [
+                    "ecs:DeleteCluster",
+                    "ecs:UpdateCluster",
+                    "ecs:UpdateClusterSettings",
+                    "ecs:PutClusterCapacityProviders",
+                ],
+                "Resource": [host.cluster_arn],
+            },
+            {
+                # Its load balancer, listeners (default actions, certificates) and target
+                # group: a slice only adds rules and listeners.
+                "Sid": "DenyHostLoadBalancer",
+                "Effect": "Deny",
+                "NotAction": [
+                    "elasticloadbalancing:Describe*",
+                    "elasticloadbalancing:CreateRule",
+                    "elasticloadbalancing:CreateListener",
+                ],
+                "Resource": [host.load_balancer_arn, *host.listener_arns, host.target_group_arn],
+            },
+            {
+                "Sid": "DenyHostSecurityGroups",
+                "Effect": "Deny",
+                "Action": [
+                    "ec2:AuthorizeSecurityGroup*",
+                    "ec2:RevokeSecurityGroup*",
+                    "ec2:ModifySecurityGroupRules",
+                    "ec2:DeleteSecurityGroup",
+                ],
+                "Resource": [
+                    arn("ec2", "security-group/", group_id) for group_id in host.security_group_ids
+                ],
+            },
+            {
+                "Sid": "DenyHostDatabaseAndCache",
+                "Effect": "Deny",
+                "NotAction": [
+                    "rds:Describe*",
+                    "rds:List*",
+                    "elasticache:Describe*",
+                    "elasticache:List*",
+                ],
+                "Resource": [
+                    host.database_arn,
+                    host.cache_arn,
+                    *(arn("elasticache", "user:", user) for user in host.cache_user_ids),
+                ],
+            },
+            {
+                "Sid": "DenyHostUserGroup",
+                "Effect": "Deny",
+                "Action": ["elasticache:DeleteUserGroup"],
+                "Resource": [group],
+            },
+            {
+                "Sid": "DenyProvisionerChanges",
+                "Effect": "Deny",
+                "NotAction": [
+                    "lambda:InvokeFunction",
+                    "lambda:GetFunction",
+                    "lambda:GetFunctionConfiguration",
+                    "lambda:ListTags",
+                ],
+                "Resource": [
+                    host.provisioner_arn,
+                    pulumi.Output.concat(host.provisioner_arn, ":*"),
+                ],
+            },
+            {
+                "Sid": "DenyHostSecrets",
+                "Effect": "Deny",
+                "Action": ["secretsmanager:*"],
+                "Resource": [*host.secret_arns, self._host_secrets()],
+            },
+        ]
+        if host.hosted_zone_id is not None:
+            zone = pulumi.Output.concat(
+                "arn:", self._partition, ":route53:::hostedzone/", host.hosted_zone_id
+            )
+            allow.append(
+                {
+                    "Sid": "SliceRecords",
+                    "Effect": "Allow",
+                    "Action": ["route53:ChangeResourceRecordSets"],
+                    "Resource": [zone],
+                    "Condition": {
+                        "ForAllValues:StringLike": {
+                            "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                                f"pr-*.{host.pr_domain}"
+                            ]
+                        }
+                    },
+                }
+            )
+            # Self-contained pr-<n> stacks add `pr-<n>.<domain>` and its `_...` validation.
+            deny.append(
+                {
+                    "Sid": "DenyHostRecords",
+                    "Effect": "Deny",
+                    "Action": ["route53:ChangeResourceRecordSets"],
+                    "Resource": [zone],
+                    "Condition": {
+                        "ForAnyValue:StringNotLike": {
+                            "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                                "pr-*",
+                                "_*",
+                            ]
+                        }
+                    },
+                }
+            )
+        aws.iam.RolePolicy(
+            f"{self._name}-ephemeral-slices",
+            role=self._roles["ephemeral"].id,
+            policy=pulumi.Output.json_dumps(
+                {"Version": "2012-10-17", "Statement": [*allow, *deny]}
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _preview_policy(self, name: str, role: aws.iam.Role, args: DeployIdentityArgs) -> None:
         stack_secrets = self._arn(
@@ -451,6 +833,7 @@ class DeployIdentity(pulumi.ComponentResource):
         boundary: pulumi.Output[str],
         boundaries: list[pulumi.Output[str]],
         github_roles: pulumi.Output[str],
+        passed_to: Sequence[str] = PASSED_TO,
     ) -> None:
         child = pulumi.ResourceOptions(parent=self)
         # VPC, ECS, RDS, ElastiCache, ... (PowerUserAccess, AWS-managed: no IAM at all); IAM
@@ -501,7 +884,7 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Effect": "Allow",
                 "Action": ["iam:PassRole"],
                 "Resource": [roles],
-                "Condition": {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
+                "Condition": {"StringEquals": {"iam:PassedToService": list(passed_to)}},
             },
         ]
         if self._looks_up:

@@ -27,6 +27,8 @@ class AwsNetworkArgs:
     region: str
     # Listener ports open to the internet on the load balancer.
     public_ports: tuple[int, ...] = (80, 443)
+    # A port range open like port 80 (pull-request slices' listeners on a host without domain).
+    slice_ports: tuple[int, int] | None = None
     # The permissions boundary the flow-logs role carries (the deploy role's, see identity.py).
     permissions_boundary: pulumi.Input[str] | None = None
 
@@ -173,6 +175,17 @@ class AwsNetwork(pulumi.ComponentResource):
                 from_port=port,
                 to_port=port,
                 description=f"HTTP{'S' if port == 443 else ''} from the internet",
+                opts=child,
+            )
+        if args.slice_ports is not None:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-alb-in-slices",
+                security_group_id=alb_sg.id,
+                cidr_ipv4=ANYWHERE,
+                ip_protocol="tcp",
+                from_port=args.slice_ports[0],
+                to_port=args.slice_ports[1],
+                description="HTTP to pull-request slices from the internet",
                 opts=child,
             )
         aws.vpc.SecurityGroupEgressRule(

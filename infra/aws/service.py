@@ -214,6 +214,12 @@ def container_definition(
 class Service(pulumi.ComponentResource):
     url: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
+    load_balancer_arn: pulumi.Output[str]
+    # The listener serving the app: HTTPS with a certificate, else HTTP.
+    listener_arn: pulumi.Output[str]
+    listener_arns: list[pulumi.Output[str]]
+    target_group_arn: pulumi.Output[str]
     service_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     load_balancer_arn_suffix: pulumi.Output[str]
@@ -517,6 +523,11 @@ class Service(pulumi.ComponentResource):
         scheme = "https" if self.tls else "http"
         self.url = pulumi.Output.concat(scheme, "://", load_balancer.dns_name)
         self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.load_balancer_arn = load_balancer.arn
+        self.listener_arn = listeners[0].arn
+        self.listener_arns = [listener.arn for listener in listeners]
+        self.target_group_arn = target_group.arn
         self.service_name = service.name
         self.log_group_name = log_group.name
         self.load_balancer_arn_suffix = load_balancer.arn_suffix

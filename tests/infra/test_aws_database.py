@@ -113,10 +113,13 @@ def test_database_accepts_only_the_service_security_group(tier: str) -> None:
         for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r.plain["securityGroupId"] == f"{name}-db-sg-id"
     ]
-    # EC2.18/19: the only way in is from the tasks' security group, on 5432.
-    assert len(rules) == 1
-    assert rules[0].plain["referencedSecurityGroupId"] == f"{name}-tasks-id"
-    assert rules[0].plain["fromPort"] == rules[0].plain["toPort"] == 5432
+    # EC2.18/19: the only way in is from the tasks' security group, on 5432 (and, on the
+    # stack hosting pr-<n> slices, from their provisioner's).
+    clients = [f"{name}-tasks-id"]
+    if tier == "staging":
+        clients.append(f"{name}-pr-host-provisioner-id")
+    assert sorted(r.plain["referencedSecurityGroupId"] for r in rules) == sorted(clients)
+    assert all(r.plain["fromPort"] == r.plain["toPort"] == 5432 for r in rules)
 
 
 @pytest.mark.parametrize("tier", TIERS)

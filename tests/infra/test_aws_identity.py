@@ -276,7 +276,11 @@ def test_roles_are_passed_only_to_ecs_tasks_and_flow_logs(
     role = f"{ACCOUNT}:role/{prefix}web-task"
     assert _can(tier, label, "iam:PassRole", role, PassedToService="ecs-tasks.amazonaws.com")
     assert _can(tier, label, "iam:PassRole", role, PassedToService="vpc-flow-logs.amazonaws.com")
-    assert not _can(tier, label, "iam:PassRole", role, PassedToService="lambda.amazonaws.com")
+    # Only the deploy role of the stack hosting pr-<n> slices: to their provisioner function.
+    hosting = tier == "staging" and label == "deploy"
+    assert _can(tier, label, "iam:PassRole", role, PassedToService="lambda.amazonaws.com") is (
+        hosting
+    )
     assert not _can(tier, label, "iam:PassRole", role)
 
 
@@ -327,6 +331,9 @@ def test_the_boundary_grants_no_iam_and_covers_what_the_stacks_roles_do(
         for inline in run.of_type("aws:iam/rolePolicy:RolePolicy"):
             if "-identity-" in inline.name:
                 continue
+            # The slice provisioner of the hosting stack: under that stack's boundary only.
+            if "-pr-host-" in inline.name and name != "agent-staging-boundary":
+                continue
             for statement in policy(inline)["Statement"]:
                 for action in statement["Action"]:
                     assert any(
@@ -337,6 +344,13 @@ def test_the_boundary_grants_no_iam_and_covers_what_the_stacks_roles_do(
     assert decide([boundary], "secretsmanager:GetSecretValue", secret) == "Allow"
     log_stream = "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/agent-pr-7:log-stream:x"
     assert decide([boundary], "logs:PutLogEvents", log_stream) == "Allow"
+    # Signing in to Postgres as the slice provisioner: the hosting stack's own roles only.
+    provisioner = "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABC/agent_provisioner"
+    assert (decide([boundary], "rds-db:connect", provisioner) == "Allow") is (
+        name == "agent-staging-boundary"
+    )
+    master = "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABC/postgres"
+    assert decide([boundary], "rds-db:connect", master) == "ImplicitDeny"
 
 
 def test_roles_last_as_long_as_the_longest_job() -> None:

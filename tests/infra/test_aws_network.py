@@ -61,15 +61,19 @@ def test_only_the_load_balancer_is_open_to_the_internet(tier: str) -> None:
     # EC2.18/19: open ingress only on the ALB, only on HTTP (and HTTPS with a certificate:
     # production always has one, issued for its app.domain).
     ports = [80, 443] if tier == "production" else [80]
-    assert {r.name for r in open_rules} == {f"agent-{run.stack}-alb-in-{p}" for p in ports}
-    assert sorted(r.plain["fromPort"] for r in open_rules) == ports
+    slices = {f"agent-{run.stack}-alb-in-slices"} if tier == "staging" else set()
+    assert {r.name for r in open_rules} == {f"agent-{run.stack}-alb-in-{p}" for p in ports} | slices
+    assert sorted(r.plain["fromPort"] for r in open_rules) == sorted(
+        ports + ([10000] if slices else [])
+    )
     with_tls = variant_run("tls")
     tls_open = {
-        r.plain["fromPort"]
+        (r.plain["fromPort"], r.plain["toPort"])
         for r in with_tls.of_type(INGRESS)
         if r.plain.get("cidrIpv4") == "0.0.0.0/0"
     }
-    assert tls_open == {80, 443}
+    # Staging hosts pr-<n> slices: without a domain they answer on ports 10000 + n.
+    assert tls_open == {(80, 80), (443, 443), (10000, 65535)}
     # Every other ingress references a security group, never a CIDR.
     for rule in run.of_type(INGRESS):
         if rule not in open_rules:

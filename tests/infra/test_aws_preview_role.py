@@ -22,6 +22,7 @@ BACKEND = {"aws": {"stateBucket": BUCKET, "secretsProviderKeyArn": KEY}}
 # Each AWS module the stacks register resources of, and the IAM prefix its reads use.
 IAM_PREFIX = {
     "ec2": ["ec2"],
+    "lambda": ["lambda"],
     "vpc": ["ec2"],
     "lb": ["elasticloadbalancing"],
     "ecs": ["ecs"],
