@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import hashlib
+import json
 import logging
 import runpy
 import sys
@@ -27,7 +28,9 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from cli.pr_base_standin import stand_in
 from infra.config import PROJECT
+from infra.config.pull_requests import PR_BASE_OUTPUT
 from infra.naming import NAME_RULES, autoname, physical_name, physical_name_problems
 
 SECRET_SIG_KEY = rpc._special_sig_key
@@ -38,6 +41,9 @@ MOCK_REGION = "eu-west-1"
 # Route 53's zone for Application Load Balancers' alias targets in eu-west-1.
 MOCK_ALB_ZONE = "Z32O12XQLNTSW2"
 MOCK_GCP_PROJECT_NUMBER = "123456789012"
+MOCK_VPC_CIDR = "10.20.0.0/16"
+#: What `pulumi.get_organization()` returns on a self-managed (DIY) backend.
+MOCK_ORGANIZATION = "organization"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
@@ -97,14 +103,13 @@ def _pem(name: str) -> str:
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
 # deterministic so that assertions on derived values are stable; `check` never shows them as
 # real (it runs in preview mode, where they stay unknown).
+#: INTERIM (until pr-base lands): fills a base's missing `prBase` (cli/pr_base_standin.py).
+base_stand_in: Callable[[ProgramRun], Any] | None = stand_in
+
 #: What a stack's own earlier outputs hold in an offline run: nothing, as on its first deploy.
 PREVIOUS_OUTPUTS: dict[str, Any] = {}
 
 RESOURCE_MOCKS: dict[str, ResourceMock] = {
-    "pulumi:pulumi:StackReference": lambda a: {
-        "outputs": dict(PREVIOUS_OUTPUTS),
-        "secretOutputNames": [],
-    },
     "random:index/randomPassword:RandomPassword": lambda a: {
         "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]
     },
@@ -265,6 +270,12 @@ CALL_MOCKS: dict[str, CallMock] = {
         "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)],
         "id": MOCK_REGION,
     },
+    # The base VPC a pr slice looks up (staging's range in Pulumi.staging.yaml).
+    "aws:ec2/getVpc:getVpc": lambda a: {
+        "id": a.get("id") or "vpc-mock",
+        "cidrBlock": MOCK_VPC_CIDR,
+        "arn": f"arn:aws:ec2:{MOCK_REGION}:{MOCK_ACCOUNT}:vpc/{a.get('id')}",
+    },
     "aws:index/getRegion:getRegion": lambda a: {
         "name": MOCK_REGION,
         "region": MOCK_REGION,
@@ -324,6 +335,14 @@ def register_resource_mock(token: str) -> Callable[[ResourceMock], ResourceMock]
         return mock
 
     return decorate
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """What a StackReference to another stack reads: its outputs and which are secret."""
+
+    outputs: Mapping[str, Any]
+    secret_names: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -430,14 +449,30 @@ class PhysicalNameError(Exception):
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self, preview: bool, resource_mocks: Mapping[str, ResourceMock]) -> None:
+    def __init__(
+        self,
+        preview: bool,
+        resource_mocks: Mapping[str, ResourceMock],
+        references: Mapping[str, StackOutputs],
+    ) -> None:
         self.preview = preview
         self.resource_mocks = {**RESOURCE_MOCKS, **resource_mocks}
+        self.references = references
         self.invokes: list[tuple[str, dict[str, Any]]] = []
+
+    def _stack_reference(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+        """Another stack's outputs (read in preview too, as the engine does), else this
+        stack's own earlier ones (PREVIOUS_OUTPUTS: the image history's self-reference)."""
+        found = self.references.get(str(args.inputs.get("name")))
+        if found is None:
+            return {"outputs": dict(PREVIOUS_OUTPUTS), "secretOutputNames": []}
+        return {"outputs": dict(found.outputs), "secretOutputNames": sorted(found.secret_names)}
 
     def new_resource(
         self, args: pulumi_mocks.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return str(args.inputs.get("name")), {**args.inputs, **self._stack_reference(args)}
         problems = physical_name_problems(args.typ, args.name, args.inputs)
         if problems:
             raise PhysicalNameError("; ".join(problems))
@@ -571,8 +606,9 @@ def _run(
     secret_keys: set[str],
     preview: bool,
     resource_mocks: Mapping[str, ResourceMock] | None = None,
+    references: Mapping[str, StackOutputs] | None = None,
 ) -> ProgramRun:
-    mocks = _Mocks(preview, resource_mocks or {})
+    mocks = _Mocks(preview, resource_mocks or {}, references or {})
     monitor = _RecordingMonitor(mocks)
     warnings = _Warnings()
     logger = logging.getLogger(f"{__name__}.program")
@@ -581,7 +617,13 @@ def _run(
     settings.ROOT.set(None)  # a fresh root stack per run: runs never see each other
     executor = _LOOPS.begin()
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor
+        mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=preview,
+        logger=logger,
+        monitor=monitor,
+        organization=MOCK_ORGANIZATION,
     )
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
     settings.SETTINGS.rpc_manager.clear()
@@ -622,21 +664,67 @@ def run_program(
     project_dir: Path,
     preview: bool = False,
     resource_mocks: Mapping[str, ResourceMock] | None = None,
+    references: Mapping[str, StackOutputs] | None = None,
 ) -> ProgramRun:
     """Execute `project_dir/__main__.py` for `stack` under mocks and return what it registered.
 
     `resource_mocks` replaces what a provider computes for some types in this run only (the
     local end-to-end run makes generated passwords real random values this way).
+    `references`: what StackReferences to other stacks read, by full name; None: the outputs
+    of the stacks this one is built on (`referenced_stacks`), from running their programs.
     Exceptions from the program (a StackConfigError, say) propagate unchanged, after the
     runtime has drained, so nothing is left running for the next run.
     """
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
+    if references is None:
+        references = referenced_stacks(config, project_dir=project_dir)
 
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
-    return _run(stack, program, config, secret_keys, preview, resource_mocks)
+    return _run(stack, program, config, secret_keys, preview, resource_mocks, references)
+
+
+def referenced_stacks(config: Mapping[str, str], *, project_dir: Path) -> dict[str, StackOutputs]:
+    """The outputs of the stack a pr-<n> slice is built on (`pullRequests.base`), by the full
+    name the program references it with, from running the base's own program and stack file
+    under these mocks first: never a hand-written copy that could drift from what it exports.
+
+    A base without a stack file here (`org/project/stack` of another project) is left out:
+    the slice then fails as Pulumi would on a reference it cannot read.
+    """
+    from cli.stackfile import StackFileError, load_stack_file
+    from infra.config.pull_requests import base_stack_reference
+
+    try:
+        section = json.loads(config.get(f"{PROJECT}:pullRequests", "{}"))
+    except json.JSONDecodeError:
+        return {}  # the program reports the malformed section itself
+    base = section.get("base") if isinstance(section, dict) else None
+    if not isinstance(base, str) or not base:
+        return {}
+    full = base_stack_reference(base, MOCK_ORGANIZATION, PROJECT)
+    organization, project, name = full.split("/")
+    if project != PROJECT or organization != MOCK_ORGANIZATION:
+        return {}
+    try:
+        stack_file = load_stack_file(project_dir, name)
+    except StackFileError:
+        return {}
+    run = run_program(
+        name,
+        stack_file.config,
+        stack_file.secret_keys,
+        project_dir=project_dir,
+        references={},
+    )
+    outputs = dict(run.outputs)
+    if base_stand_in is not None and PR_BASE_OUTPUT not in outputs:
+        lent = base_stand_in(run)
+        if lent is not None:
+            outputs[PR_BASE_OUTPUT] = lent
+    return {full: StackOutputs(outputs, frozenset(run.secret_outputs))}
 
 
 def run_function(

@@ -28,7 +28,7 @@ from cli.policy import (
     load_config,
     load_policies,
 )
-from cli.stackfile import StackFileError, load_stack_file
+from cli.stackfile import StackFileError, load_stack_file, program_stack
 from cli.tfplan import plan
 from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
@@ -201,7 +201,9 @@ def run_policies(
 ) -> tuple[list[Violation], Path | None, ProgramRun]:
     """The pack on the inputs `pulumi up` would send it (all known: containers, policies)."""
     source = policy_config or config_path(project_dir, config)
-    run = run_program(stack, config, secret_keys, project_dir=project_dir, preview=False)
+    run = run_program(
+        program_stack(stack), config, secret_keys, project_dir=project_dir, preview=False
+    )
     return evaluate(run, load_policies(project_dir), load_config(source)), source, run
 
 
@@ -231,7 +233,11 @@ def check(
         return fail(2, f"agent-deploy check: {error}", _errors_json(stack, error.problems))
     try:
         run = run_program(
-            stack, stack_file.config, stack_file.secret_keys, project_dir=project_dir, preview=True
+            program_stack(stack),
+            stack_file.config,
+            stack_file.secret_keys,
+            project_dir=project_dir,
+            preview=True,
         )
     except StackConfigError as error:
         _warn(getattr(error, "warnings", []), err)

@@ -17,6 +17,9 @@ from cli.stackfile import load_stack_file
 from infra.config import PROJECT
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+#: The override that makes a pr stack self-contained again (Pulumi.pr.yaml's one switch:
+#: without `pullRequests` it builds its own network, load balancer, database and cache).
+SELF_CONTAINED: dict[str, Any] = {"pullRequests": None}
 
 
 def _merge(base: Any, override: Any) -> Any:
