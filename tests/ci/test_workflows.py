@@ -727,10 +727,11 @@ def runner_label(job: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def built_images() -> dict[str, list[Any]]:
     """What each deployed stack builds, from the real program under mocks."""
+    from cli.stackfile import program_stack
     from tests.harness import run_stack
 
     return {
-        stack: run_stack(stack).of_type("docker-build:index:Image")
+        stack: run_stack(program_stack(stack)).of_type("docker-build:index:Image")
         for stack in ("staging", "production", "pr")
     }
 
