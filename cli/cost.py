@@ -502,8 +502,8 @@ except ImportError:  # a base from before the template ran as pr-1
     program_stack = str
 project = Path.cwd()
 stack_file = load_stack_file(project, sys.argv[1])
-run = run_program(program_stack(sys.argv[1]), stack_file.config, stack_file.secret_keys, project_dir=project,
-                  preview=True)
+run = run_program(program_stack(sys.argv[1]), stack_file.config, stack_file.secret_keys,
+                  project_dir=project, preview=True)
 config = {k: v for k, v in stack_file.config.items() if k not in stack_file.secret_keys}
 resources = [
     {"type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent, "provider": r.provider,
