@@ -190,8 +190,9 @@ def test_pr_slice_total_is_the_hand_worked_sum_and_under_a_cent_an_hour(shipped)
 
 def test_self_contained_pr_stack_total_is_the_hand_worked_sum():
     # pullRequests removed: 1 Spot ARM task of 0.25 vCPU / 0.5 GB with a public IP,
-    # db.t4g.micro 20 GB, Valkey micro x1, ALB over 2 public subnets, 4 secrets, 9 alarms, 3 log groups, ECR,
-    # the alarm topic's KMS key, the access-log bucket, enhanced monitoring every 60 s.
+    # db.t4g.micro 20 GB, Valkey micro x1, ALB over 2 public subnets, 4 secrets, 9 alarms,
+    # 3 log groups, ECR, the alarm topic's KMS key, the access-log bucket, enhanced
+    # monitoring every 60 s.
     fixed = (
         0.25 * H * SPOT_ARM_VCPU + 0.5 * H * SPOT_ARM_GB  # the task, on Spot
         + H * IPV4  # its public IPv4
