@@ -82,10 +82,11 @@ class AppSecrets(pulumi.ComponentResource):
             recovery_window_in_days=recovery_window_days,
             opts=child,
         )
+        document: pulumi.Input[str] = pulumi.Output.json_dumps(dict(values))
         version = aws.secretsmanager.SecretVersion(
             f"{name}-values",
             secret_id=secret.id,
-            secret_string=pulumi.Output.secret(pulumi.Output.json_dumps(dict(values))),
+            secret_string=pulumi.Output.secret(document),
             opts=child,
         )
         self.arns = {
