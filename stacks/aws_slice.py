@@ -196,7 +196,7 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
     from stacks.aws import MIGRATE, RDS_CA_BUNDLE
 
     database_url = (
-        f"postgresql://{database_name}@{base['databaseAddress']}:{base['databasePort']}/"
+        f"postgresql://{database_name}@{base['databaseAddress']}:{int(base['databasePort'])}/"
         f"{database_name}?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}"
     )
     secrets = AppSecrets(
@@ -256,7 +256,8 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
             readiness_path=config.app.readiness_path,
             desired_count=max(config.app.min_instances, 1),
             fargate_spot=aws_config.fargate_spot,
-            log_retention_days=base["logRetentionDays"],
+            # Stack outputs are JSON: numbers arrive as floats.
+            log_retention_days=int(base["logRetentionDays"]),
             health_check_grace_seconds=aws_config.health_check_grace_seconds,
             timeouts=timeouts,
             forwarded_allow_ips=vpc.cidr_block,

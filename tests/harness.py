@@ -8,11 +8,11 @@ secrets (set as Pulumi secrets), and returns everything the program registered.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cli.engine import ProgramRun, run_function, run_program
+from cli.engine import ProgramRun, StackOutputs, run_function, run_program
 from cli.stackfile import load_stack_file
 from infra.config import PROJECT
 
@@ -68,9 +68,14 @@ def run_stack(
     secrets: dict[str, str] | None = None,
     plain: dict[str, str] | None = None,
     preview: bool = False,
+    references: Mapping[str, StackOutputs] | None = None,
 ) -> ProgramRun:
+    """`references`: what StackReferences read, by full stack name (None: the engine runs the
+    stacks this one is built on, `cli.engine.referenced_stacks`)."""
     config, secret_keys = stack_inputs(stack, override, secrets, plain)
-    return run_program(stack, config, secret_keys, project_dir=PROJECT_DIR, preview=preview)
+    return run_program(
+        stack, config, secret_keys, project_dir=PROJECT_DIR, preview=preview, references=references
+    )
 
 
 def run_components(

@@ -18,7 +18,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from infra.aws.service import (
     _ARCHITECTURES,
@@ -31,6 +30,7 @@ from infra.aws.service import (
 )
 from infra.naming import fit
 from infra.timeouts import Timeouts
+from infra.tokens import generate_token
 from stacks.pr_base import PR_PORT_OFFSET
 
 #: ALB listener rule priorities run 1..50000; a slice's priority is its PR number.
@@ -113,10 +113,7 @@ class SliceDatabase(pulumi.ComponentResource):
         self, name: str, args: SliceDatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agent-deploy:aws:SliceDatabase", name, None, opts)
-        password = random.RandomPassword(
-            f"{name}-password", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
-        )
-        self.password = pulumi.Output.secret(password.result)
+        self.password = generate_token(f"{name}-password", parent=self)
         self.invocation = aws.lambda_.Invocation(
             f"{name}-provision",
             function_name=args.function_name,
@@ -150,14 +147,14 @@ class SliceCacheUser(pulumi.ComponentResource):
     ) -> None:
         super().__init__("agent-deploy:aws:SliceCacheUser", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        password = random.RandomPassword(f"{name}-password", length=48, special=False, opts=child)
+        password = generate_token(f"{name}-password", parent=self)
         user = aws.elasticache.User(
             f"{name}-user",
             user_id=args.user_id,
             user_name=args.user_id,
             engine=args.engine,
             access_string=args.access_string,
-            authentication_mode={"type": "password", "passwords": [password.result]},
+            authentication_mode={"type": "password", "passwords": [password]},
             opts=child,
         )
         self.association = aws.elasticache.UserGroupAssociation(
@@ -171,11 +168,11 @@ class SliceCacheUser(pulumi.ComponentResource):
                 "rediss://",
                 user.user_name,
                 ":",
-                password.result,
+                password,
                 "@",
                 args.address,
                 ":",
-                pulumi.Output.from_input(args.port).apply(str),
+                pulumi.Output.from_input(args.port).apply(lambda p: str(int(p))),
                 "/0",
             )
         )
