@@ -44,6 +44,7 @@ def test_the_preview_comment_shows_the_environment_url_read_with_the_preview_rol
     environment, cost = jobs["environment"], jobs["cost"]
     assert environment["environment"] == "staging-preview"  # read-only role and token
     assert environment["permissions"] == {"contents": "read", "id-token": "write"}
+    assert not any("command" in (s.get("with") or {}) for s in environment["steps"])
     assert environment["env"]["STACK"] == "pr-${{ github.event.pull_request.number }}"
     roles = [s["with"]["role-to-assume"] for s in environment["steps"] if "aws-actions" in str(s)]
     assert roles == ["${{ vars.AWS_PREVIEW_ROLE_ARN }}"]

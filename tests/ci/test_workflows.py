@@ -630,6 +630,10 @@ def test_jobs_that_touch_a_stack_run_in_its_environment(workflows):
         if destroys_pr_stacks(job):
             assert env == "ephemeral", where
             continue
+        if "scripts/environment-url.sh" in runs(job):
+            # Reads pr-<n>'s serviceUrl for the preview comment: the read-only preview role.
+            assert env == "staging-preview", where
+            continue
         envs = matrix_values(job, env)
         stacks = job_stacks(job)
         for stack, environment in zip(stacks, envs, strict=True):
