@@ -95,9 +95,31 @@ def base_problems(full: str, value: object) -> list[ConfigProblem]:
     return []
 
 
+def own_address_problems(config: StackConfig) -> list[ConfigProblem]:
+    """Settings of a self-contained stack's own address, which a slice would silently ignore."""
+    assert config.aws is not None
+    own = {
+        f"{PROJECT}:app.domain": config.app.domain,
+        f"{PROJECT}:aws.certificateArn": config.aws.certificate_arn,
+    }
+    return [
+        ConfigProblem(
+            key,
+            "a slice is reached at the address its base gives it (pr-<n>.<prDomain> of the "
+            "base, or a port on its load balancer): remove this, or remove pullRequests for a "
+            "self-contained stack with its own address",
+            value,
+        )
+        for key, value in own.items()
+        if value is not None
+    ]
+
+
 def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.Input[object]]:
     aws_config = config.aws
     assert aws_config is not None
+    if problems := own_address_problems(config):
+        raise StackConfigError(ConfigError(config.stack, problems))
     try:
         number = pr_number(config.stack)
     except ValueError:

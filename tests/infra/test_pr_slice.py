@@ -210,6 +210,14 @@ def test_numbers_without_an_address_are_refused_before_any_resource(
     assert getattr(caught.value, "registered", None) == []
 
 
+def test_an_address_of_its_own_is_refused_on_a_slice() -> None:
+    with pytest.raises(StackConfigError) as caught:
+        run_stack("pr-7", {"app": {"domain": "preview.example.com"}})
+    (problem,) = caught.value.problems
+    assert problem.key == "agent-deploy:app.domain" and "prDomain" in str(problem)
+    assert getattr(caught.value, "registered", None) == []
+
+
 def test_the_template_name_itself_is_no_slice() -> None:
     with pytest.raises(StackConfigError, match="a slice's stack is named pr-<n>"):
         run_stack("pr")
