@@ -20,9 +20,11 @@ from cli.engine import ProgramRun, StackOutputs, referenced_stacks, unwrap
 from cli.main import check
 from infra.aws.slice import MAX_PORT, MAX_RULE_PRIORITY, slice_address
 from infra.config.pull_requests import PR_BASE_OUTPUT, redis_access_string
+from infra.naming import IAM_PREFIX_MAX
 from stacks import StackConfigError
 from stacks.pr_base import PR_PORT_OFFSET
 from tests.harness import PROJECT_DIR, SELF_CONTAINED, run_stack, stack_inputs
+from tests.infra.test_names import APP_NAME_MAX
 
 BASE = "organization/agent-deploy/staging"
 SERVICE = "aws:ecs/service:Service"
@@ -374,3 +376,14 @@ def test_without_the_section_a_pr_stack_is_self_contained_again() -> None:
     assert INVOCATION not in custom and CACHE_USER not in custom
     assert "base" not in run.outputs
     assert unwrap(run.outputs["serviceUrl"]).startswith("http://agent-pr-7-alb")
+
+
+def test_the_longest_app_name_with_the_highest_pr_number_fits_every_name() -> None:
+    """The engine refuses any physical name the cloud would (infra/naming.py): running is the
+    assertion; the roles stay under the pr boundary's `<app>-pr-` prefix."""
+    app = ("a" + "b" * 40)[: min(APP_NAME_MAX, IAM_PREFIX_MAX - 2 - len("pr-50000")) - 1] + "z"
+    run = run_stack(
+        "pr-50000", {"app": {"name": app}}, references=with_base(**DOMAIN), preview=True
+    )
+    assert run.one(RULE).plain["priority"] == MAX_RULE_PRIORITY
+    assert all(r.name.startswith(f"{app}-pr-50000-") for r in run.of_type("aws:iam/role:Role"))
