@@ -62,6 +62,7 @@ USAGE_KEYS = {
     "requests": "requests each Cloud Run service serves a month",
     "requestSeconds": "seconds a request keeps an instance busy",
     "concurrency": "requests one instance serves at once",
+    "lbDataGb": "GiB each GCP load balancer processes (requests in, responses out)",
 }
 CLOUDS = ("aws", "gcp")
 LOCAL_NOTE = "the local stack runs on your own Docker engine: no cloud charges"

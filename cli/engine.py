@@ -41,12 +41,15 @@ MOCK_REGION = "eu-west-1"
 # Route 53's zone for Application Load Balancers' alias targets in eu-west-1.
 MOCK_ALB_ZONE = "Z32O12XQLNTSW2"
 MOCK_GCP_PROJECT_NUMBER = "123456789012"
-MOCK_VPC_CIDR = "10.20.0.0/16"
 #: What `pulumi.get_organization()` returns on a self-managed (DIY) backend.
 MOCK_ORGANIZATION = "organization"
+#: The base VPC's range a pr slice looks up (staging's, Pulumi.staging.yaml).
+MOCK_VPC_CIDR = "10.20.0.0/16"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
+#: A stack reference's name (full, or the bare stack) -> that stack's outputs in this run.
+StackOutputs = Mapping[str, Mapping[str, Any]]
 
 
 def _stable_number(text: str, digits: int = 8) -> int:
@@ -103,13 +106,17 @@ def _pem(name: str) -> str:
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
 # deterministic so that assertions on derived values are stable; `check` never shows them as
 # real (it runs in preview mode, where they stay unknown).
-#: INTERIM (until pr-base lands): fills a base's missing `prBase` (cli/pr_base_standin.py).
+#: INTERIM (until pr-base lands): fills an AWS base's missing `prBase` (cli/pr_base_standin.py).
 base_stand_in: Callable[[ProgramRun], Any] | None = stand_in
 
 #: What a stack's own earlier outputs hold in an offline run: nothing, as on its first deploy.
 PREVIOUS_OUTPUTS: dict[str, Any] = {}
 
 RESOURCE_MOCKS: dict[str, ResourceMock] = {
+    "pulumi:pulumi:StackReference": lambda a: {
+        "outputs": dict(PREVIOUS_OUTPUTS),
+        "secretOutputNames": [],
+    },
     "random:index/randomPassword:RandomPassword": lambda a: {
         "result": "mockpw" + hashlib.sha256(a.name.encode()).hexdigest()[:26]
     },
@@ -227,7 +234,26 @@ RESOURCE_MOCKS: dict[str, ResourceMock] = {
     # GCP: names, links and numbers the API assigns.
     "gcp:compute/network:Network": _gcp_compute("networks"),
     "gcp:compute/subnetwork:Subnetwork": _gcp_compute("subnetworks", scope="region"),
-    "gcp:compute/globalAddress:GlobalAddress": _gcp_compute("addresses"),
+    "gcp:compute/globalAddress:GlobalAddress": lambda a: {
+        **_gcp_compute("addresses")(a),
+        **(
+            {"address": f"34.117.{_stable_number(a.name, 2)}.{_stable_number(a.name, 2) + 1}"}
+            if a.inputs.get("addressType") == "EXTERNAL"
+            else {}
+        ),
+    },
+    # The load balancer in front of Cloud Run (infra/gcp/load_balancer.py).
+    "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup": _gcp_compute(
+        "networkEndpointGroups", scope="region"
+    ),
+    "gcp:compute/backendService:BackendService": _gcp_compute("backendServices"),
+    "gcp:compute/uRLMap:URLMap": _gcp_compute("urlMaps"),
+    "gcp:compute/managedSslCertificate:ManagedSslCertificate": _gcp_compute("sslCertificates"),
+    "gcp:compute/sSLPolicy:SSLPolicy": _gcp_compute("sslPolicies"),
+    "gcp:compute/targetHttpsProxy:TargetHttpsProxy": _gcp_compute("targetHttpsProxies"),
+    "gcp:compute/targetHttpProxy:TargetHttpProxy": _gcp_compute("targetHttpProxies"),
+    "gcp:compute/globalForwardingRule:GlobalForwardingRule": _gcp_compute("forwardingRules"),
+    "gcp:compute/securityPolicy:SecurityPolicy": _gcp_compute("securityPolicies"),
     "gcp:compute/firewall:Firewall": _gcp_compute("firewalls"),
     "gcp:serviceaccount/account:Account": _gcp_account,
     "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": lambda a: {
@@ -270,7 +296,6 @@ CALL_MOCKS: dict[str, CallMock] = {
         "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)],
         "id": MOCK_REGION,
     },
-    # The base VPC a pr slice looks up (staging's range in Pulumi.staging.yaml).
     "aws:ec2/getVpc:getVpc": lambda a: {
         "id": a.get("id") or "vpc-mock",
         "cidrBlock": MOCK_VPC_CIDR,
@@ -308,6 +333,12 @@ CALL_MOCKS: dict[str, CallMock] = {
         "arn": "arn:aws:iam::156460612806:root",
         "id": "156460612806",
     },
+    "gcp:redis/getInstance:getInstance": lambda a: {
+        "name": a.get("name"),
+        "host": f"10.30.0.{_stable_number(str(a.get('name')), 2) + 4}",
+        "port": 6378,
+        "authString": "mockauth-" + hashlib.sha256(str(a.get("name")).encode()).hexdigest()[:27],
+    },
     "gcp:organizations/getClientConfig:getClientConfig": lambda a: {
         "accessToken": "mock-gcp-access-token",
         "project": "mock-project",
@@ -335,14 +366,6 @@ def register_resource_mock(token: str) -> Callable[[ResourceMock], ResourceMock]
         return mock
 
     return decorate
-
-
-@dataclass(frozen=True)
-class StackOutputs:
-    """What a StackReference to another stack reads: its outputs and which are secret."""
-
-    outputs: Mapping[str, Any]
-    secret_names: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -453,26 +476,24 @@ class _Mocks(pulumi.runtime.Mocks):
         self,
         preview: bool,
         resource_mocks: Mapping[str, ResourceMock],
-        references: Mapping[str, StackOutputs],
+        stack_references: StackOutputs | None = None,
     ) -> None:
         self.preview = preview
         self.resource_mocks = {**RESOURCE_MOCKS, **resource_mocks}
-        self.references = references
+        self.stack_references = stack_references or {}
         self.invokes: list[tuple[str, dict[str, Any]]] = []
 
-    def _stack_reference(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
-        """Another stack's outputs (read in preview too, as the engine does), else this
-        stack's own earlier ones (PREVIOUS_OUTPUTS: the image history's self-reference)."""
-        found = self.references.get(str(args.inputs.get("name")))
-        if found is None:
-            return {"outputs": dict(PREVIOUS_OUTPUTS), "secretOutputNames": []}
-        return {"outputs": dict(found.outputs), "secretOutputNames": sorted(found.secret_names)}
+    def _referenced(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any] | None:
+        """Another stack's outputs, read in preview too (a real engine reads them then)."""
+        if args.typ != "pulumi:pulumi:StackReference":
+            return None
+        name = str(args.inputs.get("name", args.name))
+        outputs = self.stack_references.get(name, self.stack_references.get(name.split("/")[-1]))
+        return None if outputs is None else {"outputs": dict(outputs), "secretOutputNames": []}
 
     def new_resource(
         self, args: pulumi_mocks.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
-        if args.typ == "pulumi:pulumi:StackReference":
-            return str(args.inputs.get("name")), {**args.inputs, **self._stack_reference(args)}
         problems = physical_name_problems(args.typ, args.name, args.inputs)
         if problems:
             raise PhysicalNameError("; ".join(problems))
@@ -481,7 +502,10 @@ class _Mocks(pulumi.runtime.Mocks):
         if rule is not None and physical_name(args.typ, args.name, state) is not None:
             # As the engine does, in preview too: the name is an input after Check.
             state.setdefault(rule.property, physical_name(args.typ, args.name, state))
-        if not self.preview:
+        referenced = self._referenced(args)
+        if referenced is not None:
+            state |= referenced
+        elif not self.preview:
             mock = self.resource_mocks.get(args.typ)
             if mock is not None:
                 state |= mock(args)
@@ -606,9 +630,9 @@ def _run(
     secret_keys: set[str],
     preview: bool,
     resource_mocks: Mapping[str, ResourceMock] | None = None,
-    references: Mapping[str, StackOutputs] | None = None,
+    stack_references: StackOutputs | None = None,
 ) -> ProgramRun:
-    mocks = _Mocks(preview, resource_mocks or {}, references or {})
+    mocks = _Mocks(preview, resource_mocks or {}, stack_references)
     monitor = _RecordingMonitor(mocks)
     warnings = _Warnings()
     logger = logging.getLogger(f"{__name__}.program")
@@ -664,50 +688,41 @@ def run_program(
     project_dir: Path,
     preview: bool = False,
     resource_mocks: Mapping[str, ResourceMock] | None = None,
-    references: Mapping[str, StackOutputs] | None = None,
+    stack_references: StackOutputs | None = None,
 ) -> ProgramRun:
     """Execute `project_dir/__main__.py` for `stack` under mocks and return what it registered.
 
     `resource_mocks` replaces what a provider computes for some types in this run only (the
     local end-to-end run makes generated passwords real random values this way).
-    `references`: what StackReferences to other stacks read, by full name; None: the outputs
-    of the stacks this one is built on (`referenced_stacks`), from running their programs.
+    `stack_references` gives StackReferences their stack's outputs; None runs the base named
+    by `pullRequests.base` (its own stack file, not in preview) and uses its outputs.
     Exceptions from the program (a StackConfigError, say) propagate unchanged, after the
     runtime has drained, so nothing is left running for the next run.
     """
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
-    if references is None:
-        references = referenced_stacks(config, project_dir=project_dir)
 
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
-    return _run(stack, program, config, secret_keys, preview, resource_mocks, references)
+    if stack_references is None:
+        stack_references = _base_outputs(config, project_dir)
+    return _run(stack, program, config, secret_keys, preview, resource_mocks, stack_references)
 
 
-def referenced_stacks(config: Mapping[str, str], *, project_dir: Path) -> dict[str, StackOutputs]:
-    """The outputs of the stack a pr-<n> slice is built on (`pullRequests.base`), by the full
-    name the program references it with, from running the base's own program and stack file
-    under these mocks first: never a hand-written copy that could drift from what it exports.
-
-    A base without a stack file here (`org/project/stack` of another project) is left out:
-    the slice then fails as Pulumi would on a reference it cannot read.
-    """
+def _base_outputs(config: Mapping[str, str], project_dir: Path) -> dict[str, dict[str, Any]]:
+    """The outputs of the stack `pullRequests.base` names, from running its own stack file
+    (none when there is no such file: the slice then reports its base as missing)."""
     from cli.stackfile import StackFileError, load_stack_file
-    from infra.config.pull_requests import base_stack_reference
 
     try:
         section = json.loads(config.get(f"{PROJECT}:pullRequests", "{}"))
     except json.JSONDecodeError:
-        return {}  # the program reports the malformed section itself
+        return {}
     base = section.get("base") if isinstance(section, dict) else None
-    if not isinstance(base, str) or not base:
+    if not isinstance(base, str):
         return {}
-    full = base_stack_reference(base, MOCK_ORGANIZATION, PROJECT)
-    organization, project, name = full.split("/")
-    if project != PROJECT or organization != MOCK_ORGANIZATION:
-        return {}
+    name = base.split("/")[-1]
     try:
         stack_file = load_stack_file(project_dir, name)
     except StackFileError:
@@ -717,14 +732,14 @@ def referenced_stacks(config: Mapping[str, str], *, project_dir: Path) -> dict[s
         stack_file.config,
         stack_file.secret_keys,
         project_dir=project_dir,
-        references={},
+        stack_references={},
     )
     outputs = dict(run.outputs)
     if base_stand_in is not None and PR_BASE_OUTPUT not in outputs:
         lent = base_stand_in(run)
         if lent is not None:
             outputs[PR_BASE_OUTPUT] = lent
-    return {full: StackOutputs(outputs, frozenset(run.secret_outputs))}
+    return {name: outputs}
 
 
 def run_function(

@@ -392,6 +392,40 @@ def gcp_address(r: Registered, ctx: Context) -> list[Charge]:
     return [Charge("external-ipv4-hour", HOURS, "fixed", "static external IPv4 in use")]
 
 
+FORWARDING_RULES_BUNDLE = 5
+
+
+def gcp_global_forwarding_rule(r: Registered, ctx: Context) -> list[Charge]:
+    """Google bills a project's first five global forwarding rules as one hourly charge and
+    each further one on its own: the stack's first rule carries the five's charge."""
+    rules = [x for x in ctx.resources if x.type == r.type]
+    index = next(i for i, x in enumerate(rules) if x is r)
+    if index == 0:
+        note = f"the first {FORWARDING_RULES_BUNDLE} global forwarding rules, one charge"
+        return [Charge("lb-forwarding-rules-first5-hour", HOURS, "fixed", note)]
+    if index < FORWARDING_RULES_BUNDLE:
+        return []
+    return [Charge("lb-forwarding-rule-extra-hour", HOURS, "fixed", "beyond the first five")]
+
+
+def gcp_backend_service(r: Registered, ctx: Context) -> list[Charge]:
+    """The load balancer's data processing (requests in, responses out), per backend."""
+    gb = ctx.usage(r.name, "lbDataGb")
+    return [Charge("lb-data-gib", gb, "usage", f"{gb:g} GiB processed")]
+
+
+def gcp_security_policy(r: Registered, ctx: Context) -> list[Charge]:
+    """Cloud Armor Standard: the policy, each of its rules, and every request it evaluates
+    (the service's requests: the policy sees each one first)."""
+    rules = len(r.inputs.get("rules") or []) or 1  # the API adds a default rule
+    requests = ctx.usage(r.name, "requests")
+    return [
+        Charge("armor-policy-month", 1, "fixed", "one security policy"),
+        Charge("armor-rule-month", rules, "fixed", f"{rules} rule(s)"),
+        Charge("armor-requests-million", requests / 1e6, "usage", f"{requests:g} requests"),
+    ]
+
+
 RULES: Mapping[str, Rule] = {
     "aws:ecs/service:Service": aws_ecs_service,
     "aws:lb/loadBalancer:LoadBalancer": aws_load_balancer,
@@ -416,4 +450,7 @@ RULES: Mapping[str, Rule] = {
     "gcp:monitoring/alertPolicy:AlertPolicy": gcp_alert_policy,
     "gcp:compute/routerNat:RouterNat": gcp_router_nat,
     "gcp:compute/address:Address": gcp_address,
+    "gcp:compute/globalForwardingRule:GlobalForwardingRule": gcp_global_forwarding_rule,
+    "gcp:compute/backendService:BackendService": gcp_backend_service,
+    "gcp:compute/securityPolicy:SecurityPolicy": gcp_security_policy,
 }

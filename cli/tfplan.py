@@ -65,6 +65,8 @@ TF_TYPES = {
     "gcp:serviceaccount/account:Account": "google_service_account",
     "gcp:serviceaccount/iAMMember:IAMMember": "google_service_account_iam_member",
     "gcp:servicenetworking/connection:Connection": "google_service_networking_connection",
+    "gcp:compute/sSLPolicy:SSLPolicy": "google_compute_ssl_policy",
+    "gcp:compute/uRLMap:URLMap": "google_compute_url_map",
 }
 # Map-typed inputs (every other object is a block).
 MAPS = frozenset(
@@ -83,6 +85,8 @@ GCP_SINGULAR = {
     "allows": "allow",
     "denies": "deny",
     "weeklyMaintenanceWindows": "weekly_maintenance_window",
+    "rules": "rule",
+    "backends": "backend",
 }
 
 

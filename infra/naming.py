@@ -147,6 +147,8 @@ NAME_RULES: dict[str, NameRule] = {
     # GCP (gcp-infra-b): the Memorystore, Cloud Run and IAM API references.
     "gcp:redis/instance:Instance": NameRule("name", 40, _IDENTIFIER, _IDENTIFIER_TEXT),
     "gcp:cloudrunv2/service:Service": NameRule("name", 49, _IDENTIFIER, _IDENTIFIER_TEXT),
+    # 63 for a job, less its execution token's 21 (infra/gcp/migration.py): the two share one limit.
+    "gcp:cloudrunv2/job:Job": NameRule("name", 41, _IDENTIFIER, _IDENTIFIER_TEXT, autonamed=False),
     "gcp:serviceaccount/account:Account": NameRule(
         "accountId",
         30,
@@ -173,6 +175,15 @@ NAME_RULES.update(
                 "subnetwork:Subnetwork",
                 "globalAddress:GlobalAddress",
                 "firewall:Firewall",
+                "regionNetworkEndpointGroup:RegionNetworkEndpointGroup",
+                "backendService:BackendService",
+                "uRLMap:URLMap",
+                "managedSslCertificate:ManagedSslCertificate",
+                "sSLPolicy:SSLPolicy",
+                "targetHttpsProxy:TargetHttpsProxy",
+                "targetHttpProxy:TargetHttpProxy",
+                "globalForwardingRule:GlobalForwardingRule",
+                "securityPolicy:SecurityPolicy",
             )
         },
         "gcp:serviceaccount/account:Account": NameRule(

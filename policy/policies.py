@@ -490,6 +490,8 @@ def _local_image(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 REDIS = "gcp:redis/instance:Instance"
 RUN = "gcp:cloudrunv2/service:Service"
+# The migration job runs the app's image with the app's env: the same env rules apply.
+RUN_JOB = "gcp:cloudrunv2/job:Job"
 PROJECT_IAM = ("gcp:projects/iAMMember:IAMMember", "gcp:projects/iAMBinding:IAMBinding")
 REGISTRY_IAM = (
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
@@ -500,6 +502,10 @@ IMPERSONATION_ROLES = ("roles/iam.serviceAccountUser", "roles/iam.serviceAccount
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 # Cloud SQL's modes that refuse unencrypted connections (CIS GCP 6.4).
 SQL_TLS_MODES = ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+# Load balancer SSL policies without weak suites or protocols (CKV_GCP_4, CIS GCP 3.9); the
+# API's defaults are TLS_1_0 and COMPATIBLE.
+LB_TLS_VERSIONS = ("TLS_1_2", "TLS_1_3")
+LB_TLS_PROFILES = ("MODERN", "RESTRICTED")
 
 
 def _settings(props: Props, key: str) -> Mapping[str, Any]:
@@ -549,7 +555,12 @@ def _redis(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _run_envs(props: Props) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for container in _as_list((props.get("template") or {}).get("containers")):
+    template = props.get("template") or {}
+    # A job's containers sit one level down, in its task template.
+    task = template.get("template")
+    if not isinstance(task, Mapping):
+        task = template
+    for container in _as_list(task.get("containers")):
         for env in _as_list(container.get("envs")):
             yield str(container.get("name", "")), env
 
@@ -604,6 +615,15 @@ def _wif_pinned(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
             )
 
 
+def _lb_tls(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
+    version = props.get("minTlsVersion") or "TLS_1_0"
+    if version not in LB_TLS_VERSIONS:
+        yield f"minTlsVersion {version} admits TLS before 1.2: set TLS_1_2"
+    profile = props.get("profile") or "COMPATIBLE"
+    if profile not in LB_TLS_PROFILES:
+        yield f"profile {profile} admits weak cipher suites: use MODERN or RESTRICTED"
+
+
 def _project_roles(props: Props, _config: Mapping[str, Any]) -> Iterator[str]:
     role = str(props.get("role", ""))
     if role in BASIC_ROLES:
@@ -653,7 +673,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "Cloud Run reads Secret Manager secrets at a version number, never `latest`, so a "
         "secret change ships as a new revision that can be rolled back. No CIS GCP or CKV_GCP "
         "id; Google's Cloud Run secrets guidance.",
-        RUN,
+        (RUN, RUN_JOB),
         _run_secret_versions,
     ),
     rule(
@@ -661,7 +681,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "No Cloud Run env value that looks like a credential (by name or value): those go by "
         "Secret Manager reference. Checkov secret scanning (CKV_SECRET_*), the GCP form of "
         "CKV_AWS_45.",
-        RUN,
+        (RUN, RUN_JOB),
         _run_plaintext_env,
     ),
     rule(
@@ -690,6 +710,13 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "Token Creator. CIS GCP 1.5/1.6, CKV_GCP_117, CKV_GCP_41, CKV_GCP_49.",
         PROJECT_IAM,
         _project_roles,
+    ),
+    rule(
+        "gcp-lb-strong-tls",
+        "The load balancer's SSL policy takes TLS 1.2 or later with the MODERN or RESTRICTED "
+        "profile. CIS GCP 3.9, CKV_GCP_4.",
+        "gcp:compute/sSLPolicy:SSLPolicy",
+        _lb_tls,
     ),
     rule(
         "rds-storage-encrypted",

@@ -12,34 +12,42 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.config import DATABASE_APP_USER, PROJECT, GcpConfig, StackConfig
+from infra.config import DATABASE_APP_USER, PROJECT, GcpConfig, StackConfig, service_hostname
 from infra.config.gcp import (
     CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
     ENTERPRISE_LOG_RETENTION_DAYS,
+    dns_zone,
     gcp_deploy_environment,
     gcp_deploy_repository,
 )
-from infra.gcp.apis import GcpApis, GcpApisArgs
+from infra.config.pull_requests import PR_BASE_OUTPUT
+from infra.gcp.apis import DOMAIN_SERVICES, REQUIRED_SERVICES, GcpApis, GcpApisArgs
 from infra.gcp.cache import Memorystore, MemorystoreArgs
 from infra.gcp.database import CloudSql, CloudSqlArgs
 from infra.gcp.identity import GcpDeployIdentity, GcpDeployIdentityArgs, GcpGitHubRole
+from infra.gcp.load_balancer import CloudArmorArgs, GcpLoadBalancer, GcpLoadBalancerArgs
+from infra.gcp.migration import MIGRATE
 from infra.gcp.monitoring import GcpMonitoring, GcpMonitoringArgs
 from infra.gcp.network import GcpNetwork, GcpNetworkArgs
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService, CloudRunServiceArgs
 from infra.timeouts import Timeouts
-from stacks import secret_values
+from stacks import gcp_slice, secret_values
 from stacks.delivery import github_delivery
 from stacks.images import build_image
 
 ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
+# Cloud Run's own URL is HTTPS, but on Google's name, without a TLS policy or Cloud Armor.
+TLS_RUN_APP = "run.app only: not on your own name; set app.domain to serve HTTPS on it"
 # Cloud Run's front end is the only way to the container (no other ingress path exists), so
 # the X-Forwarded-For it sets is trusted whatever address it connects from.
 FORWARDED_ALLOW_IPS = "*"
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
+    if config.pull_requests.base is not None:
+        return gcp_slice.build(config)
     gcp_config = config.gcp
     assert gcp_config is not None  # validated: target gcp has a gcp section
     name = f"{config.app.name}-{config.stack}"
@@ -49,7 +57,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     provider = gcp.Provider(f"{name}-gcp", project=project, region=region, default_labels=labels)
     top = pulumi.ResourceOptions(providers=[provider])
 
-    apis = GcpApis(f"{name}-apis", GcpApisArgs(project=project), top)
+    domain_apis = DOMAIN_SERVICES if config.app.domain is not None else ()
+    apis = GcpApis(f"{name}-apis", GcpApisArgs(project, (*REQUIRED_SERVICES, *domain_apis)), top)
     after_apis = pulumi.ResourceOptions(providers=[provider], depends_on=apis.ready)
 
     identity = _identity(config, gcp_config, name, after_apis)
@@ -68,6 +77,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
 
     image: pulumi.Input[str]
     digest: pulumi.Input[str]
+    registry_url: pulumi.Input[str] | None = None
     if config.app.image is not None:
         image = config.app.image
         digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
@@ -91,6 +101,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             registry=registry_login(region, pulumi.InvokeOptions(provider=provider)),
         )
         image, digest = built.ref, built.digest
+        registry_url = registry.repository_url
 
     sql = gcp_config.sql
     database = CloudSql(
@@ -152,6 +163,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         after_apis,
     )
     timeouts = Timeouts(config.app.run_timeout_seconds)
+    hostname = service_hostname(config)
     service = CloudRunService(
         name,
         CloudRunServiceArgs(
@@ -170,8 +182,6 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             env={
                 **config.app.env,
                 "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
-                # Cloud Run has no init container: each new instance migrates before it is ready.
-                "MIGRATE_ON_START": "true",
                 **timeouts.app_env(load_balanced=False),
             },
             secret_env={
@@ -189,16 +199,25 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             if identity is not None
             else gcp_config.run_service_account,
             labels=labels,
+            migrate_command=MIGRATE,
+            # Behind the load balancer only: its TLS policy and Cloud Armor cannot be bypassed.
+            ingress="INGRESS_TRAFFIC_ALL"
+            if hostname is None
+            else "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+            custom_audiences=(f"https://{hostname}",) if hostname is not None else (),
         ),
         top,
     )
+    url: pulumi.Input[str] = service.url
+    if hostname is not None:
+        url = _load_balancer(config, gcp_config, name, hostname, service, labels, after_apis).url
     GcpMonitoring(
         f"{name}-monitoring",
         GcpMonitoringArgs(
             project=project,
             email=gcp_config.alarm_email,
             service_name=service.name,
-            url_host=service.url,
+            url_host=url,
             health_path=config.app.health_path,
             database_instance=database.instance_name,
             redis_instance=cache.instance_id,
@@ -216,8 +235,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "tier": config.tier,
         "project": project,
         "region": region,
-        "serviceUrl": service.url,
-        "healthUrl": pulumi.Output.concat(service.url, config.app.health_path),
+        "serviceUrl": url,
+        "healthUrl": pulumi.Output.concat(url, config.app.health_path),
+        "tls": "enabled" if hostname is not None else TLS_RUN_APP,
         "alarms": f"email to {gcp_config.alarm_email}"
         if gcp_config.alarm_email
         else ALARMS_UNROUTED,
@@ -232,8 +252,10 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     variables: dict[str, pulumi.Input[str]] = {
         "GCP_PROJECT": project,
         "GCP_REGION": region,
-        "SERVICE_URL": service.url,
+        "SERVICE_URL": url,
     }
+    if hostname is not None:
+        outputs["domain"] = hostname
     if identity is not None:
         outputs["workloadIdentityProvider"] = identity.provider_name
         variables["GCP_WORKLOAD_IDENTITY_PROVIDER"] = identity.provider_name
@@ -249,8 +271,51 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             variables["ephemeral/GCP_DEPLOY_SERVICE_ACCOUNT"] = identity.service_accounts[
                 "ephemeral"
             ]
+    if config.pull_requests.host:
+        outputs[PR_BASE_OUTPUT] = gcp_slice.host_pr_base(
+            project=project,
+            region=region,
+            network=network,
+            database=database,
+            cache=cache,
+            secrets=secrets,
+            registry_url=registry_url,
+            ca_reader=identity.runtime_service_accounts.get("ephemeral")
+            if identity is not None
+            else None,
+            opts=after_apis,
+            name=name,
+        )
     github_delivery(config, variables)
     return outputs
+
+
+def _load_balancer(
+    config: StackConfig,
+    gcp_config: GcpConfig,
+    name: str,
+    hostname: str,
+    service: CloudRunService,
+    labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> GcpLoadBalancer:
+    """HTTPS on app.domain (pr-<n>.<domain> on pr-<n> stacks): infra/gcp/load_balancer.py."""
+    zone = dns_zone(config)
+    assert zone is not None  # app.domain is set
+    armor = gcp_config.cloud_armor
+    return GcpLoadBalancer(
+        f"{name}-lb",
+        GcpLoadBalancerArgs(
+            project=gcp_config.project,
+            region=gcp_config.region,
+            service_name=service.name,
+            hostname=hostname,
+            dns_zone_name=zone[1],
+            cloud_armor=CloudArmorArgs(gcp_config.rate_limit_per_minute) if armor else None,
+            labels=labels,
+        ),
+        opts,
+    )
 
 
 def _identity(

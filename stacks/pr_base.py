@@ -45,3 +45,37 @@ class AwsPrBase(TypedDict):
     #: The ElastiCache RBAC user group a slice's user joins.
     cacheUserGroupId: str
     logRetentionDays: int
+
+
+class GcpPrBase(TypedDict):
+    """Staging's shared pieces on GCP (output `prBase` of a gcp stack with pullRequests.host).
+
+    No secret travels here: a slice reads the Redis AUTH string from the Memorystore API and
+    the server CAs from the host's own Secret Manager secrets (never its DATABASE_URL or
+    REDIS_URL), pinned to the versions below.
+    """
+
+    target: Literal["gcp"]
+    version: int
+    project: str
+    region: str
+    #: Direct VPC egress: the slice's Cloud Run service egresses through this network/subnet.
+    network: str
+    subnet: str
+    #: The Cloud SQL instance (name, as `gcp.sql.Database(instance=...)` takes it).
+    databaseInstance: str
+    databaseHost: str
+    databasePort: int
+    databaseCaSecretId: str
+    databaseCaSecretVersion: str
+    #: The Memorystore instance's name (its AUTH string is read through the API).
+    redisInstance: str
+    redisHost: str
+    redisPort: int
+    redisCaSecretId: str
+    redisCaSecretVersion: str
+    #: The host's Artifact Registry repository; None when the host deploys a prebuilt image.
+    registryUrl: str | None
+    #: The runtime account the host already lets read both CA secrets (its `ephemeral`
+    #: identity's); a slice running as it grants nothing on the host's secrets.
+    caReaderServiceAccount: str | None

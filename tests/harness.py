@@ -8,7 +8,7 @@ secrets (set as Pulumi secrets), and returns everything the program registered.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +68,18 @@ def run_stack(
     secrets: dict[str, str] | None = None,
     plain: dict[str, str] | None = None,
     preview: bool = False,
-    references: Mapping[str, StackOutputs] | None = None,
+    stack_references: StackOutputs | None = None,
 ) -> ProgramRun:
-    """`references`: what StackReferences read, by full stack name (None: the engine runs the
-    stacks this one is built on, `cli.engine.referenced_stacks`)."""
+    """`stack_references`: what StackReferences read, by stack name (None: the engine runs the
+    base this stack is built on, `pullRequests.base`)."""
     config, secret_keys = stack_inputs(stack, override, secrets, plain)
     return run_program(
-        stack, config, secret_keys, project_dir=PROJECT_DIR, preview=preview, references=references
+        stack,
+        config,
+        secret_keys,
+        project_dir=PROJECT_DIR,
+        preview=preview,
+        stack_references=stack_references,
     )
 
 

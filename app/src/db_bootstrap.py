@@ -8,12 +8,19 @@ re-applies the grants.
 
 Environment (see app/README.md): `DATABASE_URL` is the service's own URL (host, port, database,
 the application user, sslmode; its password, if any, is ignored), `DATABASE_ADMIN_USER`,
-`DATABASE_ADMIN_PASSWORD`, `DATABASE_APP_PASSWORD`.
+`DATABASE_ADMIN_PASSWORD`, `DATABASE_APP_PASSWORD`; optional `DATABASE_PROVISIONER_USER`.
+
+The service's database admits only the roles it names (CONNECT is revoked from PUBLIC): a server
+that also hosts pull-request slices gives each slice a role, and those must not reach it.
+`DATABASE_PROVISIONER_USER` (a staging stack hosting slices) also creates the role the slice
+provisioner Lambda connects as: CREATEDB CREATEROLE to make the slices' databases and roles, no
+password (RDS IAM auth: `rds_iam` granted where that role exists), never a superuser.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -56,6 +63,10 @@ class BootstrapConfig:
     app_password: str
     admin_user: str
     admin_password: str
+    provisioner_user: str = ""
+
+
+_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def load_config(environ: Mapping[str, str]) -> BootstrapConfig:
@@ -83,9 +94,20 @@ def load_config(environ: Mapping[str, str]) -> BootstrapConfig:
             f"{url_name}: the application user must not be DATABASE_ADMIN_USER "
             "(its privileges would be removed)"
         )
+    provisioner = environ.get("DATABASE_PROVISIONER_USER", "")
+    if provisioner and not _ROLE_NAME.fullmatch(provisioner):
+        problems.append(
+            f"DATABASE_PROVISIONER_USER: {provisioner!r} is not a role name "
+            "(lower-case letters, digits and _, at most 63, not a digit first)"
+        )
+    elif provisioner and provisioner in (app_user, values["DATABASE_ADMIN_USER"]):
+        problems.append(
+            "DATABASE_PROVISIONER_USER: must differ from the application and admin users"
+        )
     if problems:
         raise BootstrapError("invalid configuration:\n  " + "\n  ".join(problems))
     return BootstrapConfig(
+        provisioner_user=provisioner,
         url=url,
         database=database,
         app_user=app_user,
@@ -156,14 +178,54 @@ def bootstrap(config: BootstrapConfig) -> dict[str, object]:
                     role, sql.SQL(" ").join(revoke), verifier
                 )
             )
+        database = sql.Identifier(config.database)
+        admitted = [config.app_user, config.admin_user]
+        if config.provisioner_user:
+            _provisioner_role(conn, config.provisioner_user)
+            admitted.append(config.provisioner_user)
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(config.database), role
+                database, sql.SQL(", ").join(map(sql.Identifier, admitted))
             )
         )
+        conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(database))
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(role))
         moved = _take_over_checkpointer_tables(conn, config.app_user)
-    return {"role": config.app_user, "created": existing is None, "tables_reowned": moved}
+    done: dict[str, object] = {
+        "role": config.app_user,
+        "created": existing is None,
+        "tables_reowned": moved,
+    }
+    if config.provisioner_user:
+        done["provisioner"] = config.provisioner_user
+    return done
+
+
+def _provisioner_role(conn: psycopg.Connection[tuple[object, ...]], name: str) -> None:
+    """The slice provisioner's role: creates databases and roles, nothing more.
+
+    No password: on RDS it logs in with an IAM token (`rds_iam`). From PostgreSQL 16 its
+    CREATEROLE only reaches the roles it created itself (their ADMIN OPTION); up to 15 it
+    reaches every non-superuser role, which is why the AWS engine versions start at 16.
+    """
+    role = sql.Identifier(name)
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [name]).fetchone()
+    if row is None:
+        conn.execute(
+            sql.SQL(
+                "CREATE ROLE {} WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION "
+                "NOBYPASSRLS"
+            ).format(role)
+        )
+    elif row[0]:
+        raise BootstrapError(
+            f"role {name!r} is a superuser; the provisioner role must not be "
+            "(choose another DATABASE_PROVISIONER_USER)"
+        )
+    else:
+        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN CREATEDB CREATEROLE").format(role))
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'").fetchone():
+        conn.execute(sql.SQL("GRANT rds_iam TO {}").format(role))
 
 
 def _take_over_checkpointer_tables(

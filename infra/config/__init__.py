@@ -17,7 +17,14 @@ Every public name is importable from `infra.config`.
 """
 
 from cli.stackfile import SECRET_PLACEHOLDER
-from infra.config.app import AppConfig, BuildConfig, Hostname, LocalConfig, service_hostname
+from infra.config.app import (
+    AppConfig,
+    BuildConfig,
+    Hostname,
+    LocalConfig,
+    default_zone,
+    service_hostname,
+)
 from infra.config.aws import (
     ACM_MAX_DOMAIN,
     ELASTICACHE_FAMILIES,
@@ -34,7 +41,6 @@ from infra.config.aws import (
     AwsRegion,
     aws_problems,
     aws_regions,
-    default_zone,
     deploy_environment,
     deploy_repository,
     ephemeral_stack,

@@ -32,6 +32,9 @@ from infra.config.problems import ConfigProblem
 if TYPE_CHECKING:
     from infra.config.stack import StackConfig
 
+# A certificate's first name is its subject common name, which X.509 limits to 64 characters
+# (RFC 5280 ub-common-name): ACM and public CAs refuse longer ones.
+CERTIFICATE_MAX_DOMAIN = 64
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -165,6 +168,13 @@ def service_hostname(config: StackConfig) -> str | None:
     if domain is None or _EPHEMERAL_STACK.match(config.stack) is None:
         return domain
     return f"{config.stack}.{domain}"
+
+
+def default_zone(domain: str) -> str:
+    """The DNS zone a domain's records go in when none is named: its parent, or the domain
+    itself when it is a two-label apex such as example.com."""
+    parent = domain.partition(".")[2]
+    return parent if "." in parent else domain
 
 
 def unpinned_image_problems(app: AppConfig) -> list[ConfigProblem]:

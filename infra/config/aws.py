@@ -16,7 +16,12 @@ from pydantic import (
     field_validator,
 )
 
-from infra.config.app import Hostname, service_hostname, unpinned_image_problems
+from infra.config.app import (
+    CERTIFICATE_MAX_DOMAIN,
+    Hostname,
+    service_hostname,
+    unpinned_image_problems,
+)
 from infra.config.common import (
     DATABASE_APP_USER,
     PROJECT,
@@ -242,7 +247,7 @@ PERFORMANCE_INSIGHTS_UNSUPPORTED = frozenset(
 # Fargate tasks, NAT and load balancer nodes each take one).
 MIN_VPC_PREFIX = 20
 # ACM: a certificate's first domain name (its common name) has at most 64 characters.
-ACM_MAX_DOMAIN = 64
+ACM_MAX_DOMAIN = CERTIFICATE_MAX_DOMAIN
 # AWS's largest VPC block.
 MAX_VPC_PREFIX = 16
 # Ranges some AWS services and Docker use internally; a VPC there breaks them in odd ways.
@@ -418,13 +423,6 @@ def _fargate_memories(allowed: frozenset[int]) -> str:
     if len(values) > 2 and len(steps) == 1:
         return f"{values[0]}-{values[-1]} MiB in steps of {steps.pop()}: {listed}"
     return listed
-
-
-def default_zone(domain: str) -> str:
-    """The hosted zone a domain's records go in when none is named: its parent, or the domain
-    itself when it is a two-label apex such as example.com."""
-    parent = domain.partition(".")[2]
-    return parent if "." in parent else domain
 
 
 def _domain_problems(config: StackConfig, aws: AwsConfig) -> list[ConfigProblem]:

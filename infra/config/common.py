@@ -56,6 +56,9 @@ _RESERVED_ENV = frozenset(
     | {"FORWARDED_ALLOW_IPS", "AUTH_TOKENS", "PGPASSWORD"}
     # The AWS db-init container's contract (src.db_bootstrap): only the stack sets these.
     | {"DATABASE_APP_PASSWORD", "DATABASE_ADMIN_USER", "DATABASE_ADMIN_PASSWORD"}
+    | {"DATABASE_PROVISIONER_USER"}
+    # A pull-request slice's Redis namespace: its ACL user reaches only keys with this prefix.
+    | {"REDIS_KEY_PREFIX"}
     # The gcp stacks' server CAs (Memorystore, Cloud SQL), from Secret Manager.
     | {"REDIS_CA_CERT", "DATABASE_CA_CERT"}
     # How each target runs `migrate` (gcp: at start-up; aws, local: a step before the app).

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
-from infra.config.app import unpinned_image_problems
+from infra.config.app import (
+    CERTIFICATE_MAX_DOMAIN,
+    Hostname,
+    default_zone,
+    service_hostname,
+    unpinned_image_problems,
+)
 from infra.config.common import PROJECT, Cidr, _Section
 from infra.config.github import _GITHUB_ENVIRONMENT
 from infra.config.problems import ConfigProblem
@@ -97,6 +103,8 @@ CLOUD_RUN_MAX_INSTANCES = 1000
 CLOUD_RUN_SERVICE_NAME_MAX = 49
 # Cloud SQL keeps transaction logs for point-in-time recovery at most 7 days on Enterprise.
 ENTERPRISE_LOG_RETENTION_DAYS = 7
+# A Cloud DNS managed zone's resource name.
+_ZONE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Direct VPC egress takes addresses from the subnet: Google asks for at least a /26.
 MAX_SUBNET_PREFIX = 26
 
@@ -181,6 +189,15 @@ class GcpConfig(_Section):
         pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]"
         r"\.iam\.gserviceaccount\.com$",
     )
+    # The public Cloud DNS zone (in this project) app.domain's A record goes in: its DNS name,
+    # unset the domain's parent (agent.example.com -> example.com), and its resource name,
+    # unset the DNS name with '-' for '.' (example-com).
+    dns_zone: Hostname | None = None
+    dns_zone_name: str | None = Field(default=None, pattern=_ZONE_NAME.pattern)
+    # A Cloud Armor policy on the load balancer app.domain puts in front of Cloud Run: each
+    # client IP may send rateLimitPerMinute requests a minute, more are answered 429.
+    cloud_armor: bool
+    rate_limit_per_minute: int = Field(default=600, ge=1)
 
     @field_validator("subnet_cidr")
     @classmethod
@@ -225,6 +242,74 @@ def sql_tier_problem(tier: str, edition: str) -> str | None:
             "(0.9-6.5 GiB per vCPU, at least 3.75 GiB)"
         )
     return None
+
+
+def dns_zone(config: StackConfig) -> tuple[str, str] | None:
+    """The Cloud DNS zone app.domain's record goes in: (DNS name, resource name)."""
+    gcp, domain = config.gcp, config.app.domain
+    if gcp is None or domain is None:
+        return None
+    dns_name = gcp.dns_zone or default_zone(domain)
+    return dns_name, gcp.dns_zone_name or dns_name.replace(".", "-")
+
+
+def _domain_problems(config: StackConfig, gcp: GcpConfig) -> list[ConfigProblem]:
+    """The zone must hold the domain, a certificate must be able to carry it, and Cloud Armor
+    needs the load balancer only a domain brings."""
+    domain = config.app.domain
+    if domain is None:
+        problems = [
+            ConfigProblem(
+                f"{PROJECT}:gcp.{key}",
+                "names the Cloud DNS zone of app.domain, which is not set: set app.domain (or "
+                "remove this key)",
+                json.dumps(value),
+            )
+            for key, value in (("dnsZone", gcp.dns_zone), ("dnsZoneName", gcp.dns_zone_name))
+            if value is not None
+        ]
+        # Production asks for the domain itself.
+        if gcp.cloud_armor and config.tier != "production":
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:gcp.cloudArmor",
+                    "Cloud Armor sits on the load balancer that app.domain puts in front of "
+                    "Cloud Run: set app.domain, or cloudArmor: false",
+                    "true",
+                )
+            )
+        return problems
+    problems = []
+    zone = gcp.dns_zone
+    if zone is not None and domain != zone and not domain.endswith(f".{zone}"):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                f"is not in gcp.dnsZone '{zone}': its record can only go in a zone it sits "
+                f"under (such as '<name>.{zone}'); fix one of the two",
+                json.dumps(domain),
+            )
+        )
+    zone_name = dns_zone(config)
+    if gcp.dns_zone_name is None and zone_name and not _ZONE_NAME.match(zone_name[1]):
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:gcp.dnsZoneName",
+                f"unset, it would be '{zone_name[1]}', which Cloud DNS does not take as a zone "
+                "name (a-z, 0-9 and '-', a letter first, at most 63): set the zone's name",
+            )
+        )
+    hostname = service_hostname(config) or domain
+    if len(hostname) > CERTIFICATE_MAX_DOMAIN:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                f"this stack serves '{hostname}' ({len(hostname)} characters), and a "
+                f"certificate's name has at most {CERTIFICATE_MAX_DOMAIN}: use a shorter domain",
+                json.dumps(domain),
+            )
+        )
+    return problems
 
 
 def gcp_deploy_repository(config: StackConfig) -> str | None:
@@ -409,6 +494,7 @@ def gcp_problems(config: StackConfig) -> list[ConfigProblem]:
                 json.dumps(gcp.github_repository),
             )
         )
+    problems += _domain_problems(config, gcp)
     return problems + _gcp_production_problems(config, gcp)
 
 
@@ -416,6 +502,14 @@ def _gcp_production_problems(config: StackConfig, gcp: GcpConfig) -> list[Config
     if config.tier != "production":
         return []
     refusals: list[tuple[str, bool, str, str | None]] = [
+        (
+            "app.domain",
+            config.app.domain is None,
+            "production serves HTTPS only: set app.domain to a hostname in a public Cloud DNS "
+            "zone of this project (the stack creates the load balancer, its Google-managed "
+            "certificate and the A record)",
+            None,
+        ),
         (
             "gcp.redis.tier",
             gcp.redis.tier == "BASIC",

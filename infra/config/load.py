@@ -90,7 +90,13 @@ _STAND_IN_VALUES: dict[tuple[str, ...], object] = {
 _DEPENDENT_KEYS: dict[str, tuple[str, ...]] = {
     f"{PROJECT}:app.cpu": (f"{PROJECT}:app.memory",),
     f"{PROJECT}:aws.region": (f"{PROJECT}:aws.certificateArn",),
-    f"{PROJECT}:app.domain": (f"{PROJECT}:aws.hostedZone", f"{PROJECT}:aws.hostedZoneId"),
+    f"{PROJECT}:app.domain": (
+        f"{PROJECT}:aws.hostedZone",
+        f"{PROJECT}:aws.hostedZoneId",
+        f"{PROJECT}:gcp.dnsZone",
+        f"{PROJECT}:gcp.dnsZoneName",
+        f"{PROJECT}:gcp.cloudArmor",
+    ),
 }
 
 

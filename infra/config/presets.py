@@ -63,6 +63,7 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "flowLogs": False,
             # gcp-pr-<n> stacks deploy with the identity gcp-staging creates.
             "deployIdentity": False,
+            "cloudArmor": False,
         },
     },
     "staging": {
@@ -113,6 +114,7 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "serviceDeletionProtection": False,
             "flowLogs": True,
             "deployIdentity": True,
+            "cloudArmor": False,
         },
     },
     "production": {
@@ -168,6 +170,8 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
             "serviceDeletionProtection": True,
             "flowLogs": True,
             "deployIdentity": True,
+            # Rate limiting per client IP (and the Log4Shell rule) on the load balancer.
+            "cloudArmor": True,
         },
     },
 }

@@ -74,6 +74,16 @@ def pull_request_problems(config: StackConfig) -> list[ConfigProblem]:
                 section.base,
             )
         )
+    if section.base is not None and config.target == "gcp" and config.app.domain is not None:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.domain",
+                "a gcp slice (pullRequests.base) serves on Cloud Run's own https://*.run.app name "
+                "and has no load balancer for a domain: remove app.domain, or pullRequests.base "
+                "for a self-contained stack that serves pr-<n>.<domain>",
+                config.app.domain,
+            )
+        )
     if section.base is not None and section.host:
         problems.append(
             ConfigProblem(
@@ -105,6 +115,38 @@ def slice_key_prefix(stack: str) -> str:
     return f"pr-{pr_number(stack)}:"
 
 
+#: Every command a slice's app sends, and nothing else: the guards' SET NX / INCRBY / TTL in
+#: MULTI/EXEC, redis-py's lock and scripts (EVALSHA, SCRIPT LOAD; GET, DEL, DECR, PTTL, PEXPIRE
+#: inside their Lua, which Redis checks against the same rules) and PING for readiness. Not
+#: granted, among others: SCAN, KEYS and RANDOMKEY (key names are not filtered by `~`), SELECT,
+#: INFO, CONFIG, FLUSH*, CLIENT, SCRIPT FLUSH/KILL, EVAL, FUNCTION, pub/sub, MONITOR.
+SLICE_REDIS_COMMANDS = (
+    "ping",
+    "get",
+    "set",
+    "incrby",
+    "decr",
+    "del",
+    "ttl",
+    "pttl",
+    "pexpire",
+    "multi",
+    "exec",
+    "discard",
+    "evalsha",
+    "script|load",
+)
+
+
 def redis_access_string(prefix: str) -> str:
-    """The Redis ACL rules of a slice's user: its own keys only, no administrative commands."""
-    return f"on ~{prefix}* -@all +@read +@write +@scripting +@connection -@dangerous"
+    """The Redis ACL rules of a slice's user: keys under its prefix, the app's commands only.
+
+    An allow-list, not categories: `+@read` would include SCAN and RANDOMKEY, which list every
+    key name of the shared cache (staging's rate-limit keys carry client addresses). Only
+    syntax ElastiCache RBAC documents is used (`on`, `~pattern`, `-@all`, `+command`,
+    `+command|subcommand`; no `reset*`, no passwords). Residual risk: Redis has no per-user
+    memory or CPU quota, so a slice can still fill memory or run a long Lua script.
+    """
+    if not prefix or any(c in "*?[]\\" or c.isspace() or not c.isprintable() for c in prefix):
+        raise ValueError(f"{prefix!r} is not a key prefix: no spaces, no * ? [ ] \\")
+    return f"on ~{prefix}* -@all " + " ".join(f"+{c}" for c in SLICE_REDIS_COMMANDS)

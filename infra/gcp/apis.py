@@ -36,6 +36,8 @@ REQUIRED_SERVICES = (
     "monitoring.googleapis.com",
     "cloudresourcemanager.googleapis.com",
 )
+# What a stack with app.domain adds: its A record in Cloud DNS (the load balancer is compute).
+DOMAIN_SERVICES = ("dns.googleapis.com",)
 _SERVICE = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\.googleapis\.com")
 
 

@@ -10,17 +10,20 @@ service can wait for those grants (its first revision fails without them). The a
 here unless `service_account` names an existing one (a deploy identity's runtime account).
 Secrets reach the container by reference, pinned to a version: "latest" would let a new
 version change a running revision's behaviour on its next cold start.
+With `migrate_command`, a CloudRunMigration child (infra/gcp/migration.py) runs it with the same
+image, env, account and egress first, and the service waits for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.migration import CloudRunMigration, CloudRunMigrationArgs
 from infra.gcp.secrets import ACCESSOR_ROLE
 from infra.naming import fit
 
@@ -63,6 +66,19 @@ class CloudRunServiceArgs:
     # deploy service account may act as); None creates one here.
     service_account: pulumi.Input[str] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Run as a Cloud Run job with the new image, env and secrets before the service changes
+    # (infra/gcp/migration.py); empty: none.
+    migrate_command: Sequence[str] = ()
+    # INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER behind a load balancer: the run.app URL then
+    # refuses the internet, so nothing bypasses the load balancer's TLS policy and Cloud Armor.
+    ingress: Literal[
+        "INGRESS_TRAFFIC_ALL",
+        "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+        "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    ] = "INGRESS_TRAFFIC_ALL"
+    # URLs a caller's ID token may name besides run.app (the load balancer's https://domain):
+    # with invoker IAM on, a token for the domain is refused without it.
+    custom_audiences: Sequence[str] = ()
 
 
 def _pinned(name: str, version: pulumi.Input[str]) -> pulumi.Input[str]:
@@ -153,12 +169,36 @@ class CloudRunService(pulumi.ComponentResource):
                 "failure_threshold": failures,
             }
 
+        migration: list[pulumi.Resource] = []
+        if args.migrate_command:
+            migration.append(
+                CloudRunMigration(
+                    f"{name}-migrate",
+                    CloudRunMigrationArgs(
+                        project=args.project,
+                        region=args.region,
+                        image=args.image,
+                        envs=envs,
+                        service_account=email,
+                        network=args.network,
+                        subnet=args.subnet,
+                        cpu=args.cpu,
+                        memory=args.memory,
+                        deletion_protection=args.deletion_protection,
+                        command=args.migrate_command,
+                        labels=args.labels,
+                        depends_on=[*grants, *args.depends_on],
+                    ),
+                    child,
+                )
+            )
         service = gcp.cloudrunv2.Service(
             name,
             name=fit("gcp:cloudrunv2/service:Service", name),
             project=args.project,
             location=args.region,
-            ingress="INGRESS_TRAFFIC_ALL",
+            ingress=args.ingress,
+            custom_audiences=list(args.custom_audiences) or None,
             deletion_protection=args.deletion_protection,
             invoker_iam_disabled=args.invoker_iam_disabled,
             labels=dict(args.labels),
@@ -185,13 +225,15 @@ class CloudRunService(pulumi.ComponentResource):
                             "cpu_idle": args.cpu_idle,
                             "startup_cpu_boost": True,
                         },
-                        # Up to 5 minutes to become ready (migrations, model warm-up).
+                        # Up to 5 minutes to become ready (model warm-up).
                         "startup_probe": probe(args.readiness_path, 30),
                         "liveness_probe": probe(args.liveness_path, 3),
                     }
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*grants, *args.depends_on]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*grants, *args.depends_on, *migration]
+            ),
         )
         if args.public and not args.invoker_iam_disabled:
             gcp.cloudrunv2.ServiceIamMember(

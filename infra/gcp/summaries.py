@@ -78,6 +78,38 @@ def _subnet(inputs: dict[str, Any]) -> list[str]:
     return [f"flowLogs={'on' if inputs.get('logConfig') else 'OFF'}"]
 
 
+def _certificate(inputs: dict[str, Any]) -> list[str]:
+    domains = _at(inputs, "managed", "domains") or []
+    return [f"domains={','.join(map(str, domains))}"]
+
+
+def _record(inputs: dict[str, Any]) -> list[str]:
+    return _pick(inputs, "name")  # the generic listing leaves names out
+
+
+def _url_map(inputs: dict[str, Any]) -> list[str]:
+    redirect = inputs.get("defaultUrlRedirect") or {}
+    if redirect.get("httpsRedirect"):
+        return [f"action=redirect-to-https ({redirect.get('redirectResponseCode')})"]
+    return ["action=forward"]
+
+
+def _backend(inputs: dict[str, Any]) -> list[str]:
+    return [f"cloudArmor={'on' if inputs.get('securityPolicy') else 'off'}"]
+
+
+def _armor(inputs: dict[str, Any]) -> list[str]:
+    shown = []
+    for rule in inputs.get("rules") or []:
+        threshold = _at(rule, "rateLimitOptions", "rateLimitThreshold") or {}
+        if rule.get("action") == "throttle":
+            shown.append(
+                f"rateLimit={_int(threshold.get('count'))}/{_int(threshold.get('intervalSec'))}s "
+                f"per {_at(rule, 'rateLimitOptions', 'enforceOnKey')}"
+            )
+    return shown
+
+
 def _int(value: object) -> object:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
@@ -88,4 +120,9 @@ GCP_SUMMARIES: dict[str, Summary] = {
     "gcp:cloudrunv2/service:Service": _run,
     "gcp:artifactregistry/repository:Repository": _registry,
     "gcp:compute/subnetwork:Subnetwork": _subnet,
+    "gcp:compute/managedSslCertificate:ManagedSslCertificate": _certificate,
+    "gcp:dns/recordSet:RecordSet": _record,
+    "gcp:compute/uRLMap:URLMap": _url_map,
+    "gcp:compute/backendService:BackendService": _backend,
+    "gcp:compute/securityPolicy:SecurityPolicy": _armor,
 }

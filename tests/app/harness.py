@@ -37,6 +37,7 @@ _SCRUBBED_ENV = (
     "POSTGRES_URI",
     "REDIS_URL",
     "REDIS_URI",
+    "REDIS_KEY_PREFIX",
     "PORT",
     "HOST",
     "OPENAI_API_KEY",

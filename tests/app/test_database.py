@@ -223,6 +223,73 @@ def test_bootstrap_creates_a_least_privilege_role_idempotently(rds_like):
         app.execute("CREATE TABLE app_owned (id int)")
 
 
+def test_bootstrap_creates_the_slice_provisioner_and_closes_the_database_to_public(
+    rds_like, postgres
+):
+    """A staging host's db-init: the Lambda's role, and a database no other role reaches."""
+    provisioner = f"prov_{uuid.uuid4().hex[:6]}"
+    env = {**rds_like.bootstrap_env("app-Pw-4e1"), "DATABASE_PROVISIONER_USER": provisioner}
+    first = bootstrap_process(env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert f'"provisioner": "{provisioner}"' in first.stdout
+    stranger = f"stranger_{uuid.uuid4().hex[:6]}"  # e.g. a pull-request slice's role
+    with admin_connect(postgres) as admin:
+        row = admin.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolreplication, "
+            "rolbypassrls, rolpassword IS NULL FROM pg_authid WHERE rolname = %s",
+            [provisioner],
+        ).fetchone()
+        assert row == (False, True, True, True, False, False, True)
+        assert not admin.execute(
+            "SELECT 1 FROM pg_auth_members WHERE member = %s::regrole", [provisioner]
+        ).fetchall()  # no rds_iam role on this server: nothing granted
+        admin.execute("CREATE ROLE rds_iam")
+        # As on RDS, where the master (rds_superuser) may grant rds_iam (needed from 16 on).
+        admin.execute(
+            sql.SQL("GRANT rds_iam TO {} WITH ADMIN OPTION").format(
+                sql.Identifier(rds_like.admin_user)
+            )
+        )
+        # Passwords for this test's logins only (on RDS the provisioner uses IAM tokens).
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw-7'").format(sql.Identifier(stranger))
+        )
+        admin.execute(sql.SQL("ALTER ROLE {} PASSWORD 'pw-7'").format(sql.Identifier(provisioner)))
+    try:
+        again = bootstrap_process(env)  # idempotent, and grants rds_iam now that it exists
+        assert again.returncode == 0, again.stderr + again.stdout
+        with admin_connect(postgres) as admin:
+            granted = admin.execute(
+                "SELECT roleid::regrole::text FROM pg_auth_members WHERE member = %s::regrole",
+                [provisioner],
+            ).fetchall()
+        assert granted == [("rds_iam",)]
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            rds_like.connect(stranger, "pw-7")
+        rds_like.connect(provisioner, "pw-7").close()
+        rds_like.connect(rds_like.app_user, "app-Pw-4e1").close()
+        rds_like.connect(rds_like.admin_user, rds_like.admin_password).close()
+    finally:
+        with admin_connect(postgres) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(stranger)))
+            admin.execute("DROP ROLE rds_iam")
+
+
+def test_bootstrap_refuses_a_provisioner_that_is_another_role():
+    env = {
+        "DATABASE_URL": "postgresql://agent_app@127.0.0.1:1/agent",
+        "DATABASE_ADMIN_USER": "master",
+        "DATABASE_ADMIN_PASSWORD": "x",
+        "DATABASE_APP_PASSWORD": "y",
+    }
+    same = bootstrap_process({**env, "DATABASE_PROVISIONER_USER": "agent_app"})
+    assert same.returncode == 2
+    assert "DATABASE_PROVISIONER_USER: must differ" in same.stderr
+    bad = bootstrap_process({**env, "DATABASE_PROVISIONER_USER": "Prov; drop"})
+    assert bad.returncode == 2
+    assert "DATABASE_PROVISIONER_USER: 'Prov; drop' is not a role name" in bad.stderr
+
+
 def test_bootstrap_refuses_incomplete_configuration_naming_each_variable():
     result = bootstrap_process({"DATABASE_URL": "postgresql://127.0.0.1:1/agent"})
     assert result.returncode == 2

@@ -99,6 +99,8 @@ def test_database_url_forms_are_normalised_for_libpq(env, given, expected):
         ("REDIS_URL", "memcached://:topsecret@cache:11211", "is not Redis"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
         ("PORT", "70000", "PORT"),
+        ("REDIS_KEY_PREFIX", "pr-42:*", "is not a key prefix"),
+        ("REDIS_KEY_PREFIX", "pr 42:", "is not a key prefix"),
     ],
 )
 def test_malformed_values_name_the_variable_and_hide_the_value(env, variable, value, fragment):

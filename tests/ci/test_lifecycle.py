@@ -19,7 +19,10 @@ from tests.ci.test_workflows import (
     cli_steps,
     commands,
     env_name,
+    job_stacks,
+    load_expanded,
     pulumi_steps,
+    reusable,
     runner_label,
     runs,
     steps,
@@ -35,7 +38,8 @@ IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent-staging-registry-rep
 
 
 def wf(name: str) -> dict[str, Any]:
-    return _load(WORKFLOWS / f"{name}.yml")
+    """The workflow as it runs: a job calling deploy-stack.yml is that job with its inputs."""
+    return load_expanded(WORKFLOWS / f"{name}.yml")
 
 
 def step_index(job: dict[str, Any], predicate: Any) -> int:
@@ -75,14 +79,104 @@ def test_production_promotes_the_recorded_digest_and_builds_nothing():
     assert "exit 1" in reader["run"]
     pin, up = pin_then_up(production)
     assert pin["env"]["IMAGE"] == "${{ needs.staged.outputs.image }}"
-    assert '--path app.image "$IMAGE" --stack production' in pin["run"]
-    assert up["with"]["stack-name"] == "production"
+    assert '--path app.image "$IMAGE" --stack "$STACK"' in pin["run"]
+    assert production["env"]["STACK"] == up["with"]["stack-name"] == "production"
     # No build: an x64 runner, no architecture check, and the program registers none.
     assert runner_label(production) not in ARM64_LABELS
     assert "uname -m" not in runs(production)
     promoted = run_stack("production", {"app": {"image": IMAGE}})
     assert promoted.of_type("docker-build:index:Image") == []
     assert promoted.outputs["image"] == IMAGE
+
+
+SHARED = "$/.github/workflows/deploy-stack.yml"
+DEPLOYERS = {"deploy": "staging", "production": "production", "rollback": "${{ inputs.stack }}"}
+
+
+def caller(name: str) -> dict[str, Any]:
+    """The job of workflow `name` that calls the shared deploy definition, as written."""
+    (job,) = [j for j in _load(WORKFLOWS / f"{name}.yml")["jobs"].values() if "uses" in j]
+    return job
+
+
+def test_staging_production_and_rollback_deploy_through_one_definition():
+    shared = _load(WORKFLOWS / "deploy-stack.yml")
+    assert reusable(shared)
+    (job,) = shared["jobs"].values()
+    assert env_name(job) == "${{ inputs.stack }}"  # the environment's rules apply to this job
+    for name, stack in DEPLOYERS.items():
+        assert caller(name)["uses"] == SHARED, name
+        assert caller(name)["with"]["stack"] == stack, name
+        assert "steps" not in caller(name), f"{name}: no deploy steps of its own"
+    # No other copy: every other `pulumi up` of a long-lived stack is gone.
+    for path in WORKFLOWS.glob("*.yml"):
+        if path.name == "deploy-stack.yml":
+            continue
+        for job_name, raw in _load(path)["jobs"].items():
+            if "up" in commands(raw):
+                assert all(s.startswith("pr-") for s in job_stacks(raw)), f"{path.name}.{job_name}"
+
+
+def test_callers_grant_exactly_what_the_shared_deploy_job_needs():
+    shared = _load(WORKFLOWS / "deploy-stack.yml")
+    assert shared["permissions"] == {}
+    (job,) = shared["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    for name in DEPLOYERS:
+        assert caller(name)["permissions"] == job["permissions"], name
+        assert "secrets" not in caller(name), f"{name}: Pulumi's secrets are the environment's"
+
+
+def test_staging_builds_on_arm64_and_production_passes_the_digest_and_never_builds():
+    staging, production = caller("deploy"), caller("production")
+    assert staging["with"]["mode"] == "build" and "image" not in staging["with"]
+    assert runner_label({"runs-on": staging["with"]["runner"]}) in ARM64_LABELS
+    assert production["with"] == {
+        "stack": "production",
+        "mode": "promote",
+        "image": "${{ needs.staged.outputs.image }}",
+        "require-https": True,
+    }
+    assert production["needs"] == "staged"
+    # As it runs: no architecture check, no emulation, the promoted image pinned before `up`.
+    job = wf("production")["jobs"]["production"]
+    assert runner_label(job) not in ARM64_LABELS
+    assert not [s for s in steps(job) if "qemu" in uses(s) or "uname -m" in str(s.get("run"))]
+    assert not [s for s in steps(job) if "rollback-image.sh" in str(s.get("run"))]
+    pin, _ = pin_then_up(job)
+    assert pin["env"]["IMAGE"] == "${{ needs.staged.outputs.image }}"
+
+
+def check_inputs(mode: str, image: str) -> subprocess.CompletedProcess[str]:
+    (job,) = _load(WORKFLOWS / "deploy-stack.yml")["jobs"].values()
+    script = next(s for s in steps(job) if s.get("name") == "Check the inputs")["run"]
+    env = {"PATH": os.environ["PATH"], "MODE": mode, "IMAGE": image}
+    return subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False, timeout=30
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "image", "refusal"),
+    [
+        ("build", "", None),
+        ("promote", IMAGE, None),
+        ("rollback", "", None),
+        ("rollback", "sha256:" + "cd" * 32, None),
+        ("promote", "agent:latest", "digest-pinned"),
+        ("promote", "", "digest-pinned"),
+        ("build", IMAGE, "image must be empty"),
+        ("deploy", "", "allowed: build, promote, rollback"),
+    ],
+)
+def test_the_shared_deploy_refuses_inputs_it_cannot_deploy(mode, image, refusal):
+    """Before any credential: production never `up`s an unpinned image, a build never pins."""
+    result = check_inputs(mode, image)
+    if refusal is None:
+        assert result.returncode == 0, result.stdout
+    else:
+        assert result.returncode == 1 and "::error::" in result.stdout
+        assert refusal in result.stdout
 
 
 def test_rollback_runs_through_the_stacks_protected_environment_building_nothing():

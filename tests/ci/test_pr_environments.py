@@ -30,11 +30,11 @@ def test_the_template_is_a_slice_of_the_stack_deploy_yml_deploys_and_one_switch_
     config = yaml.safe_load(text)["config"]
     assert config["agent-deploy:pullRequests"] == {"base": "staging"}
     assert "Remove this section for a self-contained stack" in text
+    # deploy.yml deploys it through the reusable deploy-stack.yml, on each push to main.
     deployed = {
-        s["with"]["stack-name"]
+        str((job.get("with") or {}).get("stack"))
         for job in workflow("deploy")["jobs"].values()
-        for s in job.get("steps", [])
-        if str(s.get("uses", "")).startswith("pulumi/actions") and "stack-name" in s.get("with", {})
+        if str(job.get("uses", "")).endswith("/.github/workflows/deploy-stack.yml")
     }
     assert config["agent-deploy:pullRequests"]["base"] in deployed  # the base exists first
 

@@ -54,9 +54,100 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+# A job that calls a reusable workflow of this repository (`$/` pins it to the caller's commit).
+LOCAL_CALL = re.compile(r"^[$.]/(?P<path>\.github/workflows/[\w.-]+\.yml)$")
+INPUT_EXPR = re.compile(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}")
+INPUT_TEST = re.compile(r"^inputs\.([\w-]+)\s*(==|!=)\s*'([^']*)'$")
+CALLER_KEYS = ("name", "if", "needs", "permissions", "concurrency", "strategy")
+
+
+def reusable(wf: dict[str, Any]) -> bool:
+    """Only ever called by other workflows: checked through its callers' jobs."""
+    return set(triggers(wf)) == {"workflow_call"}
+
+
+def called(job: dict[str, Any]) -> Path | None:
+    match = LOCAL_CALL.match(str(job.get("uses", "")))
+    return ROOT / match["path"] if match else None
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _substitute(value: Any, inputs: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, inputs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, inputs) for v in value]
+    if isinstance(value, str):
+        return INPUT_EXPR.sub(lambda m: _text(inputs[m.group(1)]), value)
+    return value
+
+
+def _decided(condition: str, inputs: dict[str, Any]) -> str | None:
+    """A step's `if:` with the conjuncts the caller's literal inputs decide taken out; None when
+    one of them is false (GitHub skips the step for that caller)."""
+    left = []
+    for part in (p.strip() for p in condition.split("&&")):
+        test = INPUT_TEST.match(part)
+        value = inputs.get(test.group(1)) if test else None
+        if test is None or "${{" in _text(value):
+            left.append(part)
+        elif (_text(value) == test.group(3)) != (test.group(2) == "=="):
+            return None
+    return " && ".join(left)
+
+
+def expand(job: dict[str, Any]) -> dict[str, Any]:
+    """A caller's job as it runs: the called workflow's job with the caller's inputs (and the
+    defaults) filled in, the steps its inputs skip left out, the called workflow's env under
+    the job's own, and the caller's name, condition, needs, permissions and concurrency."""
+    path = called(job)
+    if path is None:
+        return job
+    target = _load(path)
+    declared = triggers(target)["workflow_call"].get("inputs") or {}
+    unknown = set(job.get("with") or {}) - set(declared)
+    assert not unknown, f"{path.name} has no input {sorted(unknown)}"
+    inputs = {k: spec.get("default", "") for k, spec in declared.items()}
+    inputs |= dict(job.get("with") or {})
+    (inner,) = target["jobs"].values()
+    result = _substitute(dict(inner), inputs)
+    kept = []
+    for step in result.get("steps") or []:
+        condition = _decided(str(step["if"]), inputs) if "if" in step else ""
+        if condition is None:
+            continue
+        kept.append(
+            {k: v for k, v in step.items() if k != "if"} | ({"if": condition} if condition else {})
+        )
+    result["steps"] = kept
+    result["env"] = {**(target.get("env") or {}), **(result.get("env") or {})}
+    result["calls"] = path.name
+    return result | {k: job[k] for k in CALLER_KEYS if k in job}
+
+
+def load_expanded(path: Path) -> dict[str, Any]:
+    wf = _load(path)
+    return {**wf, "jobs": {name: expand(job) for name, job in (wf.get("jobs") or {}).items()}}
+
+
+def load_workflows() -> dict[str, dict[str, Any]]:
+    """Every workflow a trigger starts, its calls to reusable workflows expanded."""
+    loaded = {p.stem: load_expanded(p) for p in sorted(WORKFLOWS.glob("*.yml"))}
+    return {
+        name: wf for name, wf in loaded.items() if not reusable(_load(WORKFLOWS / f"{name}.yml"))
+    }
+
+
+def job_env(wf: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    return {**(wf.get("env") or {}), **(job.get("env") or {})}
+
+
 @pytest.fixture(scope="module")
 def workflows() -> dict[str, dict[str, Any]]:
-    return {p.stem: _load(p) for p in sorted(WORKFLOWS.glob("*.yml"))}
+    return load_workflows()
 
 
 def triggers(wf: dict[str, Any]) -> dict[str, Any]:
@@ -302,13 +393,14 @@ TOKEN = "tok3n-from-the-stack"
 
 
 def smoke_steps() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, the env the step's job runs with, the step)."""
     found = []
     for name in ("deploy", "production", "ephemeral"):
-        wf = _load(WORKFLOWS / f"{name}.yml")
+        wf = load_expanded(WORKFLOWS / f"{name}.yml")
         for job_name, job in wf["jobs"].items():
             for step in steps(job):
                 if "SERVICE_URL" in (step.get("env") or {}) and "smoke" in str(step.get("id")):
-                    found.append((f"{name}.{job_name}", wf, step))
+                    found.append((f"{name}.{job_name}", {"env": job_env(wf, job)}, step))
     return found
 
 
@@ -677,6 +769,9 @@ def test_every_action_is_pinned_to_a_full_sha_with_a_version_comment():
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not re.match(r"^\s*(?:-\s+)?uses:", line):
                 continue
+            local = re.match(r"^\s*uses:\s+(\S+)\s*$", line)
+            if local and LOCAL_CALL.match(local.group(1)):
+                continue  # this repository's own reusable workflow, at the caller's commit
             count += 1
             match = PINNED.match(line)
             assert match, f"{path.name}:{number}: not pinned to sha + '# vX.Y.Z': {line.strip()}"
@@ -896,7 +991,7 @@ def test_aws_sessions_outlast_every_job_that_uses_them(workflows, max_session_se
             where = f"{wf_name}.{job_name}"
             duration = str(step["with"]["role-duration-seconds"])
             assert duration == "${{ env.AWS_SESSION_SECONDS }}", where
-            seconds = int(workflows[wf_name]["env"]["AWS_SESSION_SECONDS"])
+            seconds = int(job_env(workflows[wf_name], job)["AWS_SESSION_SECONDS"])
             assert seconds <= max_session_seconds, f"{where}: longer than the role allows"
             assert int(job["timeout-minutes"]) * 60 <= seconds, f"{where}: job outlives session"
 

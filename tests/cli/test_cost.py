@@ -281,6 +281,8 @@ RUN_INST_VCPU, RUN_INST_GIB = 0.000018, 0.000002
 SQL_VCPU, SQL_GB, SQL_F1_MICRO, SQL_SSD = 0.0413, 0.007, 0.0105, 0.17
 REDIS_BASIC, REDIS_HA = 0.049, 0.064
 SM_VERSION, SM_10K, AR_GB, LOG_GIB, CONDITION = 0.06, 0.03, 0.10, 0.50, 0.10
+LB_FIRST5_RULES, LB_GIB = 0.025, 0.008
+ARMOR_POLICY, ARMOR_RULE, ARMOR_MILLION = 5.00, 1.00, 0.75
 # 4 secrets (database-url, redis-url, database-ca-cert, redis-ca-cert) and 1 generated
 # (auth-tokens), one version each; 7 alert policies of 1 condition each (uptime, errors,
 # latency, instances, database cpu, database disk, redis memory). No Cloud NAT, no static
@@ -288,9 +290,28 @@ SM_VERSION, SM_10K, AR_GB, LOG_GIB, CONDITION = 0.06, 0.03, 0.10, 0.50, 0.10
 # program sets none, so the provider's 10 GB (autoresize up to the tier's limit).
 
 
-def test_gcp_pr_stack_total_is_the_hand_worked_sum(shipped):
-    # ephemeral on GCP: Cloud Run 1 vCPU / 512 MiB scaled to zero (request-based billing),
-    # Cloud SQL db-f1-micro zonal, Redis BASIC 1 GB.
+def test_gcp_pr_slice_total_is_the_hand_worked_sum_and_at_most_a_cent_an_hour(shipped):
+    # A slice of gcp-staging: only Cloud Run (1 vCPU / 512 MiB, scaled to zero, billed per
+    # request), its 3 secrets and its registry; database, user, IAM bindings cost nothing, and
+    # staging's Cloud SQL and Memorystore are not re-created.
+    fixed = 3 * SM_VERSION
+    busy = 10_000 * 5 / 10
+    usage = (
+        busy * 1 * RUN_REQ_VCPU + busy * 0.5 * RUN_REQ_GIB + (10_000 / 1e6) * RUN_MILLION
+        + 0.1 * LOG_GIB
+        + 3 * (1000 / 10_000) * SM_10K
+        + 1 * AR_GB
+    )  # fmt: skip
+    result = shipped["gcp-pr"]
+    assert result.total("fixed") == pytest.approx(fixed)
+    assert result.total("usage") == pytest.approx(usage)
+    assert result.as_json()["hourly"] <= 0.01
+    assert not [line for line in result.lines if line.type.startswith(("gcp:sql/d", "gcp:redis"))]
+
+
+def test_gcp_pr_self_contained_total_is_the_hand_worked_sum():
+    # Without pullRequests.base, ephemeral on GCP: Cloud Run 1 vCPU / 512 MiB scaled to zero
+    # (request-based billing), Cloud SQL db-f1-micro zonal, Redis BASIC 1 GB.
     fixed = (
         H * SQL_F1_MICRO + 10 * SQL_SSD
         + 1 * H * REDIS_BASIC
@@ -304,7 +325,7 @@ def test_gcp_pr_stack_total_is_the_hand_worked_sum(shipped):
         + 5 * (1000 / 10_000) * SM_10K  # secretApiCalls 1000 per secret
         + 1 * AR_GB  # registryGb 1
     )  # fmt: skip
-    result = shipped["gcp-pr"]
+    result = priced("gcp-pr", {"pullRequests": None})
     assert result.total("fixed") == pytest.approx(fixed)
     assert result.total("usage") == pytest.approx(usage)
     assert result.as_json()["monthly"] == round(fixed + usage, 2)
@@ -342,6 +363,10 @@ def test_gcp_production_total_is_the_hand_worked_sum(shipped):
         + 1 * H * REDIS_HA
         + 5 * SM_VERSION
         + 7 * CONDITION
+        # app.domain: the load balancer's 2 forwarding rules (443, 80) are within the first
+        # five's one charge; Cloud Armor's policy with 3 rules (Log4Shell, throttle, default).
+        + H * LB_FIRST5_RULES
+        + ARMOR_POLICY + 3 * ARMOR_RULE
     )  # fmt: skip
     # 1,000,000 requests x 5 s / 20 = 250,000 busy seconds, within the warm instance's
     # 2,628,000: nothing beyond it, and no per-request fee under instance-based billing.
@@ -350,6 +375,8 @@ def test_gcp_production_total_is_the_hand_worked_sum(shipped):
         + 1 * LOG_GIB
         + 5 * (20_000 / 10_000) * SM_10K
         + 10 * AR_GB
+        + 10 * LB_GIB  # lbDataGb 10
+        + (1_000_000 / 1e6) * ARMOR_MILLION  # Cloud Armor evaluates every request
     )  # fmt: skip
     result = shipped["gcp-production"]
     assert result.total("fixed") == pytest.approx(fixed)
@@ -458,7 +485,7 @@ def test_usage_file_problems_are_all_named(tmp_path):
         "usage.yaml: unknown key 'extra'; allowed: defaults, resources",
         "defaults.natGB: unknown usage key; allowed: lbCapacityUnits, natGb, logIngestGb, "
         "logStoredGb, flowLogGb, secretApiCalls, registryGb, bucketGb, kmsRequests, "
-        "monitoringGb, requests, requestSeconds, concurrency",
+        "monitoringGb, requests, requestSeconds, concurrency, lbDataGb",
         "defaults.logIngestGb = -1: must not be negative",
         "defaults.registryGb = 'lots': must be a number",
         "resources.agent-staging-nope: no resource of stack 'staging' has that name",

@@ -121,3 +121,44 @@ def test_cloud_run_with_cpu_always_allocated_bills_instance_time():
     # 100,000 requests x 5 s / 10 = 50,000 busy seconds: within the 2 minimum instances.
     usage = {line.item: line.monthly for line in result.lines if line.kind == "usage"}
     assert usage["run-instance-vcpu-second"] == 0
+
+
+def test_global_forwarding_rules_bill_the_first_five_together_then_each():
+    def rules() -> None:
+        opts = pulumi.ResourceOptions(
+            provider=gcp.Provider("gcp", project="demo", region="europe-west1")
+        )
+        for n in range(6):
+            gcp.compute.GlobalForwardingRule(
+                f"rule-{n}",
+                target="proxy",
+                port_range="443",
+                load_balancing_scheme="EXTERNAL_MANAGED",
+                opts=opts,
+            )
+        gcp.compute.SecurityPolicy(
+            "armor",
+            rules=[
+                {
+                    "action": "allow",
+                    "priority": 2147483647,
+                    "match": {"expr": {"expression": "true"}},
+                }
+            ],
+            opts=opts,
+        )
+        gcp.compute.BackendService("backend", load_balancing_scheme="EXTERNAL_MANAGED", opts=opts)
+
+    run = run_components(rules, stack="gcp-test", preview=True)
+    usage = load_usage(PROJECT_DIR, "gcp-test", "production", None, None)
+    result = estimate("gcp-test", registered(run), {}, load_prices(PROJECT_DIR), usage)
+    fixed = sorted((line.item, line.monthly) for line in result.lines if line.kind == "fixed")
+    assert fixed == [
+        ("armor-policy-month", pytest.approx(5.00)),
+        ("armor-rule-month", pytest.approx(1.00)),
+        ("lb-forwarding-rule-extra-hour", pytest.approx(H * 0.01)),
+        ("lb-forwarding-rules-first5-hour", pytest.approx(H * 0.025)),
+    ]
+    by_item = {line.item: line.monthly for line in result.lines if line.kind == "usage"}
+    assert by_item["lb-data-gib"] == pytest.approx(10 * 0.008)  # production's lbDataGb
+    assert by_item["armor-requests-million"] == pytest.approx(1 * 0.75)  # 1M requests

@@ -307,7 +307,14 @@ def test_a_stack_file_with_secure_in_app_env_registers_nothing(tmp_path: Path) -
 # 17.4: the db-init container's inputs come from the stack; app config cannot replace them.
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "name", ["DATABASE_APP_PASSWORD", "DATABASE_ADMIN_USER", "DATABASE_ADMIN_PASSWORD"]
+    "name",
+    [
+        "DATABASE_APP_PASSWORD",
+        "DATABASE_ADMIN_USER",
+        "DATABASE_ADMIN_PASSWORD",
+        "DATABASE_PROVISIONER_USER",
+        "REDIS_KEY_PREFIX",
+    ],
 )
 def test_the_db_init_contract_is_not_settable_from_app_config(name: str) -> None:
     in_env = problems("staging", {"app": {"env": {name: "x"}}})

@@ -18,9 +18,11 @@ from cli.engine import ProgramRun, contains_secret
 from infra.config import ConfigError, load_stack_config
 from stacks import PROJECT_ROOT
 from tests.harness import PROJECT_DIR, run_stack, stack_inputs
-from tests.infra import test_aws_fixtures as aws
 
 STACKS = {"ephemeral": "gcp-pr", "staging": "gcp-staging", "production": "gcp-production"}
+# gcp-pr is a slice of gcp-staging (tests/infra/test_gcp_slice.py); without its base it is the
+# self-contained ephemeral stack these tests are about.
+SELF_CONTAINED: dict[str, Any] = {"pullRequests": None}
 RUN = "gcp:cloudrunv2/service:Service"
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 REDIS = "gcp:redis/instance:Instance"
@@ -31,7 +33,9 @@ SECRET_READER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 @cache
 def stack(tier: str) -> ProgramRun:
     return run_stack(
-        STACKS[tier], {"app": {"secrets": ["OPENAI_API_KEY"]}}, secrets={"OPENAI_API_KEY": "sk-x"}
+        STACKS[tier],
+        {"app": {"secrets": ["OPENAI_API_KEY"]}, **(SELF_CONTAINED if tier == "ephemeral" else {})},
+        secrets={"OPENAI_API_KEY": "sk-x"},
     )
 
 
@@ -123,17 +127,6 @@ def test_cloud_run_runs_as_a_dedicated_service_account_without_project_roles(tie
 def test_public_by_default_without_allusers_so_domain_restricted_orgs_work(tier: str) -> None:
     assert service(tier)["invokerIamDisabled"] is True
     assert not stack(tier).of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
-
-
-@tiers
-def test_cloud_run_migrates_at_start_up_as_it_has_no_init_container(tier: str) -> None:
-    """Without it a new revision's `/ready` (its startup probe) stays 503: the deploy fails.
-    AWS runs `migrate` as an init container instead, so its app does not migrate itself."""
-    envs = {e["name"]: e for e in container(tier)["envs"]}
-    assert envs["MIGRATE_ON_START"]["value"] == "true"
-    aws_app = aws.container(aws.tier_run(tier))
-    assert "MIGRATE_ON_START" not in {e["name"] for e in aws_app["environment"]}
-    assert "migrate" in aws.containers(aws.tier_run(tier))
 
 
 def test_how_the_app_migrates_is_the_stack_s_choice_not_app_env() -> None:
@@ -325,7 +318,7 @@ def test_check_lists_every_gcp_resource_with_its_key_settings() -> None:
 
 def test_a_pr_stack_runs_as_the_runtime_account_staging_made_and_creates_none() -> None:
     email = "agent-g-3ac491f-ephemeral-run@example-agent-staging.iam.gserviceaccount.com"
-    run = run_stack("gcp-pr", {"gcp": {"runServiceAccount": email}})
+    run = run_stack("gcp-pr", {"gcp": {"runServiceAccount": email}, **SELF_CONTAINED})
     assert run.one(RUN).plain["template"]["serviceAccount"] == email
     assert not run.of_type("gcp:serviceaccount/account:Account")
     readers = {g.plain["member"] for g in run.of_type(SECRET_READER)}

@@ -1,7 +1,7 @@
 """A pr-<n> stack with `pullRequests.base` (the shipped Pulumi.pr.yaml) builds only its slice.
 
 The base's outputs are never written here: the engine runs staging's own program and stack file
-first and hands its outputs to the slice's StackReference (`referenced_stacks`). Until staging
+first and hands its outputs to the slice's StackReference (`_base_outputs`). Until staging
 exports `prBase` itself (helper pr-base), the engine lends it one built from that same run
 (cli/pr_base_standin.py); these tests read whichever the engine provides.
 """
@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 import cli.engine as engine
-from cli.engine import ProgramRun, StackOutputs, referenced_stacks, unwrap
+from cli.engine import ProgramRun, StackOutputs, unwrap
+from cli.engine import _base_outputs as engine_base_outputs
 from cli.main import check
 from infra.aws.slice import MAX_PORT, MAX_RULE_PRIORITY, slice_address
 from infra.config.pull_requests import PR_BASE_OUTPUT, redis_access_string
@@ -73,20 +74,19 @@ SHARED = {
 
 
 @cache
-def base_outputs() -> StackOutputs:
+def base_outputs() -> dict[str, Any]:
     """Staging's outputs exactly as the engine gives them to a slice."""
     config, _ = stack_inputs("pr-7")
-    return referenced_stacks(config, project_dir=PROJECT_DIR)[BASE]
+    return dict(engine_base_outputs(config, PROJECT_DIR)["staging"])
 
 
 def pr_base() -> dict[str, Any]:
-    return dict(base_outputs().outputs[PR_BASE_OUTPUT])
+    return dict(base_outputs()[PR_BASE_OUTPUT])
 
 
-def with_base(**changes: Any) -> dict[str, StackOutputs]:
+def with_base(**changes: Any) -> StackOutputs:
     """The engine's base outputs with `prBase` changed (a base with a domain, say)."""
-    outputs = {**base_outputs().outputs, PR_BASE_OUTPUT: {**pr_base(), **changes}}
-    return {BASE: StackOutputs(outputs, base_outputs().secret_names)}
+    return {BASE: {**base_outputs(), PR_BASE_OUTPUT: {**pr_base(), **changes}}}
 
 
 DOMAIN = {"prDomain": "pr.example.com", "hostedZoneId": "Z0PRMOCK"}
@@ -94,7 +94,7 @@ DOMAIN = {"prDomain": "pr.example.com", "hostedZoneId": "Z0PRMOCK"}
 
 @cache
 def slice_run(stack: str = "pr-7", domain: bool = False) -> ProgramRun:
-    return run_stack(stack, references=with_base(**DOMAIN) if domain else None)
+    return run_stack(stack, stack_references=with_base(**DOMAIN) if domain else None)
 
 
 def containers(run: ProgramRun) -> dict[str, dict[str, Any]]:
@@ -123,8 +123,7 @@ def test_a_slice_registers_only_its_own_pieces(domain: bool) -> None:
 
 def test_the_base_outputs_are_the_base_programs_own() -> None:
     staging = run_stack("staging")
-    assert base_outputs().outputs["clusterName"] == staging.outputs["clusterName"]
-    assert "apiToken" in base_outputs().secret_names
+    assert base_outputs()["clusterName"] == staging.outputs["clusterName"]
     base = pr_base()
     assert base["clusterName"] == staging.outputs["clusterName"]
     service = slice_run().one(SERVICE).plain
@@ -206,7 +205,7 @@ def test_numbers_without_an_address_are_refused_before_any_resource(
     stack: str, domain: bool, words: str
 ) -> None:
     with pytest.raises(StackConfigError) as caught:
-        run_stack(stack, references=with_base(**DOMAIN) if domain else None)
+        run_stack(stack, stack_references=with_base(**DOMAIN) if domain else None)
     (problem,) = caught.value.problems
     assert problem.key == "agent-deploy:pullRequests.base" and words in str(problem)
     assert getattr(caught.value, "registered", None) == []
@@ -229,9 +228,9 @@ def test_the_template_name_itself_is_no_slice() -> None:
 
 
 def test_a_base_that_hosts_nothing_is_named_with_the_switch() -> None:
-    outputs = {k: v for k, v in base_outputs().outputs.items() if k != PR_BASE_OUTPUT}
+    outputs = {k: v for k, v in base_outputs().items() if k != PR_BASE_OUTPUT}
     with pytest.raises(StackConfigError) as caught:
-        run_stack("pr-7", references={BASE: StackOutputs(outputs)})
+        run_stack("pr-7", stack_references={BASE: outputs})
     (problem,) = caught.value.problems
     assert f"'{BASE}' exports no 'prBase'" in str(problem)
     assert "pullRequests.host: true" in str(problem)
@@ -241,13 +240,15 @@ def test_a_base_that_hosts_nothing_is_named_with_the_switch() -> None:
 @pytest.mark.parametrize("change", [{"version": 99}, {"target": "gcp"}])
 def test_a_base_of_another_version_or_target_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(StackConfigError) as caught:
-        run_stack("pr-7", references=with_base(**change))
+        run_stack("pr-7", stack_references=with_base(**change))
     assert BASE in str(caught.value) and "same commit" in str(caught.value)
 
 
 def test_a_full_base_name_is_used_as_given() -> None:
     full = "acme/agent-deploy/staging"
-    run = run_stack("pr-7", {"pullRequests": {"base": full}}, references={full: base_outputs()})
+    run = run_stack(
+        "pr-7", {"pullRequests": {"base": full}}, stack_references={full: base_outputs()}
+    )
     assert run.outputs["base"] == full
 
 
@@ -383,7 +384,7 @@ def test_the_longest_app_name_with_the_highest_pr_number_fits_every_name() -> No
     assertion; the roles stay under the pr boundary's `<app>-pr-` prefix."""
     app = ("a" + "b" * 40)[: min(APP_NAME_MAX, IAM_PREFIX_MAX - 2 - len("pr-50000")) - 1] + "z"
     run = run_stack(
-        "pr-50000", {"app": {"name": app}}, references=with_base(**DOMAIN), preview=True
+        "pr-50000", {"app": {"name": app}}, stack_references=with_base(**DOMAIN), preview=True
     )
     assert run.one(RULE).plain["priority"] == MAX_RULE_PRIORITY
     assert all(r.name.startswith(f"{app}-pr-50000-") for r in run.of_type("aws:iam/role:Role"))

@@ -110,6 +110,28 @@ def test_gcp_blocks_are_the_google_providers(gcp_production: dict[str, Any]) -> 
     assert container["env"] and "envs" not in container
 
 
+def test_the_load_balancer_carries_the_names_checkov_checks(
+    gcp_production: dict[str, Any],
+) -> None:
+    """CKV_GCP_4 reads google_compute_ssl_policy, CKV_GCP_73 the security policy's `rule`
+    blocks, CKV2_GCP_38 the forwarding rules' scheme: pulumi's `sSLPolicy`, `uRLMap` and
+    `rules` would hide them from Checkov."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in gcp_production["planned_values"]["root_module"]["resources"]:
+        by_type.setdefault(r["type"], []).append(r["values"])
+    (policy,) = by_type["google_compute_ssl_policy"]
+    assert policy["profile"] == "RESTRICTED" and policy["min_tls_version"] == "TLS_1_2"
+    assert len(by_type["google_compute_url_map"]) == 2
+    (armor,) = by_type["google_compute_security_policy"]
+    expressions = [r["match"][0].get("expr", [{}])[0].get("expression") for r in armor["rule"]]
+    assert "evaluatePreconfiguredWaf('cve-canary')" in expressions
+    assert {
+        r["load_balancing_scheme"] for r in by_type["google_compute_global_forwarding_rule"]
+    } == {"EXTERNAL_MANAGED"}
+    (backend,) = by_type["google_compute_backend_service"]
+    assert backend["backend"] and "backends" not in backend
+
+
 def test_gcp_references_connect_the_subnet_to_its_network(gcp_production: dict[str, Any]) -> None:
     (subnet,) = [
         r

@@ -258,6 +258,11 @@ def _secret_env(version: str) -> dict[str, Any]:
     return {"name": "API_KEY", "value_source": {"secret_key_ref": ref}}
 
 
+def _ssl_policy(**overrides: Any) -> Callable[[], Any]:
+    good: dict[str, Any] = {"min_tls_version": "TLS_1_2", "profile": "RESTRICTED"}
+    return lambda: gcp.compute.SSLPolicy("tls", **(good | overrides))
+
+
 def _repository(**docker_config: Any) -> Callable[[], Any]:
     return lambda: gcp.artifactregistry.Repository(
         "repo",
@@ -564,6 +569,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], str]] = {
         _project_role("roles/editor"),
         "basic role",
     ),
+    "gcp-lb-strong-tls": (_ssl_policy(), _ssl_policy(min_tls_version=None), "TLS_1_0"),
 }
 
 
@@ -605,9 +611,40 @@ def test_a_value_unknown_during_preview_is_no_violation() -> None:
     assert violations("ecs-secrets-by-reference", register) != []
 
 
+def _job(*envs: dict[str, Any]) -> Callable[[], Any]:
+    container = {"image": f"{REGION}-docker.pkg.dev/p/r/app@{DIGEST}", "envs": list(envs)}
+    return lambda: gcp.cloudrunv2.Job(
+        "migrate", location=REGION, template={"template": {"containers": [container]}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "compliant", "violating"),
+    [
+        ("cloudrun-secrets-pinned", _secret_env("3"), _secret_env("latest")),
+        (
+            "cloudrun-no-plaintext-credentials",
+            {"name": "MODEL", "value": "claude"},
+            {"name": "OPENAI_API_KEY", "value": "sk-" + "x" * 40},
+        ),
+    ],
+)
+def test_the_migration_job_gets_the_services_env_rules(
+    rule: str, compliant: dict[str, Any], violating: dict[str, Any]
+) -> None:
+    assert violations(rule, _job(compliant)) == []
+    assert violations(rule, _job(violating)) != []
+
+
 def test_a_secret_is_seen_unwrapped() -> None:
     """A cache AUTH token set from a secret counts as set (the CLI hands rules plain values)."""
     assert violations("elasticache-auth", _cache(auth_token=pulumi.Output.secret("t" * 32))) == []
+
+
+def test_a_modern_tls12_policy_passes_and_the_compatible_default_is_refused() -> None:
+    assert violations("gcp-lb-strong-tls", _ssl_policy(profile="MODERN")) == []
+    found = violations("gcp-lb-strong-tls", _ssl_policy(profile=None))
+    assert found == ["profile COMPATIBLE admits weak cipher suites: use MODERN or RESTRICTED"]
 
 
 def test_gcp_project_level_impersonation_is_refused() -> None:

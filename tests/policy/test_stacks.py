@@ -104,6 +104,12 @@ def test_a_mutated_production_stack_is_refused_naming_the_rule(rule: str, tmp_pa
 
 
 GCP_MUTATIONS = {
+    "gcp-lb-strong-tls": """
+def mutate(args):
+    if args.type_ == "gcp:compute/sSLPolicy:SSLPolicy":
+        props = {**args.props, "profile": "COMPATIBLE"}
+        return pulumi.ResourceTransformationResult(props, args.opts)
+""",
     "gcp-wif-github-pinned": """
 def mutate(args):
     if args.type_ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":

@@ -80,8 +80,12 @@ def create_app(settings: Settings) -> FastAPI:
             model=model_info,
             tracing=tracing,
             metrics=metrics,
-            thread_lock=ThreadLock(dependencies.redis, resolved.run_timeout_seconds),
-            rate_limiter=RateLimiter(dependencies.redis, resolved.rate_limit_per_minute),
+            thread_lock=ThreadLock(
+                dependencies.redis, resolved.run_timeout_seconds, resolved.redis_key_prefix
+            ),
+            rate_limiter=RateLimiter(
+                dependencies.redis, resolved.rate_limit_per_minute, resolved.redis_key_prefix
+            ),
         )
         # /metrics on its own listener: never reachable through the public port.
         metrics_server, metrics_thread = start_http_server(

@@ -35,6 +35,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "database_url": ("DATABASE_URL", "DATABASE_URI", "POSTGRES_URI"),
     "redis_url": ("REDIS_URL", "REDIS_URI"),
     "redis_ca_cert": ("REDIS_CA_CERT",),
+    "redis_key_prefix": ("REDIS_KEY_PREFIX",),
     "database_ca_cert": ("DATABASE_CA_CERT",),
     "port": ("PORT",),
     "host": ("HOST",),
@@ -165,6 +166,8 @@ class Settings(BaseSettings):
     # PEM text of the CA(s) a rediss:// server is verified against, and the only ones trusted
     # (Memorystore's per-instance CA); unset: the system store and the usual hostname check.
     redis_ca_cert: str | None = Field(None, validation_alias=_alias("redis_ca_cert"))
+    #: Starts every key the service writes (an ACL user may be limited to `<prefix>*`).
+    redis_key_prefix: str = Field("", validation_alias=_alias("redis_key_prefix"))
     # PEM text of the CA(s) Postgres's server certificate must chain to (Cloud SQL's server CA):
     # the connection becomes sslmode=verify-ca (verify-full stays verify-full).
     database_ca_cert: str | None = Field(None, validation_alias=_alias("database_ca_cert"))
@@ -247,6 +250,18 @@ class Settings(BaseSettings):
         if self.database_ca_cert and database.get("sslmode") == "disable":
             raise ValueError("DATABASE_CA_CERT is set but DATABASE_URL has sslmode=disable")
         return self
+
+    @field_validator("redis_key_prefix")
+    @classmethod
+    def _check_redis_key_prefix(cls, value: str) -> str:
+        """The prefix is also an ACL key pattern (`~<prefix>*`): glob characters would widen it."""
+        bad = sorted({c for c in value if c in "*?[]\\" or not c.isprintable() or c.isspace()})
+        if bad or len(value) > 64:
+            raise ValueError(
+                f"{value!r} is not a key prefix: at most 64 printable characters, no spaces and "
+                f"none of * ? [ ] \\ (found {bad or 'too many characters'}); e.g. 'pr-42:'"
+            )
+        return value
 
     @field_validator("database_password_file")
     @classmethod

@@ -8,6 +8,9 @@
 * `RateLimiter`: at most N runs per client per 60 s window, the window starting at the client's
   first run (no burst at a wall-clock minute boundary). A run refused for a reason that is not
   the client's doing (409 busy thread, 503 dependency down) is given back.
+
+Every key starts with `REDIS_KEY_PREFIX` (default empty): a pull-request environment shares its
+base's Redis through an ACL user limited to `<prefix>*`, so its keys must all carry the prefix.
 """
 
 from __future__ import annotations
@@ -36,22 +39,24 @@ class ThreadBusyError(Exception):
     """Another run holds this thread's lock."""
 
 
-def thread_lock_key(thread_id: str) -> str:
+def thread_lock_key(thread_id: str, prefix: str = "") -> str:
     """Redis key of a thread's run lock (documented so operators can inspect it)."""
-    return f"agent:thread-lock:{thread_id}"
+    return f"{prefix}agent:thread-lock:{thread_id}"
 
 
 class ThreadLock:
     """Per-thread mutual exclusion held in Redis for the duration of a run."""
 
-    def __init__(self, redis: Redis, run_timeout_seconds: float) -> None:
+    def __init__(self, redis: Redis, run_timeout_seconds: float, key_prefix: str = "") -> None:
         self._redis = redis
         self._ttl = run_timeout_seconds + LOCK_MARGIN_SECONDS
+        self._prefix = key_prefix
 
     @asynccontextmanager
     async def hold(self, thread_id: str) -> AsyncIterator[None]:
         """Hold the thread's lock or raise ThreadBusyError without waiting."""
-        lock = self._redis.lock(thread_lock_key(thread_id), timeout=self._ttl, blocking=False)
+        key = thread_lock_key(thread_id, self._prefix)
+        lock = self._redis.lock(key, timeout=self._ttl, blocking=False)
         if not await lock.acquire():
             raise ThreadBusyError(thread_id)
         try:
@@ -67,9 +72,9 @@ class ThreadLock:
                 )
 
 
-def rate_limit_key(client_id: str) -> str:
+def rate_limit_key(client_id: str, prefix: str = "") -> str:
     """Redis key of a client's run counter."""
-    return f"agent:ratelimit:{client_id}"
+    return f"{prefix}agent:ratelimit:{client_id}"
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,10 @@ class RateDecision:
 class RateLimiter:
     """Fixed window per client, counted atomically in Redis (shared by all replicas)."""
 
-    def __init__(self, redis: Redis, limit_per_minute: int) -> None:
+    def __init__(self, redis: Redis, limit_per_minute: int, key_prefix: str = "") -> None:
         self._redis = redis
         self._limit = limit_per_minute
+        self._prefix = key_prefix
         self._refund = redis.register_script(_REFUND_SCRIPT)
 
     @property
@@ -98,7 +104,7 @@ class RateLimiter:
         """Count one request for `client_id` and decide."""
         if not self.enabled:
             return RateDecision(True, 0, 0)
-        key = rate_limit_key(client_id)
+        key = rate_limit_key(client_id, self._prefix)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(key, 0, ex=RATE_WINDOW_SECONDS, nx=True)
             pipe.incr(key)
@@ -113,6 +119,6 @@ class RateLimiter:
         if not self.enabled:
             return
         try:
-            await self._refund(keys=[rate_limit_key(client_id)])
+            await self._refund(keys=[rate_limit_key(client_id, self._prefix)])
         except RedisError as exc:
             log.warning("rate_limit_refund_failed", error=type(exc).__name__)
