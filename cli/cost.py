@@ -38,6 +38,7 @@ from cli.stackfile import (
     EPHEMERAL_TEMPLATE,
     StackFileError,
     load_stack_file,
+    program_stack,
     stack_file_path,
     stack_names,
 )
@@ -471,7 +472,11 @@ def _price_stack(
     prices = load_prices(project_dir)
     try:
         run = run_program(
-            stack, stack_file.config, stack_file.secret_keys, project_dir=project_dir, preview=True
+            program_stack(stack),
+            stack_file.config,
+            stack_file.secret_keys,
+            project_dir=project_dir,
+            preview=True,
         )
     except StackConfigError as error:
         message = f"stack {stack!r} is not valid (see `agent-deploy check`): {error}"
@@ -492,10 +497,14 @@ import json, sys
 from pathlib import Path
 from cli.engine import redact, run_program
 from cli.stackfile import load_stack_file
+try:
+    from cli.stackfile import program_stack
+except ImportError:  # a base from before the template ran as pr-1
+    program_stack = str
 project = Path.cwd()
 stack_file = load_stack_file(project, sys.argv[1])
-run = run_program(sys.argv[1], stack_file.config, stack_file.secret_keys, project_dir=project,
-                  preview=True)
+run = run_program(program_stack(sys.argv[1]), stack_file.config, stack_file.secret_keys,
+                  project_dir=project, preview=True)
 config = {k: v for k, v in stack_file.config.items() if k not in stack_file.secret_keys}
 resources = [
     {"type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent, "provider": r.provider,
@@ -670,11 +679,16 @@ def _money(value: float) -> str:
     return f"${value:,.2f}"
 
 
+def _hourly(value: float) -> str:
+    """Cents, or tenths of a cent below a dime: whether a pr slice stays under a cent shows."""
+    return f"${value:.4f}" if value < 0.1 else _money(value)
+
+
 def print_human(result: Estimate, out: TextIO) -> None:
     where = ", ".join(result.regions) or "no cloud"
     out.write(
         f"stack {result.stack} ({where}): {_money(result.monthly)}/month "
-        f"({_money(result.monthly / HOURS)}/hour, a month = {HOURS} h), on-demand list prices\n"
+        f"({_hourly(result.monthly / HOURS)}/hour, a month = {HOURS} h), on-demand list prices\n"
     )
     if result.note:
         out.write(f"{result.note}\n")

@@ -28,7 +28,9 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from cli.pr_base_standin import stand_in
 from infra.config import PROJECT
+from infra.config.pull_requests import PR_BASE_OUTPUT
 from infra.naming import NAME_RULES, autoname, physical_name, physical_name_problems
 
 SECRET_SIG_KEY = rpc._special_sig_key
@@ -39,6 +41,10 @@ MOCK_REGION = "eu-west-1"
 # Route 53's zone for Application Load Balancers' alias targets in eu-west-1.
 MOCK_ALB_ZONE = "Z32O12XQLNTSW2"
 MOCK_GCP_PROJECT_NUMBER = "123456789012"
+#: What `pulumi.get_organization()` returns on a self-managed (DIY) backend.
+MOCK_ORGANIZATION = "organization"
+#: The base VPC's range a pr slice looks up (staging's, Pulumi.staging.yaml).
+MOCK_VPC_CIDR = "10.20.0.0/16"
 
 ResourceMock = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 CallMock = Callable[[dict[str, Any]], dict[str, Any]]
@@ -100,6 +106,9 @@ def _pem(name: str) -> str:
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
 # deterministic so that assertions on derived values are stable; `check` never shows them as
 # real (it runs in preview mode, where they stay unknown).
+#: INTERIM (until pr-base lands): fills an AWS base's missing `prBase` (cli/pr_base_standin.py).
+base_stand_in: Callable[[ProgramRun], Any] | None = stand_in
+
 #: What a stack's own earlier outputs hold in an offline run: nothing, as on its first deploy.
 PREVIOUS_OUTPUTS: dict[str, Any] = {}
 
@@ -292,6 +301,11 @@ CALL_MOCKS: dict[str, CallMock] = {
         "names": [f"{MOCK_REGION}{z}" for z in "abc"],
         "zoneIds": [f"euw1-az{i}" for i in (1, 2, 3)],
         "id": MOCK_REGION,
+    },
+    "aws:ec2/getVpc:getVpc": lambda a: {
+        "id": a.get("id") or "vpc-mock",
+        "cidrBlock": MOCK_VPC_CIDR,
+        "arn": f"arn:aws:ec2:{MOCK_REGION}:{MOCK_ACCOUNT}:vpc/{a.get('id')}",
     },
     "aws:index/getRegion:getRegion": lambda a: {
         "name": MOCK_REGION,
@@ -633,7 +647,13 @@ def _run(
     settings.ROOT.set(None)  # a fresh root stack per run: runs never see each other
     executor = _LOOPS.begin()
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor
+        mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=preview,
+        logger=logger,
+        monitor=monitor,
+        organization=MOCK_ORGANIZATION,
     )
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
     settings.SETTINGS.rpc_manager.clear()
@@ -720,7 +740,12 @@ def _base_outputs(config: Mapping[str, str], project_dir: Path) -> dict[str, dic
         project_dir=project_dir,
         stack_references={},
     )
-    return {name: run.outputs}
+    outputs = dict(run.outputs)
+    if base_stand_in is not None and PR_BASE_OUTPUT not in outputs:
+        lent = base_stand_in(run)
+        if lent is not None:
+            outputs[PR_BASE_OUTPUT] = lent
+    return {name: outputs}
 
 
 def run_function(

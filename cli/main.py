@@ -28,7 +28,7 @@ from cli.policy import (
     load_config,
     load_policies,
 )
-from cli.stackfile import StackFileError, load_stack_file
+from cli.stackfile import StackFileError, load_stack_file, program_stack
 from cli.tfplan import plan
 from infra.aws.summaries import AWS_SUMMARIES
 from infra.config import ConfigProblem
@@ -127,10 +127,15 @@ def _print_tree(run: ProgramRun, parent: Resource | None, depth: int, out: TextI
         _print_tree(run, resource, depth + 1, out)
 
 
-def print_human(run: ProgramRun, source: Path, out: TextIO) -> None:
+def _label(stack: str, run: ProgramRun) -> str:
+    """The stack asked for, and the stack it ran as when that differs (the template)."""
+    return stack if run.stack == stack else f"{stack} (run as {run.stack})"
+
+
+def print_human(run: ProgramRun, source: Path, out: TextIO, stack: str | None = None) -> None:
     custom = [r for r in run.resources if r.custom]
     out.write(
-        f"stack {run.stack} ({source.name}): {len(custom)} resources in "
+        f"stack {_label(stack or run.stack, run)} ({source.name}): {len(custom)} resources in "
         f"{len(run.resources) - len(custom)} components\n\n"
     )
     _print_tree(run, None, 0, out)
@@ -144,9 +149,10 @@ def print_human(run: ProgramRun, source: Path, out: TextIO) -> None:
     )
 
 
-def as_json(run: ProgramRun, source: Path) -> dict[str, Any]:
+def as_json(run: ProgramRun, source: Path, stack: str | None = None) -> dict[str, Any]:
     return {
-        "stack": run.stack,
+        "stack": stack or run.stack,
+        "runAs": run.stack,
         "stackFile": source.name,
         "resources": [
             {
@@ -203,7 +209,9 @@ def run_policies(
 ) -> tuple[list[Violation], Path | None, ProgramRun]:
     """The pack on the inputs `pulumi up` would send it (all known: containers, policies)."""
     source = policy_config or config_path(project_dir, config)
-    run = run_program(stack, config, secret_keys, project_dir=project_dir, preview=False)
+    run = run_program(
+        program_stack(stack), config, secret_keys, project_dir=project_dir, preview=False
+    )
     return evaluate(run, load_policies(project_dir), load_config(source)), source, run
 
 
@@ -233,7 +241,11 @@ def check(
         return fail(2, f"agent-deploy check: {error}", _errors_json(stack, error.problems))
     try:
         run = run_program(
-            stack, stack_file.config, stack_file.secret_keys, project_dir=project_dir, preview=True
+            program_stack(stack),
+            stack_file.config,
+            stack_file.secret_keys,
+            project_dir=project_dir,
+            preview=True,
         )
     except StackConfigError as error:
         _warn(getattr(error, "warnings", []), err)
@@ -253,11 +265,11 @@ def check(
     if tfplan is not None:
         tfplan.write_text(json.dumps(plan(up_run), indent=1, default=str) + "\n", encoding="utf-8")
     if as_json_output:
-        document = as_json(run, stack_file.path)
+        document = as_json(run, stack_file.path, stack)
         document["policy"] = {"violations": [v.as_json() for v in violations]}
         out.write(json.dumps(document, indent=2, default=str) + "\n")
     else:
-        print_human(run, stack_file.path, out)
+        print_human(run, stack_file.path, out, stack)
         print_violations(violations, source, out)
     if mandatory:
         err.write(

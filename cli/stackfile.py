@@ -21,6 +21,14 @@ import yaml
 SECRET_PLACEHOLDER = "[secret: decrypted only at deployment]"  # noqa: S105 - a marker
 EPHEMERAL_STACK = re.compile(r"^pr-\d+$")
 EPHEMERAL_TEMPLATE = "pr"
+#: What `check` and `cost` run the template as: the stack it becomes (a slice of a shared base
+#: takes its address, database and key prefix from its number).
+TEMPLATE_INSTANCE = "pr-1"
+
+
+def program_stack(stack: str) -> str:
+    """The stack name the program runs under offline for `stack` (the template: pr-1)."""
+    return TEMPLATE_INSTANCE if stack == EPHEMERAL_TEMPLATE else stack
 
 
 class StackFileError(Exception):

@@ -32,8 +32,11 @@ Check = Callable[[Props, Mapping[str, Any]], Iterable[str]]
 
 ADVISORY = EnforcementLevel.ADVISORY
 WORLD = ("0.0.0.0/0", "::/0")
-# Names that hold credentials (the same pattern infra/config.py refuses in app.env).
-SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE|DSN)(_|$)")
+# Names that hold credentials (the same pattern infra/config.py refuses in app.env); a key
+# *prefix* (REDIS_KEY_PREFIX, a pr slice's Redis namespace) is a name, not a credential.
+SECRET_NAME = re.compile(
+    r"(KEY(?!_PREFIX$)|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|PRIVATE|DSN)(_|$)"
+)
 # Values that are credentials whatever their name: provider key prefixes, URLs with a password.
 SECRET_VALUE = re.compile(
     r"^(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abp]-\S+)$"

@@ -60,6 +60,11 @@ MAX_PORT = 65535
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
+    if config.pull_requests.base is not None:
+        # Only its slice of a shared base (stacks/aws_slice.py).
+        from stacks.aws_slice import build_slice
+
+        return build_slice(config, _pr_role_prefix(config))
     aws_config = config.aws
     assert aws_config is not None  # validated: target aws has an aws section
     if problems := oidc_provider_claim_problems(PROJECT_ROOT, config):

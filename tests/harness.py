@@ -12,11 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cli.engine import ProgramRun, run_function, run_program
+from cli.engine import ProgramRun, StackOutputs, run_function, run_program
 from cli.stackfile import load_stack_file
 from infra.config import PROJECT
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+#: The override that makes a pr stack self-contained again (Pulumi.pr.yaml's one switch:
+#: without `pullRequests` it builds its own network, load balancer, database and cache).
+SELF_CONTAINED: dict[str, Any] = {"pullRequests": None}
 
 
 def _merge(base: Any, override: Any) -> Any:
@@ -65,9 +68,19 @@ def run_stack(
     secrets: dict[str, str] | None = None,
     plain: dict[str, str] | None = None,
     preview: bool = False,
+    stack_references: StackOutputs | None = None,
 ) -> ProgramRun:
+    """`stack_references`: what StackReferences read, by stack name (None: the engine runs the
+    base this stack is built on, `pullRequests.base`)."""
     config, secret_keys = stack_inputs(stack, override, secrets, plain)
-    return run_program(stack, config, secret_keys, project_dir=PROJECT_DIR, preview=preview)
+    return run_program(
+        stack,
+        config,
+        secret_keys,
+        project_dir=PROJECT_DIR,
+        preview=preview,
+        stack_references=stack_references,
+    )
 
 
 def run_components(

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -67,6 +67,21 @@ class InitContainer:
     env: Mapping[str, str] = field(default_factory=dict)
     # Variable name -> `valueFrom`, seen by this container only.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+class ContainerSpec(Protocol):
+    """What the containers of a task are made from (ServiceArgs, a pr slice's args)."""
+
+    @property
+    def port(self) -> int: ...
+    @property
+    def liveness_path(self) -> str: ...
+    @property
+    def timeouts(self) -> Timeouts: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
+    @property
+    def init(self) -> Sequence[InitContainer]: ...
 
 
 @dataclass(frozen=True)
@@ -163,7 +178,7 @@ def _variables(env: Mapping[str, str], secrets: Mapping[str, str]) -> dict[str, 
 
 
 def container_definition(
-    args: ServiceArgs,
+    args: ContainerSpec,
     image: str,
     log_group: str,
     region: str,

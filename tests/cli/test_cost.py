@@ -32,8 +32,8 @@ from cli.cost import (
 )
 from cli.main import main
 from cli.pricing import RULES
-from cli.stackfile import stack_names
-from tests.harness import PROJECT_DIR, run_stack, stack_inputs
+from cli.stackfile import program_stack, stack_names
+from tests.harness import PROJECT_DIR, SELF_CONTAINED, run_stack, stack_inputs
 
 H = 730  # hours in a priced month
 
@@ -73,7 +73,7 @@ def test_every_type_a_shipped_stack_registers_is_priced_or_declared_free(shipped
     assert set(shipped) >= {"local", "pr", "staging", "production"}
     for stack, result in shipped.items():
         assert result.unpriced == [], f"{stack}: {result.unpriced}"
-        run = run_stack(stack, preview=True)
+        run = run_stack(program_stack(stack), preview=True)
         for resource in (r for r in run.resources if r.custom):
             assert resource.type in RULES or prices.free_reason(resource.type), (
                 f"{stack}: {resource.type} is neither priced (cli/pricing.py RULES) "
@@ -163,10 +163,36 @@ SECRET, CALLS_10K, ECR, INGEST, VENDED, STORED, ALARM = 0.40, 0.05, 0.10, 0.57, 
 KMS, KMS_10K, S3 = 1.00, 0.03, 0.023
 
 
-def test_pr_stack_total_is_the_hand_worked_sum(shipped):
-    # ephemeral: 1 Spot ARM task of 0.25 vCPU / 0.5 GB with a public IP, db.t4g.micro 20 GB,
-    # Valkey micro x1, ALB over 2 public subnets, 4 secrets, 9 alarms, 3 log groups, ECR,
-    # the alarm topic's KMS key, the access-log bucket, enhanced monitoring every 60 s.
+def test_pr_slice_total_is_the_hand_worked_sum_and_under_a_cent_an_hour(shipped):
+    # The shipped template: a slice of staging. 1 Spot ARM task of 0.25 vCPU / 0.5 GB with a
+    # public IP (staging's task subnets are public), 1 secret holding its 4 values, 1 log
+    # group, its ECR repository. The host rule or listener, target group, cache user and the
+    # provisioner's invocations cost nothing of their own (prices/free.csv).
+    fixed = (
+        0.25 * H * SPOT_ARM_VCPU + 0.5 * H * SPOT_ARM_GB  # the task, on Spot
+        + H * IPV4  # its public IPv4
+        + 1 * SECRET
+    )  # fmt: skip
+    usage = (
+        (0.1 * INGEST + 0.1 * STORED)  # 1 log group, 0.1 GB
+        + 1 * (1000 / 10_000) * CALLS_10K
+        + 1 * ECR
+    )  # fmt: skip
+    result = shipped["pr"]
+    assert result.total("fixed") == pytest.approx(fixed)
+    assert result.total("usage") == pytest.approx(usage)
+    assert result.as_json()["monthly"] == round(fixed + usage, 2)
+    assert (fixed + usage) / H <= 0.01  # issue 12: at most a cent an hour
+    assert not result.unpriced
+    code, out, _ = cost("--stack", "pr")
+    assert code == 0 and f"(${(fixed + usage) / H:.4f}/hour" in out
+
+
+def test_self_contained_pr_stack_total_is_the_hand_worked_sum():
+    # pullRequests removed: 1 Spot ARM task of 0.25 vCPU / 0.5 GB with a public IP,
+    # db.t4g.micro 20 GB, Valkey micro x1, ALB over 2 public subnets, 4 secrets, 9 alarms,
+    # 3 log groups, ECR, the alarm topic's KMS key, the access-log bucket, enhanced
+    # monitoring every 60 s.
     fixed = (
         0.25 * H * SPOT_ARM_VCPU + 0.5 * H * SPOT_ARM_GB  # the task, on Spot
         + H * IPV4  # its public IPv4
@@ -186,7 +212,7 @@ def test_pr_stack_total_is_the_hand_worked_sum(shipped):
         + (100 / 10_000) * KMS_10K  # kmsRequests 100
         + 0.2 * INGEST + 0.2 * STORED  # monitoringGb 0.2 into RDSOSMetrics, kept 30 days
     )  # fmt: skip
-    result = shipped["pr"]
+    result = priced("pr", SELF_CONTAINED)
     assert result.total("fixed") == pytest.approx(fixed)
     assert result.total("usage") == pytest.approx(usage)
     assert result.as_json()["monthly"] == round(fixed + usage, 2)
@@ -421,11 +447,11 @@ def test_tasks_with_a_public_ip_pay_for_one_each():
 
 
 def test_fargate_spot_and_architecture_pick_their_rows():
-    on_demand = priced("pr", {"aws": {"fargateSpot": False}})
+    on_demand = priced("pr-1", {"aws": {"fargateSpot": False}})
     assert lines(on_demand, "fargate-arm-vcpu-hour") == [pytest.approx(0.25 * H * ARM_VCPU)]
     assert lines(on_demand, "fargate-spot-arm-vcpu-hour") == []
     x86 = priced(
-        "pr", {"aws": {"fargateSpot": False}, "app": {"build": {"platforms": ["linux/amd64"]}}}
+        "pr-1", {"aws": {"fargateSpot": False}, "app": {"build": {"platforms": ["linux/amd64"]}}}
     )
     assert lines(x86, "fargate-x86-vcpu-hour") == [pytest.approx(0.25 * H * 0.04048)]
 

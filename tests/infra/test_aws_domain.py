@@ -13,7 +13,7 @@ from cli.engine import MOCK_ALB_ZONE, ProgramRun, Resource
 from infra.aws.domain import Domain, DomainArgs
 from infra.aws.service import TLS_POLICY
 from stacks import StackConfigError
-from tests.harness import run_components, run_stack
+from tests.harness import SELF_CONTAINED, run_components, run_stack
 from tests.infra.test_config_refusals import about, load, problems
 
 CERTIFICATE = "aws:acm/certificate:Certificate"
@@ -129,7 +129,7 @@ def test_outputs_and_the_workflows_url_are_https_on_the_domain(stack: str) -> No
 
 
 def test_a_pr_stack_serves_pr_n_under_the_template_domain() -> None:
-    run = run_stack("pr-42", {"app": {"domain": "preview.example.com"}})
+    run = run_stack("pr-42", {"app": {"domain": "preview.example.com"}, **SELF_CONTAINED})
     assert run.one(CERTIFICATE).plain["domainName"] == "pr-42.preview.example.com"
     (alias,) = [r.plain for r in run.of_type(RECORD) if r.plain.get("aliases")]
     assert alias["name"] == "pr-42.preview.example.com"
@@ -170,7 +170,7 @@ def test_production_with_only_a_certificate_managed_elsewhere_deploys() -> None:
 
 @pytest.mark.parametrize("stack", ["staging", "pr-42"])
 def test_other_tiers_without_a_domain_run_plain_http_and_say_so(stack: str) -> None:
-    run = run_stack(stack)
+    run = run_stack(stack, SELF_CONTAINED)
     assert not run.of_type(CERTIFICATE) and not run.of_type(RECORD)
     assert [int(r.plain["port"]) for r in run.of_type(LISTENER)] == [80]
     assert run.outputs["serviceUrl"].startswith("http://")

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from cli.engine import ProgramRun, Resource
-from tests.harness import run_stack
+from tests.harness import SELF_CONTAINED, run_stack
 
 APP_SECRETS = {"OPENAI_API_KEY": "sk-test-aws-openai", "LANGSMITH_API_KEY": "lsv2-test-aws"}
 TIERS = {"ephemeral": "pr-42", "staging": "staging", "production": "production"}
@@ -20,10 +20,12 @@ TIERS = {"ephemeral": "pr-42", "staging": "staging", "production": "production"}
 
 @cache
 def tier_run(tier: str) -> ProgramRun:
-    """The stack file of `tier` with two app secrets set, as a user would set them."""
-    return run_stack(
-        TIERS[tier], secrets=APP_SECRETS, override={"app": {"secrets": sorted(APP_SECRETS)}}
-    )
+    """The stack file of `tier` with two app secrets set, as a user would set them; the
+    ephemeral tier self-contained (tests/infra/test_pr_slice.py covers its slice)."""
+    override: dict[str, Any] = {"app": {"secrets": sorted(APP_SECRETS)}}
+    if tier == "ephemeral":
+        override |= SELF_CONTAINED
+    return run_stack(TIERS[tier], secrets=APP_SECRETS, override=override)
 
 
 @cache

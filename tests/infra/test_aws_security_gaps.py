@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.harness import run_stack
+from tests.harness import SELF_CONTAINED, run_stack
 from tests.infra.iam_policy import decide
 from tests.infra.test_aws_fixtures import tier_run
 
@@ -108,7 +108,7 @@ def test_alb_access_logs_go_to_a_private_encrypted_bucket_that_forgets_them(tier
 
 
 def test_pull_request_log_buckets_empty_themselves_on_destroy() -> None:
-    run = run_stack("pr")
+    run = run_stack("pr", SELF_CONTAINED)
     assert run.one("aws:s3/bucket:Bucket", "agent-pr-alb-logs").plain["forceDestroy"] is True
     assert (
         tier_run("production")

@@ -17,7 +17,7 @@ import pytest
 from cli.engine import PhysicalNameError, ProgramRun, run_program
 from infra.naming import IAM_PREFIX_MAX, NAME_RULES, physical_name
 from stacks import StackConfigError
-from tests.harness import PROJECT_DIR, run_components, run_stack, stack_inputs
+from tests.harness import PROJECT_DIR, SELF_CONTAINED, run_components, run_stack, stack_inputs
 
 APP_NAME_MAX = 32  # infra.config's app.name rule
 LB = "aws:lb/loadBalancer:LoadBalancer"
@@ -103,7 +103,8 @@ def test_the_mocks_refuse_names_the_cloud_refuses(register: object, fragment: st
 def test_the_longest_allowed_names_fit_every_stack_file(file_stack: str, stack: str) -> None:
     app = _longest_app(stack)
     config, secret_keys = stack_inputs(
-        file_stack if file_stack != "pr" else "pr-1", {"app": {"name": app}}
+        file_stack if file_stack != "pr" else "pr-1",
+        {"app": {"name": app}, **(SELF_CONTAINED if file_stack == "pr" else {})},
     )
     # The engine would refuse any name that does not fit: the run itself is the assertion,
     # plus the tight ones stay unique to this stack and end in a letter or digit.
@@ -130,7 +131,7 @@ def test_shortened_names_never_collide_between_stacks() -> None:
     app = _longest_app("pr-10000000001")
     names = []
     for stack in ("pr-10000000001", "pr-10000000002"):
-        config, secret_keys = stack_inputs("pr-1", {"app": {"name": app}})
+        config, secret_keys = stack_inputs("pr-1", {"app": {"name": app}, **SELF_CONTAINED})
         run = run_program(stack, config, secret_keys, project_dir=PROJECT_DIR, preview=True)
         names.append({t: _physical(run, t) + [r.name for r in run.of_type(t)] for t in (LB, CACHE)})
     for type_ in (LB, CACHE):
@@ -176,7 +177,7 @@ def test_app_name_and_stack_name_too_long_together_name_the_limit() -> None:
 
 
 def test_pr_stack_names_stay_valid() -> None:
-    run = run_stack("pr-42", preview=True)
+    run = run_stack("pr-42", SELF_CONTAINED, preview=True)
     assert run.of_type(RDS)[0].plain["identifier"] == "agent-pr-42-db"
 
 

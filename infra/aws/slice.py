@@ -1,0 +1,428 @@
+"""A pull request's slice of a shared base (staging's `prBase`): only what is its own.
+
+`SliceDatabase`: its database and role on the base's Postgres server, made and dropped by the
+base's provisioner Lambda (the only thing inside the VPC that may), through an Invocation whose
+delete event drops them. `SliceCacheUser`: an ElastiCache RBAC user limited to the slice's key
+prefix, in the base's user group. `ServiceSlice`: its ECS service on the base's cluster
+(Fargate Spot), its roles, log group and task definition, a target group in the base's VPC and
+its address on the base's load balancer: a host rule `pr-<n>.<prDomain>` at priority n, or,
+when the base has no domain, a listener of its own on port PR_PORT_OFFSET + n.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.aws.service import (
+    _ARCHITECTURES,
+    CONTAINER,
+    PLATFORM_VERSION,
+    SECRETS_REVISION_LABEL,
+    InitContainer,
+    _assume_role,
+    container_definition,
+)
+from infra.naming import fit
+from infra.timeouts import Timeouts
+from infra.tokens import generate_token
+from stacks.pr_base import PR_PORT_OFFSET
+
+#: ALB listener rule priorities run 1..50000; a slice's priority is its PR number.
+MAX_RULE_PRIORITY = 50000
+#: The last port a slice's listener may take (PR_PORT_OFFSET + n).
+MAX_PORT = 65535
+#: The Invocation's lifecycle: create/update/delete events (`tf.action`), delete drops it all.
+LIFECYCLE_SCOPE = "CRUD"
+
+__all__ = [
+    "LIFECYCLE_SCOPE",
+    "MAX_PORT",
+    "MAX_RULE_PRIORITY",
+    "SECRETS_REVISION_LABEL",
+    "ServiceSlice",
+    "ServiceSliceArgs",
+    "SliceAddress",
+    "SliceCacheUser",
+    "SliceCacheUserArgs",
+    "SliceDatabase",
+    "SliceDatabaseArgs",
+    "slice_address",
+]
+
+
+@dataclass(frozen=True)
+class SliceAddress:
+    """Where a slice answers on the base's load balancer: by host rule or by its own port."""
+
+    number: int
+    host: str | None
+    port: int | None
+
+    @property
+    def priority(self) -> int:
+        return self.number
+
+
+def slice_address(number: int, pr_domain: str | None) -> SliceAddress:
+    """The address for PR `number`; ValueError (saying what is allowed) when it cannot have one.
+
+    Why n itself: two open PRs never share a number, so priorities (and ports) never collide,
+    and the slice needs no coordination with the others to pick one.
+    """
+    if number < 1:
+        raise ValueError(f"pull request number {number}: slices are numbered from 1")
+    if pr_domain is not None:
+        if number > MAX_RULE_PRIORITY:
+            raise ValueError(
+                f"pull request number {number} is above {MAX_RULE_PRIORITY}, the highest "
+                "listener rule priority an Application Load Balancer accepts (the slice's "
+                "priority is its number): use a self-contained pr stack (remove pullRequests)"
+            )
+        return SliceAddress(number, f"pr-{number}.{pr_domain}", None)
+    if PR_PORT_OFFSET + number > MAX_PORT:
+        raise ValueError(
+            f"pull request number {number}: its port {PR_PORT_OFFSET} + {number} is above "
+            f"{MAX_PORT}; without a prDomain on the base, slices are numbered up to "
+            f"{MAX_PORT - PR_PORT_OFFSET}: give the base a domain, or use a self-contained pr "
+            "stack (remove pullRequests)"
+        )
+    return SliceAddress(number, None, PR_PORT_OFFSET + number)
+
+
+@dataclass(frozen=True)
+class SliceDatabaseArgs:
+    #: The base's provisioner Lambda.
+    function_name: pulumi.Input[str]
+    #: The database and role name (`slice_database(stack)`).
+    database: str
+
+
+class SliceDatabase(pulumi.ComponentResource):
+    """Its own database and role, via the base's provisioner; `password` is the role's."""
+
+    password: pulumi.Output[str]
+    invocation: aws.lambda_.Invocation
+
+    def __init__(
+        self, name: str, args: SliceDatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:aws:SliceDatabase", name, None, opts)
+        self.password = generate_token(f"{name}-password", parent=self)
+        self.invocation = aws.lambda_.Invocation(
+            f"{name}-provision",
+            function_name=args.function_name,
+            # json_dumps keeps the password's secretness: the input is stored encrypted.
+            input=pulumi.Output.json_dumps({"database": args.database, "password": self.password}),
+            lifecycle_scope=LIFECYCLE_SCOPE,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"database": args.database})
+
+
+@dataclass(frozen=True)
+class SliceCacheUserArgs:
+    user_group_id: pulumi.Input[str]
+    #: Unique in the account and region: the slice's name.
+    user_id: str
+    engine: str
+    access_string: str
+    address: pulumi.Input[str]
+    port: pulumi.Input[int]
+
+
+class SliceCacheUser(pulumi.ComponentResource):
+    """An RBAC user of the base's cache confined to the slice's keys; `url` (secret) logs in
+    as it over TLS (ElastiCache RBAC requires in-transit encryption)."""
+
+    url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SliceCacheUserArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:aws:SliceCacheUser", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        password = generate_token(f"{name}-password", parent=self)
+        user = aws.elasticache.User(
+            f"{name}-user",
+            user_id=args.user_id,
+            user_name=args.user_id,
+            engine=args.engine,
+            access_string=args.access_string,
+            authentication_mode={"type": "password", "passwords": [password]},
+            opts=child,
+        )
+        self.association = aws.elasticache.UserGroupAssociation(
+            f"{name}-membership",
+            user_group_id=args.user_group_id,
+            user_id=user.user_id,
+            opts=child,
+        )
+        self.url = pulumi.Output.secret(
+            pulumi.Output.concat(
+                "rediss://",
+                user.user_name,
+                ":",
+                password,
+                "@",
+                args.address,
+                ":",
+                pulumi.Output.from_input(args.port).apply(lambda p: str(int(p))),
+                "/0",
+            )
+        )
+        self.register_outputs({"userId": user.user_id})
+
+
+@dataclass(frozen=True)
+class ServiceSliceArgs:
+    """The base's pieces (from `prBase`) and the slice's own task."""
+
+    cluster_arn: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    task_subnet_ids: Sequence[pulumi.Input[str]]
+    assign_public_ip: bool
+    task_security_group_id: pulumi.Input[str]
+    load_balancer_arn: pulumi.Input[str]
+    load_balancer_dns_name: pulumi.Input[str]
+    load_balancer_zone_id: pulumi.Input[str]
+    listener_arn: pulumi.Input[str]
+    hosted_zone_id: pulumi.Input[str] | None
+    address: SliceAddress
+    image: pulumi.Input[str]
+    repository_arn: pulumi.Input[str] | None
+    platform: str
+    cpu: int
+    memory: int
+    port: int
+    liveness_path: str
+    readiness_path: str
+    desired_count: int
+    fargate_spot: bool
+    log_retention_days: int
+    health_check_grace_seconds: int
+    timeouts: Timeouts
+    #: The base VPC's range: its load balancer's nodes, the only proxies the app trusts.
+    forwarded_allow_ips: pulumi.Input[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_arns: Sequence[pulumi.Input[str]] = ()
+    init: Sequence[InitContainer] = ()
+    start_after: Sequence[pulumi.Resource] = ()
+    secrets_revision: pulumi.Input[str] | None = None
+    permissions_boundary: pulumi.Input[str] | None = None
+
+
+class ServiceSlice(pulumi.ComponentResource):
+    """The slice's service on the base's cluster and load balancer (see the module docstring)."""
+
+    url: pulumi.Output[str]
+    tls: bool
+    service_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ServiceSliceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-deploy:aws:ServiceSlice", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=self)).region
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/ecs/{name}",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+        execution_role = aws.iam.Role(
+            fit("aws:iam/role:Role", f"{name}-execution"),
+            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
+            opts=child,
+        )
+        statements: list[dict[str, Any]] = [
+            {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [pulumi.Output.concat(log_group.arn, ":log-stream:*")],
+            },
+        ]
+        if args.repository_arn is not None:
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                        "ecr:BatchCheckLayerAvailability",
+                    ],
+                    "Resource": [args.repository_arn],
+                }
+            )
+        if args.secret_arns:
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": list(args.secret_arns),
+                }
+            )
+        execution_policy = aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=execution_role.id,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=child,
+        )
+        task_role = aws.iam.Role(
+            fit("aws:iam/role:Role", f"{name}-task"),
+            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
+            opts=child,
+        )
+
+        init_secrets = {
+            step.name: pulumi.Output.all(**dict(step.secrets)) for step in args.init if step.secrets
+        }
+        definitions = pulumi.Output.all(
+            image=args.image,
+            log_group=log_group.name,
+            region=region,
+            secrets=pulumi.Output.all(**dict(args.secrets)) if args.secrets else {},
+            init_secrets=pulumi.Output.all(**init_secrets) if init_secrets else {},
+            secrets_revision=args.secrets_revision,
+            forwarded=args.forwarded_allow_ips,
+        ).apply(
+            lambda v: json.dumps(
+                container_definition(
+                    replace(args, env={**args.env, "FORWARDED_ALLOW_IPS": v["forwarded"]}),
+                    v["image"],
+                    v["log_group"],
+                    v["region"],
+                    v["secrets"],
+                    v["init_secrets"],
+                    v["secrets_revision"],
+                )
+            )
+        )
+        task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=name,
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={
+                "cpu_architecture": _ARCHITECTURES[args.platform],
+                "operating_system_family": "LINUX",
+            },
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            volumes=[{"name": "tmp"}],
+            container_definitions=definitions,
+            opts=child,
+        )
+        target_group = aws.lb.TargetGroup(
+            fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
+            port=args.port,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=args.timeouts.deregistration_delay,
+            health_check={
+                "path": args.readiness_path,
+                "matcher": "200",
+                "interval": 10,
+                "timeout": 5,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+            opts=child,
+        )
+        routing: pulumi.Resource
+        address = args.address
+        if address.host is not None:
+            routing = aws.lb.ListenerRule(
+                f"{name}-rule",
+                listener_arn=args.listener_arn,
+                priority=address.priority,
+                conditions=[{"host_header": {"values": [address.host]}}],
+                actions=[{"type": "forward", "target_group_arn": target_group.arn}],
+                opts=child,
+            )
+            if args.hosted_zone_id is not None:
+                aws.route53.Record(
+                    f"{name}-alias",
+                    zone_id=args.hosted_zone_id,
+                    name=address.host,
+                    type="A",
+                    aliases=[
+                        {
+                            "name": args.load_balancer_dns_name,
+                            "zone_id": args.load_balancer_zone_id,
+                            "evaluate_target_health": True,
+                        }
+                    ],
+                    opts=child,
+                )
+            # The base's certificate carries *.<prDomain>: the host rule is on its HTTPS listener.
+            self.tls = True
+            self.url = pulumi.Output.from_input(f"https://{address.host}")
+        else:
+            assert address.port is not None
+            routing = aws.lb.Listener(
+                f"{name}-listener",
+                load_balancer_arn=args.load_balancer_arn,
+                port=address.port,
+                protocol="HTTP",
+                default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
+                opts=child,
+            )
+            self.tls = False
+            self.url = pulumi.Output.concat(
+                "http://", args.load_balancer_dns_name, f":{address.port}"
+            )
+
+        capacity = "FARGATE_SPOT" if args.fargate_spot else "FARGATE"
+        service = aws.ecs.Service(
+            f"{name}-service",
+            name=name,
+            cluster=args.cluster_arn,
+            task_definition=task_definition.arn,
+            desired_count=args.desired_count,
+            capacity_provider_strategies=[{"capacity_provider": capacity, "weight": 1}],
+            platform_version=PLATFORM_VERSION,
+            network_configuration={
+                "subnets": list(args.task_subnet_ids),
+                "security_groups": [args.task_security_group_id],
+                "assign_public_ip": args.assign_public_ip,
+            },
+            load_balancers=[
+                {
+                    "target_group_arn": target_group.arn,
+                    "container_name": CONTAINER,
+                    "container_port": args.port,
+                }
+            ],
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            health_check_grace_period_seconds=args.health_check_grace_seconds,
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            wait_for_steady_state=True,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Its database, cache user and secret values exist before a task starts.
+                depends_on=[routing, execution_policy, *args.start_after],
+                delete_before_replace=True,
+            ),
+        )
+        self.service_name = service.name
+        self.log_group_name = log_group.name
+        self.register_outputs({"url": self.url, "serviceName": self.service_name})
