@@ -28,9 +28,7 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from cli.pr_base_standin import stand_in
 from infra.config import PROJECT
-from infra.config.pull_requests import PR_BASE_OUTPUT
 from infra.naming import NAME_RULES, autoname, physical_name, physical_name_problems
 
 SECRET_SIG_KEY = rpc._special_sig_key
@@ -106,9 +104,6 @@ def _pem(name: str) -> str:
 # Outputs a provider computes on create, keyed by type token. Values are placeholders,
 # deterministic so that assertions on derived values are stable; `check` never shows them as
 # real (it runs in preview mode, where they stay unknown).
-#: INTERIM (until pr-base lands): fills an AWS base's missing `prBase` (cli/pr_base_standin.py).
-base_stand_in: Callable[[ProgramRun], Any] | None = stand_in
-
 #: What a stack's own earlier outputs hold in an offline run: nothing, as on its first deploy.
 PREVIOUS_OUTPUTS: dict[str, Any] = {}
 
@@ -740,12 +735,7 @@ def _base_outputs(config: Mapping[str, str], project_dir: Path) -> dict[str, dic
         project_dir=project_dir,
         stack_references={},
     )
-    outputs = dict(run.outputs)
-    if base_stand_in is not None and PR_BASE_OUTPUT not in outputs:
-        lent = base_stand_in(run)
-        if lent is not None:
-            outputs[PR_BASE_OUTPUT] = lent
-    return {name: outputs}
+    return {name: dict(run.outputs)}
 
 
 def run_function(

@@ -47,6 +47,9 @@ def base_stack_reference(base: str, organization: str, project: str) -> str:
     return base if "/" in base else f"{organization}/{project}/{base}"
 
 
+#: ElastiCache user ids: 1-40 characters. A slice's is `<app>-pr-<n>`, never shortened.
+SLICE_USER_MAX = 40
+
 #: The output a hosting stack exports and a slice reads.
 PR_BASE_OUTPUT = "prBase"
 
@@ -82,6 +85,18 @@ def pull_request_problems(config: StackConfig) -> list[ConfigProblem]:
                 "and has no load balancer for a domain: remove app.domain, or pullRequests.base "
                 "for a self-contained stack that serves pr-<n>.<domain>",
                 config.app.domain,
+            )
+        )
+    slice_user = f"{config.app.name}-{config.stack}"
+    if section.base is not None and config.target == "aws" and len(slice_user) > SLICE_USER_MAX:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:app.name",
+                f"a slice's ElastiCache user id '{slice_user}' (app.name + '-' + stack) has "
+                f"{len(slice_user)} characters, ElastiCache allows {SLICE_USER_MAX}; it must keep "
+                "that exact form (the ephemeral role may manage only '<app>-pr-*' users): "
+                f"shorten app.name to at most {SLICE_USER_MAX - len(config.stack) - 1} characters",
+                config.app.name,
             )
         )
     if section.base is not None and section.host:

@@ -1,9 +1,7 @@
 """A pr-<n> stack with `pullRequests.base` (the shipped Pulumi.pr.yaml) builds only its slice.
 
 The base's outputs are never written here: the engine runs staging's own program and stack file
-first and hands its outputs to the slice's StackReference (`_base_outputs`). Until staging
-exports `prBase` itself (helper pr-base), the engine lends it one built from that same run
-(cli/pr_base_standin.py); these tests read whichever the engine provides.
+first and hands its outputs (staging's `prBase`) to the slice's StackReference (`_base_outputs`).
 """
 
 from __future__ import annotations
@@ -382,9 +380,20 @@ def test_without_the_section_a_pr_stack_is_self_contained_again() -> None:
 def test_the_longest_app_name_with_the_highest_pr_number_fits_every_name() -> None:
     """The engine refuses any physical name the cloud would (infra/naming.py): running is the
     assertion; the roles stay under the pr boundary's `<app>-pr-` prefix."""
-    app = ("a" + "b" * 40)[: min(APP_NAME_MAX, IAM_PREFIX_MAX - 2 - len("pr-50000")) - 1] + "z"
+    # `<app>-pr-50000` is the slice's ElastiCache user id: 40 characters at most.
+    longest = min(APP_NAME_MAX, IAM_PREFIX_MAX - 2 - len("pr-50000"), 40 - len("-pr-50000"))
+    app = ("a" + "b" * 40)[: longest - 1] + "z"
     run = run_stack(
         "pr-50000", {"app": {"name": app}}, stack_references=with_base(**DOMAIN), preview=True
     )
     assert run.one(RULE).plain["priority"] == MAX_RULE_PRIORITY
     assert all(r.name.startswith(f"{app}-pr-50000-") for r in run.of_type("aws:iam/role:Role"))
+
+
+def test_an_app_name_too_long_for_the_slices_cache_user_is_refused_naming_it() -> None:
+    app = "a" * 32
+    with pytest.raises(StackConfigError) as error:
+        run_stack("pr-50000", {"app": {"name": app}}, stack_references=with_base(**DOMAIN))
+    message = str(error.value)
+    assert "agent-deploy:app.name" in message and f"'{app}-pr-50000'" in message
+    assert "at most 31 characters" in message
