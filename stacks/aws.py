@@ -416,6 +416,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             "version": PR_BASE_VERSION,
             "region": aws_config.region,
             "vpcId": network.vpc_id,
+            "vpcCidr": aws_config.vpc_cidr,
             "clusterName": service.cluster_name,
             "clusterArn": service.cluster_arn,
             "taskSubnetIds": list(task_subnets),
@@ -434,6 +435,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             "cacheAddress": cache.primary_endpoint,
             "cachePort": REDIS_PORT,
             "cacheUserGroupId": cache.user_group_id,
+            "cacheEngine": config.cache.engine,
             "logRetentionDays": aws_config.log_retention_days,
         }
         assert set(pr_base) == set(AwsPrBase.__annotations__)

@@ -207,7 +207,7 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
         SliceCacheUserArgs(
             user_group_id=base["cacheUserGroupId"],
             user_id=name,
-            engine=config.cache.engine,
+            engine=base["cacheEngine"],
             access_string=redis_access_string(prefix),
             address=base["cacheAddress"],
             port=base["cachePort"],
@@ -252,8 +252,6 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
         secrets={"DATABASE_URL": secrets.arns["DATABASE_URL"], "PGPASSWORD": app_password},
     )
     timeouts = Timeouts(config.app.run_timeout_seconds)
-    # The base's load balancer nodes: the only proxies whose X-Forwarded-For counts.
-    vpc = aws.ec2.get_vpc_output(id=base["vpcId"], opts=invoke)
     service = ServiceSlice(
         name,
         ServiceSliceArgs(
@@ -282,7 +280,7 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
             log_retention_days=int(base["logRetentionDays"]),
             health_check_grace_seconds=aws_config.health_check_grace_seconds,
             timeouts=timeouts,
-            forwarded_allow_ips=vpc.cidr_block,
+            forwarded_allow_ips=base["vpcCidr"],
             env={
                 **config.app.env,
                 "PORT": str(config.app.port),

@@ -20,6 +20,8 @@ class AwsPrBase(TypedDict):
     version: int
     region: str
     vpcId: str
+    #: The load balancer's nodes live here: the only proxies whose X-Forwarded-For counts.
+    vpcCidr: str
     clusterName: str
     clusterArn: str
     taskSubnetIds: list[str]
@@ -44,6 +46,8 @@ class AwsPrBase(TypedDict):
     cachePort: int
     #: The ElastiCache RBAC user group a slice's user joins.
     cacheUserGroupId: str
+    #: `redis` or `valkey`: an ElastiCache user must name its group's engine.
+    cacheEngine: str
     logRetentionDays: int
 
 

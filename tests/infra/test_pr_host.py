@@ -97,6 +97,7 @@ def test_pr_base_has_exactly_the_contracts_fields_from_the_right_resources() -> 
         "version": PR_BASE_VERSION,
         "region": REGION,
         "vpcId": "agent-staging-vpc-id",
+        "vpcCidr": run.one("aws:ec2/vpc:Vpc").plain["cidrBlock"],
         "clusterName": cluster.plain["name"],
         "clusterArn": _mock_arn(cluster),
         "taskSubnetIds": network["subnets"],
@@ -116,6 +117,7 @@ def test_pr_base_has_exactly_the_contracts_fields_from_the_right_resources() -> 
         "cacheAddress": f"master.{run.one(GROUP).name}.mock.euw1.cache.amazonaws.com",
         "cachePort": run.one(GROUP).plain["port"],
         "cacheUserGroupId": run.one(USER_GROUP).plain["userGroupId"],
+        "cacheEngine": run.one(GROUP).plain["engine"],
         "logRetentionDays": run.one("aws:cloudwatch/logGroup:LogGroup", "agent-staging-logs").plain[
             "retentionInDays"
         ],
