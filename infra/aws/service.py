@@ -185,13 +185,14 @@ def container_definition(
     secrets: Mapping[str, str],
     init_secrets: Mapping[str, Mapping[str, str]] | None = None,
     secrets_revision: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     app: dict[str, Any] = {
         "name": CONTAINER,
         "image": image,
         "essential": True,
         "portMappings": [{"containerPort": args.port, "protocol": "tcp"}],
-        **_variables(args.env, secrets),
+        **_variables(args.env if env is None else env, secrets),
         "logConfiguration": _logs(log_group, region, CONTAINER),  # ECS.9
         "healthCheck": {
             # Liveness only: a restart cannot fix a database that is away.
@@ -263,102 +264,9 @@ class Service(pulumi.ComponentResource):
             capacity_providers=["FARGATE", "FARGATE_SPOT"],
             opts=child,
         )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/ecs/{name}",
-            retention_in_days=args.log_retention_days,
-            opts=child,
-        )
-
-        execution_role = aws.iam.Role(
-            fit("aws:iam/role:Role", f"{name}-execution"),
-            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
-            permissions_boundary=args.permissions_boundary,
-            opts=child,
-        )
-        statements: list[dict[str, Any]] = [
-            # The one ECR action that takes no resource (IAM.21 exception by AWS design).
-            {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-            {
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [pulumi.Output.concat(log_group.arn, ":log-stream:*")],
-            },
-        ]
-        if args.repository_arn is not None:
-            statements.append(
-                {
-                    "Effect": "Allow",
-                    "Action": [
-                        "ecr:BatchGetImage",
-                        "ecr:GetDownloadUrlForLayer",
-                        "ecr:BatchCheckLayerAvailability",
-                    ],
-                    "Resource": [args.repository_arn],
-                }
-            )
-        if args.secret_arns:
-            statements.append(
-                {
-                    "Effect": "Allow",
-                    "Action": ["secretsmanager:GetSecretValue"],
-                    "Resource": list(args.secret_arns),
-                }
-            )
-        execution_policy = aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=execution_role.id,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=child,
-        )
-        # What the app itself may call: nothing until it needs something.
-        task_role = aws.iam.Role(
-            fit("aws:iam/role:Role", f"{name}-task"),
-            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
-            permissions_boundary=args.permissions_boundary,
-            opts=child,
-        )
-
-        init_secrets = {
-            step.name: pulumi.Output.all(**dict(step.secrets)) for step in args.init if step.secrets
-        }
-        definitions = pulumi.Output.all(
-            image=args.image,
-            log_group=log_group.name,
-            region=region,
-            secrets=pulumi.Output.all(**dict(args.secrets)) if args.secrets else {},
-            init_secrets=pulumi.Output.all(**init_secrets) if init_secrets else {},
-            secrets_revision=args.secrets_revision,
-        ).apply(
-            lambda v: json.dumps(
-                container_definition(
-                    args,
-                    v["image"],
-                    v["log_group"],
-                    v["region"],
-                    v["secrets"],
-                    v["init_secrets"],
-                    v["secrets_revision"],
-                )
-            )
-        )
-        task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=name,
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={
-                "cpu_architecture": _ARCHITECTURES[args.platform],
-                "operating_system_family": "LINUX",
-            },
-            execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
-            volumes=[{"name": "tmp"}],
-            container_definitions=definitions,
-            opts=child,
-        )
+        task = fargate_task(name, args, self, region)
+        log_group, task_definition = task.log_group, task.definition
+        execution_policy = task.execution_policy
 
         access_logs = self._access_logs(name, args) if args.access_logs_days else None
         load_balancer = aws.lb.LoadBalancer(
@@ -377,24 +285,7 @@ class Service(pulumi.ComponentResource):
             # AWS tests the bucket policy when access logs are turned on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(access_logs or ())),
         )
-        target_group = aws.lb.TargetGroup(
-            fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
-            port=args.port,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=args.vpc_id,
-            # Draining lets in-flight runs finish before ECS stops the task.
-            deregistration_delay=args.timeouts.deregistration_delay,
-            health_check={
-                "path": args.readiness_path,
-                "matcher": "200",
-                "interval": 10,
-                "timeout": 5,
-                "healthy_threshold": 2,
-                "unhealthy_threshold": 3,
-            },
-            opts=child,
-        )
+        target_group = app_target_group(name, args, self)
         forward: list[aws.lb.ListenerDefaultActionArgsDict] = [
             {"type": "forward", "target_group_arn": target_group.arn}
         ]
@@ -643,4 +534,178 @@ def _access_logs_policy(bucket_arn: str, elb_account_arn: str, account: str) -> 
                 },
             ],
         }
+    )
+
+
+class TaskSpec(ContainerSpec, Protocol):
+    """What a Fargate task is made from (ServiceArgs, a pr slice's args)."""
+
+    @property
+    def image(self) -> pulumi.Input[str]: ...
+    @property
+    def repository_arn(self) -> pulumi.Input[str] | None: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def cpu(self) -> int: ...
+    @property
+    def memory(self) -> int: ...
+    @property
+    def readiness_path(self) -> str: ...
+    @property
+    def log_retention_days(self) -> int: ...
+    @property
+    def secrets(self) -> Mapping[str, pulumi.Input[str]]: ...
+    @property
+    def secret_arns(self) -> Sequence[pulumi.Input[str]]: ...
+    @property
+    def secrets_revision(self) -> pulumi.Input[str] | None: ...
+    @property
+    def permissions_boundary(self) -> pulumi.Input[str] | None: ...
+    @property
+    def vpc_id(self) -> pulumi.Input[str]: ...
+
+
+@dataclass(frozen=True)
+class FargateTask:
+    log_group: aws.cloudwatch.LogGroup
+    definition: aws.ecs.TaskDefinition
+    # A service must wait for it: a task started earlier cannot pull its image or secrets.
+    execution_policy: aws.iam.RolePolicy
+
+
+def fargate_task(
+    name: str,
+    args: TaskSpec,
+    parent: pulumi.Resource,
+    region: pulumi.Input[str],
+    extra_env: Mapping[str, pulumi.Input[str]] | None = None,
+) -> FargateTask:
+    """The log group, roles and task definition of one app task, as children of `parent`.
+
+    Why one function: a staging service and a pr-<n> slice run the same task; a hardening of
+    one (a role's rights, a container setting) must never miss the other. `extra_env` adds
+    variables known only at deploy time (a slice's trusted proxy range).
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-logs",
+        name=f"/ecs/{name}",
+        retention_in_days=args.log_retention_days,
+        opts=child,
+    )
+
+    execution_role = aws.iam.Role(
+        fit("aws:iam/role:Role", f"{name}-execution"),
+        assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+        permissions_boundary=args.permissions_boundary,
+        opts=child,
+    )
+    statements: list[dict[str, Any]] = [
+        # The one ECR action that takes no resource (IAM.21 exception by AWS design).
+        {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [pulumi.Output.concat(log_group.arn, ":log-stream:*")],
+        },
+    ]
+    if args.repository_arn is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                "Resource": [args.repository_arn],
+            }
+        )
+    if args.secret_arns:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": list(args.secret_arns),
+            }
+        )
+    execution_policy = aws.iam.RolePolicy(
+        f"{name}-execution",
+        role=execution_role.id,
+        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+        opts=child,
+    )
+    # What the app itself may call: nothing until it needs something.
+    task_role = aws.iam.Role(
+        fit("aws:iam/role:Role", f"{name}-task"),
+        assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
+        permissions_boundary=args.permissions_boundary,
+        opts=child,
+    )
+
+    init_secrets = {
+        step.name: pulumi.Output.all(**dict(step.secrets)) for step in args.init if step.secrets
+    }
+    definitions = pulumi.Output.all(
+        image=args.image,
+        log_group=log_group.name,
+        region=region,
+        secrets=pulumi.Output.all(**dict(args.secrets)) if args.secrets else {},
+        init_secrets=pulumi.Output.all(**init_secrets) if init_secrets else {},
+        secrets_revision=args.secrets_revision,
+        extra_env=pulumi.Output.all(**dict(extra_env)) if extra_env else {},
+    ).apply(
+        lambda v: json.dumps(
+            container_definition(
+                args,
+                v["image"],
+                v["log_group"],
+                v["region"],
+                v["secrets"],
+                v["init_secrets"],
+                v["secrets_revision"],
+                env={**args.env, **v["extra_env"]},
+            )
+        )
+    )
+    task_definition = aws.ecs.TaskDefinition(
+        f"{name}-task",
+        family=name,
+        cpu=str(args.cpu),
+        memory=str(args.memory),
+        network_mode="awsvpc",
+        requires_compatibilities=["FARGATE"],
+        runtime_platform={
+            "cpu_architecture": _ARCHITECTURES[args.platform],
+            "operating_system_family": "LINUX",
+        },
+        execution_role_arn=execution_role.arn,
+        task_role_arn=task_role.arn,
+        volumes=[{"name": "tmp"}],
+        container_definitions=definitions,
+        opts=child,
+    )
+    return FargateTask(log_group, task_definition, execution_policy)
+
+
+def app_target_group(name: str, args: TaskSpec, parent: pulumi.Resource) -> aws.lb.TargetGroup:
+    """The app's target group: readiness probed, draining as long as a run may last."""
+    return aws.lb.TargetGroup(
+        fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
+        port=args.port,
+        protocol="HTTP",
+        target_type="ip",
+        vpc_id=args.vpc_id,
+        # Draining lets in-flight runs finish before ECS stops the task.
+        deregistration_delay=args.timeouts.deregistration_delay,
+        health_check={
+            "path": args.readiness_path,
+            "matcher": "200",
+            "interval": 10,
+            "timeout": 5,
+            "healthy_threshold": 2,
+            "unhealthy_threshold": 3,
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
     )

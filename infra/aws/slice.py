@@ -11,24 +11,20 @@ when the base has no domain, a listener of its own on port PR_PORT_OFFSET + n.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.aws.service import (
-    _ARCHITECTURES,
     CONTAINER,
     PLATFORM_VERSION,
     SECRETS_REVISION_LABEL,
     InitContainer,
-    _assume_role,
-    container_definition,
+    app_target_group,
+    fargate_task,
 )
-from infra.naming import fit
 from infra.timeouts import Timeouts
 from infra.tokens import generate_token
 from stacks.pr_base import PR_PORT_OFFSET
@@ -233,117 +229,12 @@ class ServiceSlice(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=self)).region
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/ecs/{name}",
-            retention_in_days=args.log_retention_days,
-            opts=child,
+        task = fargate_task(
+            name, args, self, region, extra_env={"FORWARDED_ALLOW_IPS": args.forwarded_allow_ips}
         )
-        execution_role = aws.iam.Role(
-            fit("aws:iam/role:Role", f"{name}-execution"),
-            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
-            permissions_boundary=args.permissions_boundary,
-            opts=child,
-        )
-        statements: list[dict[str, Any]] = [
-            {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-            {
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [pulumi.Output.concat(log_group.arn, ":log-stream:*")],
-            },
-        ]
-        if args.repository_arn is not None:
-            statements.append(
-                {
-                    "Effect": "Allow",
-                    "Action": [
-                        "ecr:BatchGetImage",
-                        "ecr:GetDownloadUrlForLayer",
-                        "ecr:BatchCheckLayerAvailability",
-                    ],
-                    "Resource": [args.repository_arn],
-                }
-            )
-        if args.secret_arns:
-            statements.append(
-                {
-                    "Effect": "Allow",
-                    "Action": ["secretsmanager:GetSecretValue"],
-                    "Resource": list(args.secret_arns),
-                }
-            )
-        execution_policy = aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=execution_role.id,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=child,
-        )
-        task_role = aws.iam.Role(
-            fit("aws:iam/role:Role", f"{name}-task"),
-            assume_role_policy=_assume_role("ecs-tasks.amazonaws.com"),
-            permissions_boundary=args.permissions_boundary,
-            opts=child,
-        )
-
-        init_secrets = {
-            step.name: pulumi.Output.all(**dict(step.secrets)) for step in args.init if step.secrets
-        }
-        definitions = pulumi.Output.all(
-            image=args.image,
-            log_group=log_group.name,
-            region=region,
-            secrets=pulumi.Output.all(**dict(args.secrets)) if args.secrets else {},
-            init_secrets=pulumi.Output.all(**init_secrets) if init_secrets else {},
-            secrets_revision=args.secrets_revision,
-            forwarded=args.forwarded_allow_ips,
-        ).apply(
-            lambda v: json.dumps(
-                container_definition(
-                    replace(args, env={**args.env, "FORWARDED_ALLOW_IPS": v["forwarded"]}),
-                    v["image"],
-                    v["log_group"],
-                    v["region"],
-                    v["secrets"],
-                    v["init_secrets"],
-                    v["secrets_revision"],
-                )
-            )
-        )
-        task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=name,
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={
-                "cpu_architecture": _ARCHITECTURES[args.platform],
-                "operating_system_family": "LINUX",
-            },
-            execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
-            volumes=[{"name": "tmp"}],
-            container_definitions=definitions,
-            opts=child,
-        )
-        target_group = aws.lb.TargetGroup(
-            fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
-            port=args.port,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=args.vpc_id,
-            deregistration_delay=args.timeouts.deregistration_delay,
-            health_check={
-                "path": args.readiness_path,
-                "matcher": "200",
-                "interval": 10,
-                "timeout": 5,
-                "healthy_threshold": 2,
-                "unhealthy_threshold": 3,
-            },
-            opts=child,
-        )
+        log_group, task_definition = task.log_group, task.definition
+        execution_policy = task.execution_policy
+        target_group = app_target_group(name, args, self)
         routing: pulumi.Resource
         address = args.address
         if address.host is not None:
