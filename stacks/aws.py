@@ -164,33 +164,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         top,
     )
 
-    image: pulumi.Input[str]
-    digest: pulumi.Input[str]
-    repository_arn: pulumi.Input[str] | None = None
-    if config.app.image is not None:
-        image = config.app.image
-        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
-        # A private image in (another) ECR repository: the execution role must pull it.
-        repository_arn = ecr_repository_arn(config.app.image)
-    else:
-        registry = Registry(
-            f"{name}-registry",
-            RegistryArgs(keep_images=aws_config.ecr_keep_images, force_delete=ephemeral),
-            top,
-        )
-        token = aws.ecr.get_authorization_token_output(
-            registry_id=registry.registry_id, opts=invoke
-        )
-        built = build_image(
-            config,
-            repository=registry.repository_url,
-            push=True,
-            registry=RegistryLogin(
-                address=token.proxy_endpoint, username=token.user_name, password=token.password
-            ),
-        )
-        image, digest = built.ref, built.digest
-        repository_arn = registry.repository_arn
+    image, digest, repository_arn = app_image(config, name, top, invoke, force_delete=ephemeral)
 
     database = Database(
         f"{name}-db",
@@ -513,3 +487,35 @@ def _github_roles(config: StackConfig, name: str) -> list[GitHubRole]:
 def _pr_role_prefix(config: StackConfig) -> str:
     """The pr-<n> stacks' roles (`<app>-pr-<n>-...`), managed by the `ephemeral` role."""
     return f"{config.app.name}-pr-"
+
+
+def app_image(
+    config: StackConfig,
+    name: str,
+    top: pulumi.ResourceOptions,
+    invoke: pulumi.InvokeOutputOptions,
+    *,
+    force_delete: bool,
+) -> tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str] | None]:
+    """(image, digest, ECR repository ARN the execution role must pull from): `app.image` as
+    given, or built and pushed to a repository of this stack's own."""
+    if config.app.image is not None:
+        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
+        # A private image in (another) ECR repository: the execution role must pull it.
+        return config.app.image, digest, ecr_repository_arn(config.app.image)
+    assert config.aws is not None
+    registry = Registry(
+        f"{name}-registry",
+        RegistryArgs(keep_images=config.aws.ecr_keep_images, force_delete=force_delete),
+        top,
+    )
+    token = aws.ecr.get_authorization_token_output(registry_id=registry.registry_id, opts=invoke)
+    built = build_image(
+        config,
+        repository=registry.repository_url,
+        push=True,
+        registry=RegistryLogin(
+            address=token.proxy_endpoint, username=token.user_name, password=token.password
+        ),
+    )
+    return built.ref, built.digest, registry.repository_arn

@@ -20,7 +20,6 @@ import pulumi_aws as aws
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.aws.identity import boundary_arn
-from infra.aws.registry import Registry, RegistryArgs
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
 from infra.aws.service import InitContainer
 from infra.aws.slice import (
@@ -41,10 +40,10 @@ from infra.config.pull_requests import (
     slice_database,
     slice_key_prefix,
 )
-from infra.image import RegistryLogin
 from infra.timeouts import Timeouts
 from stacks import StackConfigError, secret_values
-from stacks.images import build_image, image_history
+from stacks.aws import app_image
+from stacks.images import image_history
 from stacks.pr_base import PR_BASE_VERSION, AwsPrBase
 
 BASE_KEY = f"{PROJECT}:pullRequests.base"
@@ -164,36 +163,9 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
     # Deployed by staging's `ephemeral` role: its roles carry the boundary staging creates.
     boundary = boundary_arn(pr_role_prefix, invoke)
 
-    image: pulumi.Input[str]
-    digest: pulumi.Input[str]
-    repository_arn: pulumi.Input[str] | None
-    if config.app.image is not None:
-        from infra.aws.service import ecr_repository_arn
-
-        image = config.app.image
-        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
-        repository_arn = ecr_repository_arn(config.app.image)
-    else:
-        # Its own repository, as a self-contained pr stack: the ephemeral role may manage pr
-        # repositories only, and destroying the slice deletes its images with it.
-        registry = Registry(
-            f"{name}-registry",
-            RegistryArgs(keep_images=aws_config.ecr_keep_images, force_delete=True),
-            top,
-        )
-        token = aws.ecr.get_authorization_token_output(
-            registry_id=registry.registry_id, opts=invoke
-        )
-        built = build_image(
-            config,
-            repository=registry.repository_url,
-            push=True,
-            registry=RegistryLogin(
-                address=token.proxy_endpoint, username=token.user_name, password=token.password
-            ),
-        )
-        image, digest = built.ref, built.digest
-        repository_arn = registry.repository_arn
+    # Its own repository, as a self-contained pr stack: the ephemeral role may manage pr
+    # repositories only, and destroying the slice deletes its images with it.
+    image, digest, repository_arn = app_image(config, name, top, invoke, force_delete=True)
 
     database_name = slice_database(config.stack)
     database = SliceDatabase(
