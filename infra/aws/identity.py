@@ -548,6 +548,13 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Resource": "*",
             },
             {
+                # Registering with tags (the provider's default tags) is tagging the revision.
+                "Sid": "SliceTaskDefinitionTags",
+                "Effect": "Allow",
+                "Action": ["ecs:TagResource"],
+                "Resource": [arn("ecs", f"task-definition/{prefix}*")],
+            },
+            {
                 "Sid": "SliceTargetGroups",
                 "Effect": "Allow",
                 "Action": [
