@@ -50,7 +50,6 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 MANAGED_POLICY = "aws:iam/policy:Policy"
 SECRET = "aws:secretsmanager/secret:Secret"
-EPHEMERAL_ROLE = "agent-staging-identity-ephemeral"
 # AWS-managed PowerUserAccess as AWS publishes it (version 5): everything but IAM,
 # Organizations and Account, and a few reads and service-linked roles of those.
 MANAGED = {
@@ -189,17 +188,26 @@ def outputs(resource: Resource) -> dict[str, Any]:
     return mock(args) if mock else {}
 
 
+#: The longest app name a slice allows (its ElastiCache user id `<app>-pr-50000` has 40
+#: characters at most), with the highest number both addresses allow.
+LONG_APP = "a" + "b" * 29 + "z"
+LONG_STACK = "pr-50000"
+
+
 @cache
-def staging(domain: bool) -> ProgramRun:
-    override = {"app": {"domain": HOST_DOMAIN}} if domain else None
+def staging(domain: bool, app: str = "agent") -> ProgramRun:
+    override: dict[str, Any] = {"app": {"name": app}}
+    if domain:
+        override["app"]["domain"] = HOST_DOMAIN
     return run_stack("staging", override, resource_mocks=REAL_ARNS)
 
 
 @cache
-def pr_slice(domain: bool) -> ProgramRun:
+def pr_slice(domain: bool, app: str = "agent") -> ProgramRun:
     return run_stack(
-        "pr-42",
-        stack_references={"staging": staging(domain).outputs},
+        "pr-42" if app == "agent" else LONG_STACK,
+        {"app": {"name": app}},
+        stack_references={"staging": staging(domain, app).outputs},
         resource_mocks=REAL_ARNS,
     )
 
@@ -450,15 +458,23 @@ def role_documents(
     return documents, json.loads(boundary.plain["policy"])
 
 
+def ephemeral_role(host: ProgramRun) -> Resource:
+    """The role the `-ephemeral-slices` policy is on (its name is shortened for long apps)."""
+    (policy,) = [p for p in host.of_type(ROLE_POLICY) if p.name.endswith("-ephemeral-slices")]
+    (role,) = [r for r in host.of_type(ROLE) if f"{r.name}-id" == policy.plain["role"]]
+    return role
+
+
+@pytest.mark.parametrize("app", ["agent", LONG_APP], ids=["shipped", "longest-app"])
 @pytest.mark.parametrize("domain", [False, True], ids=["port", "host-rule"])
 def test_the_ephemeral_role_can_deploy_update_and_destroy_every_piece_of_a_slice(
-    domain: bool,
+    domain: bool, app: str
 ) -> None:
-    host, run = staging(domain), pr_slice(domain)
-    identity, boundary = role_documents(host, host.one(ROLE, EPHEMERAL_ROLE))
+    host, run = staging(domain, app), pr_slice(domain, app)
+    identity, boundary = role_documents(host, ephemeral_role(host))
     (slices,) = [
         json.loads(p.plain["policy"])
-        for p in _of_role(host, host.one(ROLE, EPHEMERAL_ROLE), "inline")
+        for p in _of_role(host, ephemeral_role(host), "inline")
         if p.name.endswith("-slices")
     ]
     granted = {
@@ -501,7 +517,7 @@ def test_the_slices_roles_carry_the_boundary_the_ephemeral_role_must_give_them()
     boundary = outputs(_pr_boundary())["arn"]
     (iam,) = [
         json.loads(p.plain["policy"])
-        for p in _of_role(host, host.one(ROLE, EPHEMERAL_ROLE), "inline")
+        for p in _of_role(host, ephemeral_role(host), "inline")
         if p.name.endswith("-iam")
     ]
     (create,) = [s for s in iam["Statement"] if s.get("Sid") == "ManageRolesWithBoundary"]
