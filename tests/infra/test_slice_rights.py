@@ -38,8 +38,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 
 from cli.engine import MOCK_ACCOUNT, RESOURCE_MOCKS, ProgramRun, Resource, ResourceMock
 from infra.aws.identity import RDS_OWNER_CONDITION_KEY
+from infra.aws.slice import MAX_PORT, slice_target_group, slice_target_group_prefix
 from infra.naming import NAME_RULES, autoname, physical_name
 from tests.harness import run_stack, stack_inputs
+from stacks.pr_base import PR_PORT_OFFSET
 from tests.infra.iam_policy import decide, decide_bounded
 
 ACCOUNT = MOCK_ACCOUNT
@@ -371,6 +373,14 @@ CALLS: dict[str, list[tuple[tuple[str, ...], str]]] = {
         )
     ],
 }
+# Data sources the slice reads: (action, resource) each needs; STS, region and partition
+# need none.
+INVOKES: dict[str, tuple[tuple[str, str], ...]] = {
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": (("ecr:GetAuthorizationToken", "*"),),
+    "aws:index/getCallerIdentity:getCallerIdentity": (),
+    "aws:index/getPartition:getPartition": (),
+    "aws:index/getRegion:getRegion": (),
+}
 # Registered without any call needing a permission (the provider only asks
 # sts:GetCallerIdentity, which no policy can deny).
 NO_CALLS = {"pulumi:providers:aws", "random:index/randomPassword:RandomPassword"}
@@ -425,6 +435,9 @@ def calls(run: ProgramRun) -> list[tuple[Resource, str, str, dict[str, str]]]:
             assert "None" not in arn, (resource.type, template)
             for action in actions:
                 found.append((resource, action, arn, _context(run, resource, action)))
+    for token, _ in run.invokes:
+        assert token in INVOKES, f"no calls modelled for the data source {token}"
+        found += [(run.resources[0], action, arn, {}) for action, arn in INVOKES[token]]
     return found
 
 
@@ -569,3 +582,18 @@ def test_the_task_role_is_given_nothing() -> None:
         assert decide_bounded(
             identity, boundary, "secretsmanager:GetSecretValue", arn, context
         ) != ("Allow")
+
+
+def test_every_slices_target_group_name_fits_and_keeps_its_apps_prefix() -> None:
+    """What the slices policy's `targetgroup/<prefix>*` relies on, for every app name length
+    and the lowest and highest number: ELB's 32 characters with Pulumi's 8-character suffix."""
+    prefixes = set()
+    for length in range(1, 32):
+        app = ("a" + "b" * 40)[: length - 1] + "z" if length > 1 else "a"
+        prefix = slice_target_group_prefix(app)
+        prefixes.add(prefix)
+        assert prefix == f"{app}-pr-" or length > 12, app
+        for number in (1, MAX_PORT - PR_PORT_OFFSET):
+            name = slice_target_group(app, number)
+            assert name.startswith(prefix) and len(name) + 8 <= 32, name
+    assert len(prefixes) == 31  # one app's slices never match another's prefix
