@@ -40,8 +40,8 @@ from cli.engine import MOCK_ACCOUNT, RESOURCE_MOCKS, ProgramRun, Resource, Resou
 from infra.aws.identity import RDS_OWNER_CONDITION_KEY
 from infra.aws.slice import MAX_PORT, slice_target_group, slice_target_group_prefix
 from infra.naming import NAME_RULES, autoname, physical_name
-from tests.harness import run_stack, stack_inputs
 from stacks.pr_base import PR_PORT_OFFSET
+from tests.harness import run_stack, stack_inputs
 from tests.infra.iam_policy import decide, decide_bounded
 
 ACCOUNT = MOCK_ACCOUNT
