@@ -29,6 +29,7 @@ from infra.aws.provisioner import PROVISIONER_USER
 from infra.aws.registry import Registry, RegistryArgs
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
 from infra.aws.service import InitContainer, Service, ServiceArgs, ecr_repository_arn
+from infra.aws.slice import slice_target_group_prefix
 from infra.config import (
     DATABASE_APP_USER,
     PR_BASE_OUTPUT,
@@ -111,6 +112,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                     slice_prefix=_pr_role_prefix(config),
                     database_identifier=instance_identifier(f"{name}-db"),
                     provisioner_user=PROVISIONER_USER,
+                    target_group_prefix=slice_target_group_prefix(config.app.name),
                 )
                 if host
                 else None,

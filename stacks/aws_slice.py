@@ -30,6 +30,7 @@ from infra.aws.slice import (
     SliceDatabase,
     SliceDatabaseArgs,
     slice_address,
+    slice_target_group,
 )
 from infra.config import PROJECT, ConfigError, ConfigProblem, StackConfig
 from infra.config.pull_requests import (
@@ -265,6 +266,7 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
             secrets_revision=secrets.revision,
             start_after=[database.invocation, cache_user.association, secrets],
             permissions_boundary=boundary,
+            target_group_name=slice_target_group(config.app.name, number),
         ),
         top,
     )

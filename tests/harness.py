@@ -8,11 +8,11 @@ secrets (set as Pulumi secrets), and returns everything the program registered.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cli.engine import ProgramRun, StackOutputs, run_function, run_program
+from cli.engine import ProgramRun, ResourceMock, StackOutputs, run_function, run_program
 from cli.stackfile import load_stack_file
 from infra.config import PROJECT
 
@@ -69,9 +69,11 @@ def run_stack(
     plain: dict[str, str] | None = None,
     preview: bool = False,
     stack_references: StackOutputs | None = None,
+    resource_mocks: Mapping[str, ResourceMock] | None = None,
 ) -> ProgramRun:
     """`stack_references`: what StackReferences read, by stack name (None: the engine runs the
-    base this stack is built on, `pullRequests.base`)."""
+    base this stack is built on, `pullRequests.base`); `resource_mocks`: outputs some types
+    get in this run instead of the engine's."""
     config, secret_keys = stack_inputs(stack, override, secrets, plain)
     return run_program(
         stack,
@@ -79,6 +81,7 @@ def run_stack(
         secret_keys,
         project_dir=PROJECT_DIR,
         preview=preview,
+        resource_mocks=resource_mocks,
         stack_references=stack_references,
     )
 

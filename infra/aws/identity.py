@@ -220,6 +220,9 @@ class HostedSlices:
     # The host's RDS instance identifier (its master secret is tagged with the ARN).
     database_identifier: str
     provisioner_user: str
+    # Slices' target groups (`slice_target_group_prefix`): `slice_prefix` unless the app name
+    # is too long for it in ELB's 32 characters.
+    target_group_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -548,6 +551,13 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Resource": "*",
             },
             {
+                # Registering with tags (the provider's default tags) is tagging the revision.
+                "Sid": "SliceTaskDefinitionTags",
+                "Effect": "Allow",
+                "Action": ["ecs:TagResource"],
+                "Resource": [arn("ecs", f"task-definition/{prefix}*")],
+            },
+            {
                 "Sid": "SliceTargetGroups",
                 "Effect": "Allow",
                 "Action": [
@@ -557,7 +567,12 @@ class DeployIdentity(pulumi.ComponentResource):
                     "elasticloadbalancing:DeleteTargetGroup",
                     "elasticloadbalancing:AddTags",
                 ],
-                "Resource": [arn("elasticloadbalancing", f"targetgroup/{prefix}*/*")],
+                "Resource": [
+                    arn(
+                        "elasticloadbalancing",
+                        f"targetgroup/{hosted.target_group_prefix or prefix}*/*",
+                    )
+                ],
             },
             {
                 "Sid": "SliceRulesAndListeners",

@@ -689,10 +689,12 @@ def fargate_task(
     return FargateTask(log_group, task_definition, execution_policy)
 
 
-def app_target_group(name: str, args: TaskSpec, parent: pulumi.Resource) -> aws.lb.TargetGroup:
+def app_target_group(
+    name: str, args: TaskSpec, parent: pulumi.Resource, resource_name: str | None = None
+) -> aws.lb.TargetGroup:
     """The app's target group: readiness probed, draining as long as a run may last."""
     return aws.lb.TargetGroup(
-        fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
+        resource_name or fit("aws:lb/targetGroup:TargetGroup", f"{name}-tg"),
         port=args.port,
         protocol="HTTP",
         target_type="ip",

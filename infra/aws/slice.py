@@ -11,6 +11,7 @@ when the base has no domain, a listener of its own on port PR_PORT_OFFSET + n.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from infra.aws.service import (
     app_target_group,
     fargate_task,
 )
+from infra.naming import AUTONAME_SUFFIX, NAME_RULES
 from infra.timeouts import Timeouts
 from infra.tokens import generate_token
 from stacks.pr_base import PR_PORT_OFFSET
@@ -33,6 +35,8 @@ from stacks.pr_base import PR_PORT_OFFSET
 MAX_RULE_PRIORITY = 50000
 #: The last port a slice's listener may take (PR_PORT_OFFSET + n).
 MAX_PORT = 65535
+#: The most digits a slice's number has (its address refuses more).
+_NUMBER_DIGITS = len(str(max(MAX_RULE_PRIORITY, MAX_PORT - PR_PORT_OFFSET)))
 #: The Invocation's lifecycle: create/update/delete events (`tf.action`), delete drops it all.
 LIFECYCLE_SCOPE = "CRUD"
 
@@ -49,6 +53,8 @@ __all__ = [
     "SliceDatabase",
     "SliceDatabaseArgs",
     "slice_address",
+    "slice_target_group",
+    "slice_target_group_prefix",
 ]
 
 
@@ -89,6 +95,27 @@ def slice_address(number: int, pr_domain: str | None) -> SliceAddress:
             "stack (remove pullRequests)"
         )
     return SliceAddress(number, None, PR_PORT_OFFSET + number)
+
+
+def slice_target_group_prefix(app: str) -> str:
+    """What every slice's target group name starts with: the ephemeral role's pattern for them.
+
+    `<app>-pr-` while `<app>-pr-<n>-tg` fits ELB's 32 characters with Pulumi's suffix for
+    every n; for longer app names the start of the name and a hash of all of it (a cut
+    `<app>-pr-` would match another app's slices, or none of its own).
+    """
+    room = NAME_RULES["aws:lb/targetGroup:TargetGroup"].max_length - AUTONAME_SUFFIX
+    tail = len(f"{'9' * _NUMBER_DIGITS}-tg")
+    if len(f"{app}-pr-") + tail <= room:
+        return f"{app}-pr-"
+    digest = hashlib.sha256(app.encode()).hexdigest()[: AUTONAME_SUFFIX - 1]
+    keep = room - tail - len(f"-{digest}-pr-")
+    return f"{app[:keep].rstrip('-')}-{digest}-pr-"
+
+
+def slice_target_group(app: str, number: int) -> str:
+    """The logical (and, with Pulumi's suffix, physical) name of slice `number`'s target group."""
+    return f"{slice_target_group_prefix(app)}{number}-tg"
 
 
 @dataclass(frozen=True)
@@ -212,6 +239,8 @@ class ServiceSliceArgs:
     start_after: Sequence[pulumi.Resource] = ()
     secrets_revision: pulumi.Input[str] | None = None
     permissions_boundary: pulumi.Input[str] | None = None
+    #: `slice_target_group(app, n)`: what the ephemeral role may manage.
+    target_group_name: str | None = None
 
 
 class ServiceSlice(pulumi.ComponentResource):
@@ -234,7 +263,7 @@ class ServiceSlice(pulumi.ComponentResource):
         )
         log_group, task_definition = task.log_group, task.definition
         execution_policy = task.execution_policy
-        target_group = app_target_group(name, args, self)
+        target_group = app_target_group(name, args, self, args.target_group_name)
         routing: pulumi.Resource
         address = args.address
         if address.host is not None:

@@ -4,6 +4,8 @@ AWS's evaluation for one principal's identity policies: an explicit Deny wins, e
 allows, else the request is implicitly denied. Only what our policies use is modelled: Action/
 NotAction, Resource/NotResource with `*` and `?` wildcards, and the String/Arn condition
 operators, where a negated operator holds when the request lacks the key (as in AWS).
+`decide_bounded` adds a permissions boundary: a request is allowed only when both the identity
+policies and the boundary allow it, and a Deny in either wins.
 """
 
 from __future__ import annotations
@@ -68,3 +70,18 @@ def decide(
     if any(s["Effect"] == "Deny" for s in applying):
         return "Deny"
     return "Allow" if applying else "ImplicitDeny"
+
+
+def decide_bounded(
+    identity: Iterable[Mapping[str, Any]],
+    boundary: Mapping[str, Any] | None,
+    action: str,
+    resource: str,
+    context: Mapping[str, str] | None = None,
+) -> Decision:
+    decisions = [decide(identity, action, resource, context)]
+    if boundary is not None:
+        decisions.append(decide([boundary], action, resource, context))
+    if "Deny" in decisions:
+        return "Deny"
+    return "Allow" if set(decisions) == {"Allow"} else "ImplicitDeny"
