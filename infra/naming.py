@@ -66,6 +66,8 @@ NAME_RULES: dict[str, NameRule] = {
     ),
     "aws:iam/role:Role": NameRule("name", 64, _IAM, _IAM_TEXT, prefix_max=38),
     "aws:iam/rolePolicy:RolePolicy": NameRule("name", 128, _IAM, _IAM_TEXT, prefix_max=100),
+    # CreatePolicy: 1-128 characters.
+    "aws:iam/policy:Policy": NameRule("name", 128, _IAM, _IAM_TEXT, prefix_max=96),
     "aws:elasticache/replicationGroup:ReplicationGroup": NameRule(
         "replicationGroupId", 40, _IDENTIFIER, _IDENTIFIER_TEXT
     ),

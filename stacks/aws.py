@@ -439,6 +439,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                     provisioner_arn=pr_host.function_arn,
                     # Its own secrets are `<app>-<stack>-*`, denied by name.
                     secret_arns=[database.master_secret_arn],
+                    repository_arn=repository_arn,
+                    log_group_names=[service.log_group_name, pr_host.log_group_name],
                     hosted_zone_id=domain.zone_id if domain is not None else None,
                     pr_domain=domain.hostname if domain is not None else None,
                 )

@@ -245,6 +245,9 @@ class SliceHost:
     provisioner_arn: pulumi.Input[str]
     # Host secrets not named `<app>-<stack>-*` (the RDS-managed master secret).
     secret_arns: Sequence[pulumi.Input[str]]
+    # The host's image repository and log groups: PowerUserAccess could delete them.
+    repository_arn: pulumi.Input[str] | None = None
+    log_group_names: Sequence[pulumi.Input[str]] = ()
     # With a domain: slices' records go in this zone, only as `pr-*.<pr_domain>`.
     hosted_zone_id: pulumi.Input[str] | None = None
     pr_domain: str | None = None
@@ -715,6 +718,28 @@ class DeployIdentity(pulumi.ComponentResource):
                 "Resource": [*host.secret_arns, self._host_secrets()],
             },
         ]
+        if host.log_group_names:
+            deny.append(
+                {
+                    "Sid": "DenyHostLogs",
+                    "Effect": "Deny",
+                    "Action": ["logs:Delete*", "logs:Put*", "logs:*Kms*", "logs:*Tag*"],
+                    "Resource": [
+                        arn("logs", "log-group:", group, suffix)
+                        for group in host.log_group_names
+                        for suffix in ("", ":*")
+                    ],
+                }
+            )
+        if host.repository_arn is not None:
+            deny.append(
+                {
+                    "Sid": "DenyHostImages",
+                    "Effect": "Deny",
+                    "Action": ["ecr:Delete*", "ecr:Put*", "ecr:BatchDelete*", "ecr:Set*"],
+                    "Resource": [host.repository_arn],
+                }
+            )
         if host.hosted_zone_id is not None:
             zone = pulumi.Output.concat(
                 "arn:", self._partition, ":route53:::hostedzone/", host.hosted_zone_id
@@ -751,13 +776,28 @@ class DeployIdentity(pulumi.ComponentResource):
                     },
                 }
             )
+        child = pulumi.ResourceOptions(parent=self)
         aws.iam.RolePolicy(
             f"{self._name}-ephemeral-slices",
             role=self._roles["ephemeral"].id,
-            policy=pulumi.Output.json_dumps(
-                {"Version": "2012-10-17", "Statement": [*allow, *deny]}
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": allow}),
+            opts=child,
+        )
+        # The denies in a managed policy of their own: a role's inline policies share 10,240
+        # characters, which the allows nearly fill; a managed policy has 6,144 of its own.
+        guard_name = fit("aws:iam/policy:Policy", f"{self._name}-ephemeral-host-guard")
+        guard = aws.iam.Policy(
+            guard_name,
+            name=guard_name,
+            description="What pr-<n> deploys must never touch on the host stack",
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": deny}),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-ephemeral-host-guard",
+            role=self._roles["ephemeral"].name,
+            policy_arn=guard.arn,
+            opts=child,
         )
 
     def _preview_policy(self, name: str, role: aws.iam.Role, args: DeployIdentityArgs) -> None:

@@ -53,6 +53,7 @@ class PrHostArgs:
 
 class PrHost(pulumi.ComponentResource):
     function_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
     function_arn: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
 
@@ -201,6 +202,7 @@ class PrHost(pulumi.ComponentResource):
         self.function_name = function.name
         self.function_arn = function.arn
         self.security_group_id = security_group.id
+        self.log_group_name = log_group.name
         self.register_outputs(
             {"functionName": self.function_name, "functionArn": self.function_arn}
         )

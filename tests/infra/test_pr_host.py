@@ -301,9 +301,14 @@ def test_the_apps_redis_url_carries_its_user_and_password() -> None:
 # --------------------------------------------------------------------------------------------
 # The `ephemeral` role against the host
 # --------------------------------------------------------------------------------------------
+GUARD = "agent-staging-identity-ephemeral-host-guard"
+
+
 def _ephemeral_documents(run: ProgramRun) -> list[dict[str, Any]]:
+    """PowerUserAccess, the host guard (managed, attached), then the inline policies."""
     return [
         POWER_USER,
+        policy(run.one("aws:iam/policy:Policy", GUARD)),
         policy(run.one(ROLE_POLICY, "agent-staging-identity-ephemeral-iam")),
         policy(run.one(ROLE_POLICY, "agent-staging-identity-ephemeral-slices")),
     ]
@@ -357,8 +362,11 @@ def test_the_ephemeral_role_deploys_a_slice_on_the_host() -> None:
     # Its own policies together stay within IAM's 10,240 characters per role, with room for
     # real ARNs (a listener's is about 70 characters longer than the mocks'), domain or not.
     for each in (run, with_domain()):
-        size = sum(len("".join(json.dumps(d).split())) for d in _ephemeral_documents(each)[1:])
+        documents = _ephemeral_documents(each)
+        size = sum(len("".join(json.dumps(d).split())) for d in documents[2:])
         assert size <= 10_240 - 800, size
+        # ...and the guard within a managed policy's 6,144.
+        assert len("".join(json.dumps(documents[1]).split())) <= 6_144 - 600
 
 
 def test_the_ephemeral_role_cannot_modify_the_hosts_own_resources() -> None:
@@ -369,9 +377,7 @@ def test_the_ephemeral_role_cannot_modify_the_hosts_own_resources() -> None:
     master = run.one(RDS)  # the RDS-managed secret's ARN, as the mocks give it
     master_secret = next(
         s
-        for s in policy(run.one(ROLE_POLICY, "agent-staging-identity-ephemeral-slices"))[
-            "Statement"
-        ]
+        for s in policy(run.one("aws:iam/policy:Policy", GUARD))["Statement"]
         if s["Sid"] == "DenyHostSecrets"
     )["Resource"]
     denied = [
@@ -496,6 +502,8 @@ HOST_ONLY = {
     (USER_GROUP, "agent-staging-cache-users"),
     ("aws:elasticache/userGroupAssociation:UserGroupAssociation", "agent-staging-cache-app-user"),
     (ROLE_POLICY, "agent-staging-identity-ephemeral-slices"),
+    ("aws:iam/policy:Policy", GUARD),
+    ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", GUARD),
 }
 
 
@@ -591,6 +599,7 @@ def test_rules_and_listeners_of_slices_are_matched_on_real_shaped_arns() -> None
     documents = [
         POWER_USER,
         policy(run.one(ROLE_POLICY, "agent-staging-identity-ephemeral-slices")),
+        policy(run.one("aws:iam/policy:Policy", GUARD)),
     ]
     slices = documents[1]
     rule = (
@@ -612,3 +621,24 @@ def test_rules_and_listeners_of_slices_are_matched_on_real_shaped_arns() -> None
     for action in ("elasticloadbalancing:ModifyListener", "elasticloadbalancing:DeleteListener"):
         assert decide(documents, action, https) == "Deny", action
     assert decide(documents, "elasticloadbalancing:DeleteLoadBalancer", lb) == "Deny"
+
+
+def test_the_ephemeral_role_cannot_delete_the_hosts_images_or_logs() -> None:
+    """PowerUserAccess (for self-contained pr stacks) would let a pull request's deploy delete
+    staging's repository or log groups; the guard denies it, and slices keep their own."""
+    run = hosting()
+    documents = _ephemeral_documents(run)
+    repository = _mock_arn(run.one("aws:ecr/repository:Repository"))
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+    for action, resource in [
+        ("ecr:DeleteRepository", repository),
+        ("ecr:BatchDeleteImage", repository),
+        ("ecr:PutLifecyclePolicy", repository),
+        ("ecr:SetRepositoryPolicy", repository),
+        ("logs:DeleteLogGroup", f"{logs}/ecs/agent-staging"),
+        ("logs:PutRetentionPolicy", f"{logs}/ecs/agent-staging:*"),
+        ("logs:DeleteLogGroup", f"{logs}/aws/lambda/{run.one(LAMBDA).plain['name']}"),
+    ]:
+        assert decide(documents, action, resource) == "Deny", (action, resource)
+    slice_logs = f"{logs}/ecs/agent-pr-42"
+    assert decide(documents, "logs:DeleteLogGroup", slice_logs) == "Allow"

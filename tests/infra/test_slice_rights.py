@@ -459,9 +459,12 @@ def role_documents(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Identity policies (inline and attached managed ones) and the boundary of `role`."""
     documents = [json.loads(p.plain["policy"]) for p in _of_role(run, role, "inline")]
+    # AWS-managed policies as published, the stack's own as it registers them.
+    own = {outputs(p)["arn"]: json.loads(p.plain["policy"]) for p in run.of_type(MANAGED_POLICY)}
     for attachment in _of_role(run, role, "attached"):
-        assert attachment.plain["policyArn"] in MANAGED, attachment.plain["policyArn"]
-        documents.append(MANAGED[attachment.plain["policyArn"]])
+        arn = attachment.plain["policyArn"]
+        assert arn in MANAGED or arn in own, arn
+        documents.append(MANAGED[arn] if arn in MANAGED else own[arn])
     boundary_arn = role.plain.get("permissionsBoundary")
     if boundary_arn is None:
         return documents, None
