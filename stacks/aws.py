@@ -8,6 +8,8 @@ ambient `aws:region`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 import pulumi_aws as aws
 
@@ -238,12 +240,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     )
     master_password = pulumi.Output.concat(database.master_secret_arn, ":password::")
     app_password = secrets.arns["DATABASE_APP_PASSWORD"]
-    value_from: dict[str, pulumi.Input[str]] = {
-        **{k: v for k, v in secrets.arns.items() if k != "DATABASE_APP_PASSWORD"},
-        "DATABASE_URI": secrets.arns["DATABASE_URL"],
-        "REDIS_URI": secrets.arns["REDIS_URL"],
-        "PGPASSWORD": app_password,
-    }
+    value_from = app_value_from(secrets.arns)
     db_init = InitContainer(
         name="db-init",
         command=DB_BOOTSTRAP,
@@ -259,14 +256,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             "DATABASE_APP_PASSWORD": app_password,
         },
     )
-    # The schema, as the application role (which owns its tables), with the new image, after
-    # the role exists and before the app container of a new task may start.
-    migrate = InitContainer(
-        name="migrate",
-        command=MIGRATE,
-        env=dict(config.app.env),
-        secrets={"DATABASE_URL": secrets.arns["DATABASE_URL"], "PGPASSWORD": app_password},
-    )
+    migrate = migrate_step(config, secrets.arns)
     timeouts = Timeouts(config.app.run_timeout_seconds)
 
     service = Service(
@@ -523,3 +513,25 @@ def app_image(
         ),
     )
     return built.ref, built.digest, registry.repository_arn
+
+
+def app_value_from(arns: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    """The app container's secrets (name -> Secrets Manager reference): every app secret but
+    the role's password under its own name, and the aliases the app reads."""
+    return {
+        **{k: v for k, v in arns.items() if k != "DATABASE_APP_PASSWORD"},
+        "DATABASE_URI": arns["DATABASE_URL"],
+        "REDIS_URI": arns["REDIS_URL"],
+        "PGPASSWORD": arns["DATABASE_APP_PASSWORD"],
+    }
+
+
+def migrate_step(config: StackConfig, arns: Mapping[str, pulumi.Input[str]]) -> InitContainer:
+    """The schema, as the application role (which owns its tables), with the new image, after
+    the role exists and before the app container of a new task may start."""
+    return InitContainer(
+        name="migrate",
+        command=MIGRATE,
+        env=dict(config.app.env),
+        secrets={"DATABASE_URL": arns["DATABASE_URL"], "PGPASSWORD": arns["DATABASE_APP_PASSWORD"]},
+    )

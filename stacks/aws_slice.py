@@ -21,7 +21,6 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.aws.identity import boundary_arn
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
-from infra.aws.service import InitContainer
 from infra.aws.slice import (
     ServiceSlice,
     ServiceSliceArgs,
@@ -43,7 +42,7 @@ from infra.config.pull_requests import (
 )
 from infra.timeouts import Timeouts
 from stacks import StackConfigError, secret_values
-from stacks.aws import app_image
+from stacks.aws import app_image, app_value_from, migrate_step
 from stacks.images import image_history
 from stacks.pr_base import PR_BASE_VERSION, AwsPrBase
 
@@ -188,7 +187,7 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
         top,
     )
 
-    from stacks.aws import MIGRATE, RDS_CA_BUNDLE
+    from stacks.aws import RDS_CA_BUNDLE
 
     database_url = (
         f"postgresql://{database_name}@{base['databaseAddress']}:{int(base['databasePort'])}/"
@@ -209,21 +208,10 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
         ),
         top,
     )
-    app_password = secrets.arns["DATABASE_APP_PASSWORD"]
-    value_from: dict[str, pulumi.Input[str]] = {
-        **{k: v for k, v in secrets.arns.items() if k != "DATABASE_APP_PASSWORD"},
-        "DATABASE_URI": secrets.arns["DATABASE_URL"],
-        "REDIS_URI": secrets.arns["REDIS_URL"],
-        "PGPASSWORD": app_password,
-    }
+    value_from = app_value_from(secrets.arns)
     # No db-init: the provisioner made the role, which owns its database; the schema is
     # migrated as that role before the app container of a new task starts.
-    migrate = InitContainer(
-        name="migrate",
-        command=MIGRATE,
-        env=dict(config.app.env),
-        secrets={"DATABASE_URL": secrets.arns["DATABASE_URL"], "PGPASSWORD": app_password},
-    )
+    migrate = migrate_step(config, secrets.arns)
     timeouts = Timeouts(config.app.run_timeout_seconds)
     service = ServiceSlice(
         name,

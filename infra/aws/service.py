@@ -336,50 +336,18 @@ class Service(pulumi.ComponentResource):
                 )
             )
 
-        capacity = "FARGATE_SPOT" if args.fargate_spot else "FARGATE"
-        service = aws.ecs.Service(
-            f"{name}-service",
-            name=name,
+        service = app_service(
+            name,
+            args,
+            self,
             cluster=cluster.arn,
-            task_definition=task_definition.arn,
-            desired_count=args.desired_count,
-            capacity_provider_strategies=[{"capacity_provider": capacity, "weight": 1}],
-            platform_version=PLATFORM_VERSION,  # ECS.10
-            network_configuration={
-                "subnets": list(args.task_subnet_ids),
-                "security_groups": [args.task_security_group_id],
-                "assign_public_ip": args.assign_public_ip,  # ECS.2 (False in production)
-            },
-            load_balancers=[
-                {
-                    "target_group_arn": target_group.arn,
-                    "container_name": CONTAINER,
-                    "container_port": args.port,
-                }
-            ],
-            deployment_circuit_breaker={"enable": True, "rollback": True},
-            deployment_minimum_healthy_percent=100,
-            deployment_maximum_percent=200,
-            health_check_grace_period_seconds=args.health_check_grace_seconds,
-            enable_ecs_managed_tags=True,
-            propagate_tags="SERVICE",
-            wait_for_steady_state=True,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # A task starting early fails on a missing secret value, permission or
-                # capacity provider, and a fresh stack trips the circuit breaker.
-                depends_on=[
-                    *listeners,
-                    capacity_providers,
-                    execution_policy,
-                    *args.start_after,
-                ],
-                # Autoscaling owns the running count once the service exists.
-                ignore_changes=["desiredCount"] if args.autoscaling else None,
-                # Its name is fixed: a replacement must remove the old service first, or ECS
-                # refuses the second service of the same name.
-                delete_before_replace=True,
-            ),
+            task_definition=task_definition,
+            target_group=target_group,
+            # A task starting early fails on a missing secret value, permission or
+            # capacity provider, and a fresh stack trips the circuit breaker.
+            depends_on=[*listeners, capacity_providers, execution_policy, *args.start_after],
+            # Autoscaling owns the running count once the service exists.
+            ignore_changes=["desiredCount"] if args.autoscaling else None,
         )
 
         if args.autoscaling:
@@ -710,4 +678,72 @@ def app_target_group(
             "unhealthy_threshold": 3,
         },
         opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+class ServiceSpec(TaskSpec, Protocol):
+    """What an ECS service of the app is placed with (ServiceArgs, a pr slice's args)."""
+
+    @property
+    def desired_count(self) -> int: ...
+    @property
+    def fargate_spot(self) -> bool: ...
+    @property
+    def task_subnet_ids(self) -> Sequence[pulumi.Input[str]]: ...
+    @property
+    def task_security_group_id(self) -> pulumi.Input[str]: ...
+    @property
+    def assign_public_ip(self) -> bool: ...
+    @property
+    def health_check_grace_seconds(self) -> int: ...
+
+
+def app_service(
+    name: str,
+    args: ServiceSpec,
+    parent: pulumi.Resource,
+    *,
+    cluster: pulumi.Input[str],
+    task_definition: aws.ecs.TaskDefinition,
+    target_group: aws.lb.TargetGroup,
+    depends_on: Sequence[pulumi.Resource],
+    ignore_changes: list[str] | None = None,
+) -> aws.ecs.Service:
+    """The app's ECS service: rolling, circuit-broken, waited for until steady."""
+    capacity = "FARGATE_SPOT" if args.fargate_spot else "FARGATE"
+    return aws.ecs.Service(
+        f"{name}-service",
+        name=name,
+        cluster=cluster,
+        task_definition=task_definition.arn,
+        desired_count=args.desired_count,
+        capacity_provider_strategies=[{"capacity_provider": capacity, "weight": 1}],
+        platform_version=PLATFORM_VERSION,  # ECS.10
+        network_configuration={
+            "subnets": list(args.task_subnet_ids),
+            "security_groups": [args.task_security_group_id],
+            "assign_public_ip": args.assign_public_ip,  # ECS.2 (False in production)
+        },
+        load_balancers=[
+            {
+                "target_group_arn": target_group.arn,
+                "container_name": CONTAINER,
+                "container_port": args.port,
+            }
+        ],
+        deployment_circuit_breaker={"enable": True, "rollback": True},
+        deployment_minimum_healthy_percent=100,
+        deployment_maximum_percent=200,
+        health_check_grace_period_seconds=args.health_check_grace_seconds,
+        enable_ecs_managed_tags=True,
+        propagate_tags="SERVICE",
+        wait_for_steady_state=True,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(depends_on),
+            ignore_changes=ignore_changes,
+            # Its name is fixed: a replacement must remove the old service first, or ECS
+            # refuses the second service of the same name.
+            delete_before_replace=True,
+        ),
     )

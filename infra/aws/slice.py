@@ -19,10 +19,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.service import (
-    CONTAINER,
-    PLATFORM_VERSION,
     SECRETS_REVISION_LABEL,
     InitContainer,
+    app_service,
     app_target_group,
     fargate_task,
 )
@@ -308,40 +307,15 @@ class ServiceSlice(pulumi.ComponentResource):
                 "http://", args.load_balancer_dns_name, f":{address.port}"
             )
 
-        capacity = "FARGATE_SPOT" if args.fargate_spot else "FARGATE"
-        service = aws.ecs.Service(
-            f"{name}-service",
-            name=name,
+        service = app_service(
+            name,
+            args,
+            self,
             cluster=args.cluster_arn,
-            task_definition=task_definition.arn,
-            desired_count=args.desired_count,
-            capacity_provider_strategies=[{"capacity_provider": capacity, "weight": 1}],
-            platform_version=PLATFORM_VERSION,
-            network_configuration={
-                "subnets": list(args.task_subnet_ids),
-                "security_groups": [args.task_security_group_id],
-                "assign_public_ip": args.assign_public_ip,
-            },
-            load_balancers=[
-                {
-                    "target_group_arn": target_group.arn,
-                    "container_name": CONTAINER,
-                    "container_port": args.port,
-                }
-            ],
-            deployment_circuit_breaker={"enable": True, "rollback": True},
-            deployment_minimum_healthy_percent=100,
-            deployment_maximum_percent=200,
-            health_check_grace_period_seconds=args.health_check_grace_seconds,
-            enable_ecs_managed_tags=True,
-            propagate_tags="SERVICE",
-            wait_for_steady_state=True,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # Its database, cache user and secret values exist before a task starts.
-                depends_on=[routing, execution_policy, *args.start_after],
-                delete_before_replace=True,
-            ),
+            task_definition=task_definition,
+            target_group=target_group,
+            # Its database, cache user and secret values exist before a task starts.
+            depends_on=[routing, execution_policy, *args.start_after],
         )
         self.service_name = service.name
         self.log_group_name = log_group.name
