@@ -476,7 +476,7 @@ def _price_stack(
             stack_file.config,
             stack_file.secret_keys,
             project_dir=project_dir,
-            preview=True,
+            preview=False,
         )
     except StackConfigError as error:
         message = f"stack {stack!r} is not valid (see `agent-deploy check`): {error}"
@@ -788,7 +788,8 @@ def print_diff(result: Estimate, diff: dict[str, Any], out: TextIO) -> None:
 
 def _summary_rows(project_dir: Path, stacks: list[str]) -> list[str]:
     rows = []
-    for stack in stacks:
+    # Bases before their slices: a slice then reads its base's outputs from that run.
+    for stack in sorted(stacks, key=lambda s: _slice(load_stack_file(project_dir, s).config)):
         result, _, _ = price_stack(project_dir, stack)
         where = ", ".join(result.regions) or "your machine"
         rows.append(
@@ -902,3 +903,12 @@ def cost(
 
 def summary_line(result: Estimate) -> str:
     return f"**{result.stack}**: {_money(result.monthly)}/month\n"
+
+
+def _slice(config: Mapping[str, str]) -> bool:
+    """A stack file with `pullRequests.base`: priced after the stacks it may be built on."""
+    try:
+        section = json.loads(config.get(f"{PROJECT}:pullRequests", "{}"))
+    except json.JSONDecodeError:
+        return False
+    return isinstance(section, dict) and section.get("base") is not None

@@ -708,7 +708,19 @@ def run_program(
 
     if stack_references is None:
         stack_references = _base_outputs(config, project_dir)
-    return _run(stack, program, config, secret_keys, preview, resource_mocks, stack_references)
+    run = _run(stack, program, config, secret_keys, preview, resource_mocks, stack_references)
+    if not preview and resource_mocks is None:
+        _RUN_OUTPUTS[_run_key(project_dir, stack, config)] = dict(run.outputs)
+    return run
+
+
+#: Outputs of the non-preview runs of this process, by (project, stack, config): a slice's base
+#: that already ran (`cost --all` prices staging before pr) is not run a second time.
+_RUN_OUTPUTS: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
+def _run_key(project_dir: Path, stack: str, config: Mapping[str, str]) -> tuple[str, str, str]:
+    return (str(project_dir.resolve()), stack, json.dumps(sorted(config.items())))
 
 
 def _base_outputs(config: Mapping[str, str], project_dir: Path) -> dict[str, dict[str, Any]]:
@@ -728,14 +740,17 @@ def _base_outputs(config: Mapping[str, str], project_dir: Path) -> dict[str, dic
         stack_file = load_stack_file(project_dir, name)
     except StackFileError:
         return {}
-    run = run_program(
-        name,
-        stack_file.config,
-        stack_file.secret_keys,
-        project_dir=project_dir,
-        stack_references={},
-    )
-    return {name: dict(run.outputs)}
+    known = _RUN_OUTPUTS.get(_run_key(project_dir, name, stack_file.config))
+    if known is None:
+        run = run_program(
+            name,
+            stack_file.config,
+            stack_file.secret_keys,
+            project_dir=project_dir,
+            stack_references={},
+        )
+        known = dict(run.outputs)
+    return {name: known}
 
 
 def run_function(
