@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 
 from src.config.logging import configure_logging, get_logger
 from src.config.settings import ENV_NAMES, normalize_database_url
+from src.services.postgres_tls import verified_conninfo
 
 log = get_logger("src.migrate")
 
@@ -161,7 +162,10 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     url_name = next((n for n in ENV_NAMES["database_url"] if env.get(n)), "DATABASE_URL")
     password_file = env.get("DATABASE_PASSWORD_FILE")
     try:
-        url = normalize_database_url(env.get(url_name, ""))
+        # Verified as the service verifies it: against DATABASE_CA_CERT when given.
+        url = verified_conninfo(
+            normalize_database_url(env.get(url_name, "")), env.get("DATABASE_CA_CERT") or None
+        )
     except ValueError as exc:
         print(f"agent-app migrate: {url_name}: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

@@ -36,7 +36,7 @@ from harness import (
     service_env,
 )
 from src.config.settings import Settings, SettingsError, load_settings
-from src.services.dependencies import verified_conninfo
+from src.services.postgres_tls import verified_conninfo
 from src.services.redis_tls import names_host, redis_client
 
 pytestmark = pytest.mark.integration
@@ -489,3 +489,14 @@ def test_database_ca_cert_with_sslmode_disable_is_refused(
             REDIS_URL="redis://r/0",
             DATABASE_CA_CERT=pki["server"].pem,
         )
+
+
+def test_migrate_verifies_the_database_against_database_ca_cert(
+    ssl_postgres: SslPostgres, pki: dict[str, Authority]
+) -> None:
+    """The migration job (a Cloud Run job on gcp) trusts the server only as the service does."""
+    wrong = run_migrate(ssl_postgres.url(), DATABASE_CA_CERT=pki["other"].pem)
+    assert wrong.returncode != 0
+    assert "certificate verify failed" in wrong.stderr + wrong.stdout
+    right = run_migrate(ssl_postgres.url(), DATABASE_CA_CERT=pki["server"].pem)
+    assert right.returncode == 0, right.stderr + right.stdout

@@ -11,8 +11,6 @@ of crash-looping containers while a database is still booting.
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +28,7 @@ from redis.asyncio import Redis
 from src.config.logging import get_logger
 from src.config.settings import Settings
 from src.migrate import APP_MIGRATIONS, SCHEMA_QUERY, migrate, schema_problems
+from src.services.postgres_tls import verified_conninfo
 from src.services.redis_tls import redis_client
 
 log = get_logger(__name__)
@@ -65,21 +64,6 @@ def connection_kwargs(password_file: Path | None) -> Callable[[], dict[str, Any]
         return {**_CONNECTION_KWARGS, "password": read_password_file(password_file)}
 
     return resolve
-
-
-def verified_conninfo(conninfo: str, ca_pem: str | None) -> str:
-    """`conninfo` verifying the server against `ca_pem`, which libpq reads only from a file."""
-    if ca_pem is None:
-        return conninfo
-    descriptor, path = tempfile.mkstemp(prefix="database-ca-", suffix=".pem")  # mode 0600
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(ca_pem)
-    mode = psycopg.conninfo.conninfo_to_dict(conninfo).get("sslmode")
-    return psycopg.conninfo.make_conninfo(
-        conninfo,
-        sslrootcert=path,
-        sslmode="verify-full" if mode == "verify-full" else "verify-ca",
-    )
 
 
 class _NoWaitLock(asyncio.Lock):
