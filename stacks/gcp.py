@@ -35,7 +35,7 @@ from infra.gcp.service import CloudRunService, CloudRunServiceArgs
 from infra.timeouts import Timeouts
 from stacks import gcp_slice, secret_values
 from stacks.delivery import github_delivery
-from stacks.images import build_image
+from stacks.images import build_image, image_history
 
 ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
 # Cloud Run's own URL is HTTPS, but on Google's name, without a TLS policy or Cloud Armor.
@@ -243,6 +243,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         else ALARMS_UNROUTED,
         "image": image,
         "imageDigest": digest,
+        # What `make rollback` / rollback.yml redeploy from (stacks/images.py).
+        "imageHistory": image_history(image),
         "serviceName": service.name,
         "serviceAccount": service.service_account_email,
         "databaseInstance": database.connection_name,

@@ -45,7 +45,7 @@ from infra.gcp.service import CloudRunService, CloudRunServiceArgs
 from infra.timeouts import Timeouts
 from stacks import secret_values
 from stacks.delivery import github_delivery
-from stacks.images import build_image
+from stacks.images import build_image, image_history
 from stacks.pr_base import PR_BASE_VERSION, GcpPrBase
 
 #: The server CAs a slice reads from the host's secrets (and nothing else of the host's).
@@ -339,6 +339,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "tls": TLS_SLICE,
         "image": image,
         "imageDigest": digest,
+        # What `make rollback` / rollback.yml redeploy from (stacks/images.py).
+        "imageHistory": image_history(image),
         "serviceName": service.name,
         "serviceAccount": service.service_account_email,
         "databaseInstance": base["databaseInstance"],

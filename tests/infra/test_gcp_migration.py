@@ -121,3 +121,21 @@ def test_the_service_waits_for_the_migration(tier: str):
     assert any("sql/database" in urn or "CloudSql" in urn for urn in migration.depends_on)
     grants = run.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
     assert grants and {g.urn for g in grants} & set(migration.depends_on)
+
+
+@pytest.mark.parametrize("tier", ["ephemeral", "staging"])
+def test_gcp_stacks_start_their_rollback_history_with_the_digest_they_run(tier: str) -> None:
+    """`make rollback` / rollback.yml read `imageHistory`: gcp stacks keep it as aws ones do."""
+    run = built(tier)
+    assert run.outputs["imageHistory"] == [service_container(run)["image"]]
+    assert "@sha256:" in run.outputs["imageHistory"][0]
+
+
+def test_a_promoted_gcp_digest_moves_to_the_front_of_the_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cli import engine
+
+    monkeypatch.setattr(engine, "PREVIOUS_OUTPUTS", {"imageHistory": [pinned(1), pinned(2)]})
+    run = run_stack("gcp-production", {"app": {"image": pinned(2)}})
+    assert run.outputs["imageHistory"] == [pinned(2), pinned(1)]
