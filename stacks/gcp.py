@@ -14,7 +14,6 @@ import pulumi_gcp as gcp
 
 from infra.config import DATABASE_APP_USER, PROJECT, GcpConfig, StackConfig, service_hostname
 from infra.config.gcp import (
-    CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
     ENTERPRISE_LOG_RETENTION_DAYS,
     dns_zone,
     gcp_deploy_environment,
@@ -26,23 +25,19 @@ from infra.gcp.cache import Memorystore, MemorystoreArgs
 from infra.gcp.database import CloudSql, CloudSqlArgs
 from infra.gcp.identity import GcpDeployIdentity, GcpDeployIdentityArgs, GcpGitHubRole
 from infra.gcp.load_balancer import CloudArmorArgs, GcpLoadBalancer, GcpLoadBalancerArgs
-from infra.gcp.migration import MIGRATE
 from infra.gcp.monitoring import GcpMonitoring, GcpMonitoringArgs
 from infra.gcp.network import GcpNetwork, GcpNetworkArgs
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
-from infra.gcp.service import CloudRunService, CloudRunServiceArgs
-from infra.timeouts import Timeouts
+from infra.gcp.service import CloudRunService
 from stacks import gcp_slice, secret_values
+from stacks.cloud_run import app_service_args
 from stacks.delivery import github_delivery
 from stacks.images import build_image, image_history
 
 ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
 # Cloud Run's own URL is HTTPS, but on Google's name, without a TLS policy or Cloud Armor.
 TLS_RUN_APP = "run.app only: not on your own name; set app.domain to serve HTTPS on it"
-# Cloud Run's front end is the only way to the container (no other ingress path exists), so
-# the X-Forwarded-For it sets is trusted whatever address it connects from.
-FORWARDED_ALLOW_IPS = "*"
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
@@ -162,44 +157,23 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         ),
         after_apis,
     )
-    timeouts = Timeouts(config.app.run_timeout_seconds)
     hostname = service_hostname(config)
     service = CloudRunService(
         name,
-        CloudRunServiceArgs(
+        app_service_args(
+            config,
             project=project,
             region=region,
             image=image,
-            port=config.app.port,
-            cpu=str(config.app.cpu // 1024),
-            memory=f"{config.app.memory}Mi",
-            min_instances=config.app.min_instances,
-            max_instances=config.app.max_instances,
-            cpu_idle=gcp_config.cpu_idle,
-            timeout_seconds=config.app.run_timeout_seconds + CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
-            readiness_path=config.app.readiness_path,
-            liveness_path=config.app.liveness_path,
-            env={
-                **config.app.env,
-                "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
-                **timeouts.app_env(load_balanced=False),
-            },
-            secret_env={
-                key: (secrets.secret_ids[key], secrets.versions[key])
-                for key in sorted(secrets.secret_ids)
-            },
+            secret_env=secrets.references,
             network=network.network_id,
             subnet=network.subnet_id,
-            deletion_protection=gcp_config.service_deletion_protection,
-            public=gcp_config.invoker != "private",
-            invoker_iam_disabled=gcp_config.invoker == "public",
             depends_on=[*apis.ready, database, cache],
             # CI's deploy account may act as its runtime account only, and creates none.
             service_account=identity.runtime_service_accounts.get("deploy")
             if identity is not None
             else gcp_config.run_service_account,
             labels=labels,
-            migrate_command=MIGRATE,
             # Behind the load balancer only: its TLS policy and Cloud Armor cannot be bypassed.
             ingress="INGRESS_TRAFFIC_ALL"
             if hostname is None

@@ -28,7 +28,6 @@ import pulumi_random as random
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import PROJECT, StackConfig
-from infra.config.gcp import CLOUD_RUN_TIMEOUT_MARGIN_SECONDS
 from infra.config.pull_requests import (
     PR_BASE_OUTPUT,
     base_stack_reference,
@@ -37,13 +36,12 @@ from infra.config.pull_requests import (
 )
 from infra.gcp.cache import Memorystore
 from infra.gcp.database import CloudSql
-from infra.gcp.migration import MIGRATE
 from infra.gcp.network import GcpNetwork
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.secrets import ACCESSOR_ROLE, GcpSecrets, GcpSecretsArgs
-from infra.gcp.service import CloudRunService, CloudRunServiceArgs
-from infra.timeouts import Timeouts
+from infra.gcp.service import CloudRunService
 from stacks import secret_values
+from stacks.cloud_run import app_service_args
 from stacks.delivery import github_delivery
 from stacks.images import build_image, image_history
 from stacks.pr_base import PR_BASE_VERSION, GcpPrBase
@@ -58,8 +56,6 @@ SHARED_WARNING = (
     "only). For code you do not trust, remove pullRequests.base: the stack is then "
     "self-contained (its own network, database and cache)."
 )
-# Cloud Run's front end is the only way in; see stacks/gcp.py.
-FORWARDED_ALLOW_IPS = "*"
 
 
 class PrBaseError(pulumi.RunError):
@@ -288,43 +284,25 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         # again here would remove that binding for every other slice when this one goes.
         grants += secrets.grant(f"serviceAccount:{shared_account}", "run")
     versions: dict[str, tuple[pulumi.Input[str], pulumi.Input[str]]] = {
-        **{key: (secrets.secret_ids[key], secrets.versions[key]) for key in secrets.secret_ids},
+        **secrets.references,
         "DATABASE_CA_CERT": (base["databaseCaSecretId"], base["databaseCaSecretVersion"]),
         "REDIS_CA_CERT": (base["redisCaSecretId"], base["redisCaSecretVersion"]),
     }
-    timeouts = Timeouts(config.app.run_timeout_seconds)
     service = CloudRunService(
         name,
-        CloudRunServiceArgs(
+        app_service_args(
+            config,
             project=project,
             region=region,
             image=image,
-            port=config.app.port,
-            cpu=str(config.app.cpu // 1024),
-            memory=f"{config.app.memory}Mi",
-            min_instances=config.app.min_instances,
-            max_instances=config.app.max_instances,
-            cpu_idle=gcp_config.cpu_idle,
-            timeout_seconds=config.app.run_timeout_seconds + CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
-            readiness_path=config.app.readiness_path,
-            liveness_path=config.app.liveness_path,
-            env={
-                **config.app.env,
-                "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
-                "REDIS_KEY_PREFIX": prefix,
-                **timeouts.app_env(load_balanced=False),
-            },
-            secret_env={key: versions[key] for key in sorted(versions)},
+            secret_env=versions,
+            env={"REDIS_KEY_PREFIX": prefix},
             network=base["network"],
             subnet=base["subnet"],
-            deletion_protection=gcp_config.service_deletion_protection,
-            public=gcp_config.invoker != "private",
-            invoker_iam_disabled=gcp_config.invoker == "public",
             grant_secret_access=shared_account is None,
             depends_on=[database, user, *grants],
             service_account=shared_account,
             labels=labels,
-            migrate_command=MIGRATE,
         ),
         top,
     )

@@ -120,6 +120,11 @@ class GcpSecrets(pulumi.ComponentResource):
             self.grant(member, f"reader-{index}")
         self.register_outputs({"secretIds": self.secret_ids, "versions": self.versions})
 
+    @property
+    def references(self) -> dict[str, tuple[pulumi.Output[str], pulumi.Output[str]]]:
+        """Variable -> (secret id, pinned version): what CloudRunServiceArgs.secret_env takes."""
+        return {key: (self.secret_ids[key], self.versions[key]) for key in self.secret_ids}
+
     def grant(self, member: pulumi.Input[str], label: str) -> list[pulumi.Resource]:
         """Let `member` read each secret here (and no other); `label` names the bindings."""
         if isinstance(member, str) and member in PUBLIC_MEMBERS:

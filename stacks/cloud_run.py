@@ -1,0 +1,62 @@
+"""The app's Cloud Run service as every gcp composition (a tier stack, a pr-<n> slice) sizes
+and configures it: one place, so a slice never drifts from the stack it previews."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+
+from infra.config import StackConfig
+from infra.config.gcp import CLOUD_RUN_TIMEOUT_MARGIN_SECONDS
+from infra.gcp.migration import MIGRATE
+from infra.gcp.service import CloudRunServiceArgs
+from infra.timeouts import Timeouts
+
+# Cloud Run's front end is the only way to the container (no other ingress path exists), so
+# the X-Forwarded-For it sets is trusted whatever address it connects from.
+FORWARDED_ALLOW_IPS = "*"
+
+
+def app_service_args(
+    config: StackConfig,
+    *,
+    project: pulumi.Input[str],
+    region: str,
+    image: pulumi.Input[str],
+    secret_env: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[str]]],
+    env: Mapping[str, str] | None = None,
+    **placement: Any,
+) -> CloudRunServiceArgs:
+    """Sizes, probes, timeouts, invoker and migration from config; `env` adds variables of
+    the composition's own, `placement` its network, account, dependencies and ingress."""
+    gcp_config = config.gcp
+    assert gcp_config is not None  # validated: target gcp has a gcp section
+    timeouts = Timeouts(config.app.run_timeout_seconds)
+    return CloudRunServiceArgs(
+        project=project,
+        region=region,
+        image=image,
+        port=config.app.port,
+        cpu=str(config.app.cpu // 1024),
+        memory=f"{config.app.memory}Mi",
+        min_instances=config.app.min_instances,
+        max_instances=config.app.max_instances,
+        cpu_idle=gcp_config.cpu_idle,
+        timeout_seconds=config.app.run_timeout_seconds + CLOUD_RUN_TIMEOUT_MARGIN_SECONDS,
+        readiness_path=config.app.readiness_path,
+        liveness_path=config.app.liveness_path,
+        env={
+            **config.app.env,
+            "FORWARDED_ALLOW_IPS": FORWARDED_ALLOW_IPS,
+            **(env or {}),
+            **timeouts.app_env(load_balanced=False),
+        },
+        secret_env={key: secret_env[key] for key in sorted(secret_env)},
+        deletion_protection=gcp_config.service_deletion_protection,
+        public=gcp_config.invoker != "private",
+        invoker_iam_disabled=gcp_config.invoker == "public",
+        migrate_command=MIGRATE,
+        **placement,
+    )
