@@ -50,7 +50,7 @@ from infra.timeouts import Timeouts
 from stacks import PROJECT_ROOT, StackConfigError, secret_values
 from stacks.accounts import oidc_provider_claim_problems
 from stacks.delivery import github_delivery
-from stacks.images import build_image, image_history
+from stacks.images import build_image, given_image_digest, image_history
 from stacks.pr_base import PR_BASE_VERSION, PR_PORT_OFFSET, AwsPrBase
 
 TLS_DISABLED = "disabled: plain HTTP; set app.domain (or aws.certificateArn) to serve HTTPS"
@@ -494,9 +494,9 @@ def app_image(
     """(image, digest, ECR repository ARN the execution role must pull from): `app.image` as
     given, or built and pushed to a repository of this stack's own."""
     if config.app.image is not None:
-        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
         # A private image in (another) ECR repository: the execution role must pull it.
-        return config.app.image, digest, ecr_repository_arn(config.app.image)
+        image = config.app.image
+        return image, given_image_digest(image), ecr_repository_arn(image)
     assert config.aws is not None
     registry = Registry(
         f"{name}-registry",

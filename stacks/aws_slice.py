@@ -17,7 +17,6 @@ from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
-from pulumi.runtime.sync_await import _sync_await
 
 from infra.aws.identity import boundary_arn
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
@@ -34,7 +33,6 @@ from infra.aws.slice import (
 from infra.config import PROJECT, ConfigError, ConfigProblem, StackConfig
 from infra.config.pull_requests import (
     PR_BASE_OUTPUT,
-    base_stack_reference,
     pr_number,
     redis_access_string,
     slice_database,
@@ -44,7 +42,7 @@ from infra.timeouts import Timeouts
 from stacks import StackConfigError, secret_values
 from stacks.aws import app_image, app_value_from, migrate_step
 from stacks.images import image_history
-from stacks.pr_base import PR_BASE_VERSION, AwsPrBase
+from stacks.pr_base import PR_BASE_VERSION, AwsPrBase, read_pr_base
 
 BASE_KEY = f"{PROJECT}:pullRequests.base"
 TLS_DISABLED = (
@@ -58,11 +56,7 @@ def read_base(config: StackConfig) -> tuple[str, AwsPrBase]:
     """The base's full name and its `prBase`, or every problem with it as a config error."""
     base = config.pull_requests.base
     assert base is not None
-    full = base_stack_reference(base, pulumi.get_organization(), pulumi.get_project())
-    reference = pulumi.StackReference(full)
-    # Stack reference outputs are known in preview too: the slice's shape may depend on them.
-    details = _sync_await(reference.get_output_details(PR_BASE_OUTPUT))
-    value = details.value if details.value is not None else details.secret_value
+    full, value = read_pr_base(base)
     problems = base_problems(full, value)
     if problems:
         raise StackConfigError(ConfigError(config.stack, problems))

@@ -27,13 +27,12 @@ from infra.gcp.identity import GcpDeployIdentity, GcpDeployIdentityArgs, GcpGitH
 from infra.gcp.load_balancer import CloudArmorArgs, GcpLoadBalancer, GcpLoadBalancerArgs
 from infra.gcp.monitoring import GcpMonitoring, GcpMonitoringArgs
 from infra.gcp.network import GcpNetwork, GcpNetworkArgs
-from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService
 from stacks import gcp_slice, secret_values
-from stacks.cloud_run import app_service_args
 from stacks.delivery import github_delivery
-from stacks.images import build_image, image_history
+from stacks.gcp_app import app_image, app_service_args
+from stacks.images import image_history
 
 ALARMS_UNROUTED = "NO RECIPIENT: alerts reach nobody; set gcp.alarmEmail"
 # Cloud Run's own URL is HTTPS, but on Google's name, without a TLS policy or Cloud Armor.
@@ -70,33 +69,13 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         after_apis,
     )
 
-    image: pulumi.Input[str]
-    digest: pulumi.Input[str]
-    registry_url: pulumi.Input[str] | None = None
-    if config.app.image is not None:
-        image = config.app.image
-        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
-    else:
-        registry = ArtifactRegistry(
-            f"{name}-registry",
-            ArtifactRegistryArgs(
-                project=project,
-                region=region,
-                repository_id=name,
-                keep_count=gcp_config.registry_keep_images,
-                immutable_tags=True,
-                writers=[identity.members["deploy"]] if identity is not None else (),
-            ),
-            after_apis,
-        )
-        built = build_image(
-            config,
-            repository=pulumi.Output.concat(registry.repository_url, "/", config.app.name),
-            push=True,
-            registry=registry_login(region, pulumi.InvokeOptions(provider=provider)),
-        )
-        image, digest = built.ref, built.digest
-        registry_url = registry.repository_url
+    image, digest, registry_url = app_image(
+        config,
+        name,
+        provider,
+        after_apis,
+        writers=[identity.members["deploy"]] if identity is not None else (),
+    )
 
     sql = gcp_config.sql
     database = CloudSql(

@@ -25,26 +25,23 @@ from typing import Any, cast
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
-from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import PROJECT, StackConfig
 from infra.config.pull_requests import (
     PR_BASE_OUTPUT,
-    base_stack_reference,
     slice_database,
     slice_key_prefix,
 )
 from infra.gcp.cache import Memorystore
 from infra.gcp.database import CloudSql
 from infra.gcp.network import GcpNetwork
-from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.secrets import ACCESSOR_ROLE, GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService
 from stacks import secret_values
-from stacks.cloud_run import app_service_args
 from stacks.delivery import github_delivery
-from stacks.images import build_image, image_history
-from stacks.pr_base import PR_BASE_VERSION, GcpPrBase
+from stacks.gcp_app import app_image, app_service_args
+from stacks.images import image_history
+from stacks.pr_base import PR_BASE_VERSION, GcpPrBase, read_pr_base
 
 #: The server CAs a slice reads from the host's secrets (and nothing else of the host's).
 CA_SECRETS = ("DATABASE_CA_CERT", "REDIS_CA_CERT")
@@ -188,15 +185,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     database_name, prefix = slice_names(config.stack)
     labels = {"project": PROJECT, "stack": config.stack, "tier": config.tier}
     shared_account = gcp_config.run_service_account
-    reference = pulumi.StackReference(
-        f"{name}-base",
-        stack_name=base_stack_reference(base_name, pulumi.get_organization(), pulumi.get_project()),
-    )
-    # Read before anything is registered (waiting as Pulumi's own synchronous invokes do): a
-    # bad base fails the run with one message and no half-made slice. A stack reference is
-    # read in previews too.
-    details = _sync_await(reference.get_output_details(PR_BASE_OUTPUT))
-    value = details.value if details.value is not None else details.secret_value
+    _, value = read_pr_base(base_name, f"{name}-base")
     base = parse_pr_base(value, base_name, project, region, shared_account)
     pulumi.log.warn(SHARED_WARNING.format(stack=config.stack, base=base_name, prefix=prefix))
     provider = gcp.Provider(f"{name}-gcp", project=project, region=region, default_labels=labels)
@@ -204,27 +193,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
 
     image: pulumi.Input[str]
     digest: pulumi.Input[str]
-    if config.app.image is not None:
-        image = config.app.image
-        digest = config.app.image.partition("@")[2] or "unpinned: app.image has no digest"
-    else:
-        registry = ArtifactRegistry(
-            f"{name}-registry",
-            ArtifactRegistryArgs(
-                project=project,
-                region=region,
-                repository_id=name,
-                keep_count=gcp_config.registry_keep_images,
-            ),
-            top,
-        )
-        built = build_image(
-            config,
-            repository=pulumi.Output.concat(registry.repository_url, "/", config.app.name),
-            push=True,
-            registry=registry_login(region, pulumi.InvokeOptions(provider=provider)),
-        )
-        image, digest = built.ref, built.digest
+    image, digest, _ = app_image(config, name, provider, top)
 
     # The database depends on the user, so a destroy drops the database (and every object the
     # user owns in it) before the user: Postgres refuses to drop a role that still owns objects.

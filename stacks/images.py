@@ -68,3 +68,8 @@ def next_history(current: str, previous: object) -> list[str]:
     earlier = [p for p in previous if isinstance(p, str)] if isinstance(previous, list) else []
     pinned = [current] if "@sha256:" in current else []
     return (pinned + [p for p in earlier if p != current])[:HISTORY_LENGTH]
+
+
+def given_image_digest(image: str) -> str:
+    """The digest of an `app.image` reference, or a note that it has none (output `imageDigest`)."""
+    return image.partition("@")[2] or "unpinned: app.image has no digest"

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
+import pulumi
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config.pull_requests import PR_BASE_OUTPUT, base_stack_reference
+
 PR_BASE_VERSION = 1
 #: Without a domain, a slice gets its own listener on the base's load balancer at this port + n.
 PR_PORT_OFFSET = 10000
@@ -83,3 +88,13 @@ class GcpPrBase(TypedDict):
     #: The runtime account the host already lets read both CA secrets (its `ephemeral`
     #: identity's); a slice running as it grants nothing on the host's secrets.
     caReaderServiceAccount: str | None
+
+
+def read_pr_base(base: str, resource_name: str | None = None) -> tuple[str, object]:
+    """(the base's full stack name, its raw `prBase` or None), read before anything is
+    registered (waiting as Pulumi's own synchronous invokes do), so a slice can refuse a bad
+    base with one message and nothing half-made. A stack reference is read in previews too."""
+    full = base_stack_reference(base, pulumi.get_organization(), pulumi.get_project())
+    reference = pulumi.StackReference(resource_name or full, stack_name=full)
+    details = _sync_await(reference.get_output_details(PR_BASE_OUTPUT))
+    return full, details.value if details.value is not None else details.secret_value

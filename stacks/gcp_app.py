@@ -1,18 +1,21 @@
-"""The app's Cloud Run service as every gcp composition (a tier stack, a pr-<n> slice) sizes
-and configures it: one place, so a slice never drifts from the stack it previews."""
+"""The app on gcp as every composition (a tier stack, a pr-<n> slice) builds it: its image and
+its Cloud Run service, in one place, so a slice never drifts from the stack it previews."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
+import pulumi_gcp as gcp
 
 from infra.config import StackConfig
 from infra.config.gcp import CLOUD_RUN_TIMEOUT_MARGIN_SECONDS
 from infra.gcp.migration import MIGRATE
+from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.service import CloudRunServiceArgs
 from infra.timeouts import Timeouts
+from stacks.images import build_image, given_image_digest
 
 # Cloud Run's front end is the only way to the container (no other ingress path exists), so
 # the X-Forwarded-For it sets is trusted whatever address it connects from.
@@ -60,3 +63,38 @@ def app_service_args(
         migrate_command=MIGRATE,
         **placement,
     )
+
+
+def app_image(
+    config: StackConfig,
+    name: str,
+    provider: gcp.Provider,
+    opts: pulumi.ResourceOptions,
+    writers: Sequence[pulumi.Input[str]] = (),
+) -> tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str] | None]:
+    """(image, digest, repository URL): `app.image` as given (no repository), or built and
+    pushed to an Artifact Registry repository of this stack's own (immutable tags; `writers`
+    may push to it too)."""
+    if config.app.image is not None:
+        return config.app.image, given_image_digest(config.app.image), None
+    gcp_config = config.gcp
+    assert gcp_config is not None  # validated: target gcp has a gcp section
+    registry = ArtifactRegistry(
+        f"{name}-registry",
+        ArtifactRegistryArgs(
+            project=gcp_config.project,
+            region=gcp_config.region,
+            repository_id=name,
+            keep_count=gcp_config.registry_keep_images,
+            immutable_tags=True,
+            writers=writers,
+        ),
+        opts,
+    )
+    built = build_image(
+        config,
+        repository=pulumi.Output.concat(registry.repository_url, "/", config.app.name),
+        push=True,
+        registry=registry_login(gcp_config.region, pulumi.InvokeOptions(provider=provider)),
+    )
+    return built.ref, built.digest, registry.repository_url
