@@ -14,7 +14,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.alarms import Alarms, AlarmsArgs
-from infra.aws.cache import REDIS_PORT, Cache, CacheArgs
+from infra.aws.cache import (
+    REDIS_PORT,
+    Cache,
+    CacheArgs,
+    cleanup_user_id,
+    replication_group_id,
+)
 from infra.aws.database import Database, DatabaseArgs, instance_identifier
 from infra.aws.domain import Domain, DomainArgs
 from infra.aws.identity import (
@@ -115,6 +121,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                     database_identifier=instance_identifier(f"{name}-db"),
                     provisioner_user=PROVISIONER_USER,
                     target_group_prefix=slice_target_group_prefix(config.app.name),
+                    cache_group_id=replication_group_id(f"{name}-cache"),
+                    cache_cleanup_user=cleanup_user_id(f"{name}-cache"),
                 )
                 if host
                 else None,
@@ -362,6 +370,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         outputs["domain"] = domain.hostname
     if host:
         task_subnets = network.private_subnet_ids if private_tasks else network.public_subnet_ids
+        # rbac: a host's cache has its user group and cleanup user.
+        assert cache.user_group_id is not None and cache.cleanup_user_id is not None
         pr_host = PrHost(
             f"{name}-pr-host",
             PrHostArgs(
@@ -371,12 +381,16 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 database_address=database.address,
                 database_name=config.database.name,
                 database_resource_id=database.resource_id,
+                cache_security_group_id=cache.security_group_id,
+                cache_address=cache.primary_endpoint,
+                cache_name=cache.replication_group_id,
+                cache_arn=cache.arn,
+                cache_cleanup_user_id=cache.cleanup_user_id,
                 log_retention_days=aws_config.log_retention_days,
                 permissions_boundary=boundary,
             ),
             top,
         )
-        assert cache.user_group_id is not None  # rbac: host
         pr_base: dict[str, pulumi.Input[object]] = {
             "target": "aws",
             "version": PR_BASE_VERSION,

@@ -2,8 +2,9 @@
 auth token that exists only as a Pulumi secret.
 
 A stack hosting pull-request slices (`rbac`) uses ElastiCache RBAC instead of the token: a user
-group holding a disabled `default` user and the app's own user, which slices join with users
-limited to their key prefix (a token would give every slice every key).
+group holding a disabled `default` user, the app's own user and an IAM-authenticated cleanup
+user (the slice provisioner deletes a destroyed slice's keys as it), which slices join with
+users limited to their key prefix (a token would give every slice every key).
 
 The replication group id is fixed (alarms name its nodes), so a change AWS can only make by
 replacement deletes the old group first instead of clashing on the id.
@@ -19,6 +20,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws.firewall import service_only_security_group
+from infra.config.pull_requests import CLEANUP_ACCESS_STRING
 from infra.naming import fit, fit_user_id
 
 REDIS_PORT = 6379
@@ -26,6 +28,16 @@ REDIS_PORT = 6379
 USER_PASSWORD_LENGTH = 48
 # The host app's user: every key, every command but the administrative ones.
 APP_ACCESS_STRING = "on ~* +@all -@dangerous"
+
+
+def replication_group_id(name: str) -> str:
+    """The replication group id of the Cache component `name` (IAM ARNs name it)."""
+    return fit("aws:elasticache/replicationGroup:ReplicationGroup", name)
+
+
+def cleanup_user_id(name: str) -> str:
+    """The id (and name) of the IAM-authenticated cleanup user of the Cache component `name`."""
+    return fit_user_id(f"{replication_group_id(name)}-cleanup")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class Cache(pulumi.ComponentResource):
     # The RBAC user group and its own users' ids (None and empty without `rbac`).
     user_group_id: pulumi.Output[str] | None = None
     user_ids: tuple[str, ...] = ()
+    # The IAM-authenticated user that deletes a destroyed slice's keys (None without `rbac`).
+    cleanup_user_id: str | None = None
 
     def __init__(
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
@@ -75,7 +89,7 @@ class Cache(pulumi.ComponentResource):
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=child
         )
-        group_id = fit("aws:elasticache/replicationGroup:ReplicationGroup", name)
+        group_id = replication_group_id(name)
         # ElastiCache.6: AUTH, or RBAC users. Alphanumeric: the password is embedded in a URL
         # without escaping. AWS accepts either only with transit encryption.
         token = (
@@ -168,7 +182,19 @@ class Cache(pulumi.ComponentResource):
             passwords=[password.result],
             opts=child,
         )
-        self.user_ids = (default_id, app_user_id)
+        # IAM auth: ElastiCache wants the user name equal to its id, and the engine 7 or later.
+        cleanup_id = cleanup_user_id(name)
+        cleanup = aws.elasticache.User(
+            f"{name}-cleanup-user",
+            user_id=cleanup_id,
+            user_name=cleanup_id,
+            access_string=CLEANUP_ACCESS_STRING,
+            engine=engine,
+            authentication_mode={"type": "iam"},
+            opts=child,
+        )
+        self.user_ids = (default_id, app_user_id, cleanup_id)
+        self.cleanup_user_id = cleanup_id
         user_group = aws.elasticache.UserGroup(
             f"{name}-users",
             user_group_id=fit_user_id(f"{group_id}-users"),
@@ -182,8 +208,15 @@ class Cache(pulumi.ComponentResource):
             user_id=app.user_id,
             opts=child,
         )
-        # The replication group waits for the app's membership: its first client is the app.
-        self.user_group_id = pulumi.Output.all(user_group.user_group_id, association.id).apply(
-            lambda v: str(v[0])
+        cleanup_association = aws.elasticache.UserGroupAssociation(
+            f"{name}-cleanup-user",
+            user_group_id=user_group.user_group_id,
+            user_id=cleanup.user_id,
+            # ElastiCache modifies a group one change at a time.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[association]),
         )
+        # The replication group waits for the memberships: its first client is the app.
+        self.user_group_id = pulumi.Output.all(
+            user_group.user_group_id, association.id, cleanup_association.id
+        ).apply(lambda v: str(v[0]))
         return app.user_name, pulumi.Output.secret(password.result)

@@ -223,6 +223,9 @@ class HostedSlices:
     # Slices' target groups (`slice_target_group_prefix`): `slice_prefix` unless the app name
     # is too long for it in ELB's 32 characters.
     target_group_prefix: str | None = None
+    # The host cache's replication group and the cleanup user the provisioner signs in as.
+    cache_group_id: str | None = None
+    cache_cleanup_user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -440,7 +443,7 @@ class DeployIdentity(pulumi.ComponentResource):
         hosted = self._hosted
         assert hosted is not None
         if label == "deploy":
-            return [
+            statements: list[dict[str, object]] = [
                 {
                     # No resource-level permission exists for them.
                     "Sid": "ProvisionerVpcDescribe",
@@ -465,6 +468,27 @@ class DeployIdentity(pulumi.ComponentResource):
                     ],
                 },
             ]
+            if hosted.cache_group_id and hosted.cache_cleanup_user:
+                statements.append(
+                    {
+                        "Sid": "ProvisionerCacheUser",
+                        "Effect": "Allow",
+                        "Action": ["elasticache:Connect"],
+                        "Resource": [
+                            self._arn(
+                                f"replicationgroup:{hosted.cache_group_id}",
+                                service="elasticache",
+                                region="*",
+                            ),
+                            self._arn(
+                                f"user:{hosted.cache_cleanup_user}",
+                                service="elasticache",
+                                region="*",
+                            ),
+                        ],
+                    }
+                )
+            return statements
         if label != "ephemeral":
             return []
         return [

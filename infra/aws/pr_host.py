@@ -1,11 +1,12 @@
 """What a stack hosting pull-request slices adds: the Lambda function that creates and drops a
-slice's database and role on the host's Postgres server.
+slice's database and role on the host's Postgres server, and deletes its Redis keys.
 
 Why a Lambda: the server is private, and a slice is deployed from a GitHub runner outside the
 VPC. The function runs inside it, signs in as one Postgres role (`PROVISIONER_USER`, which may
 create roles and databases but is no superuser) with an RDS IAM token instead of a password,
-and refuses any database name but `pr_<n>` (infra/aws/provisioner/). Its security group is the
-only new client the database admits; it reaches nothing else.
+and refuses any database name but `pr_<n>` (infra/aws/provisioner/). On a slice's delete it
+signs in to the cache as the cleanup user (IAM again) and unlinks the slice's `pr-<n>:` keys. Its
+security group is the only new client the database and the cache admit; it reaches nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.cache import REDIS_PORT
 from infra.aws.database import POSTGRES_PORT
 from infra.aws.provisioner import HANDLER, PROVISIONER_USER, RUNTIME, provisioner_archive
 from infra.naming import fit
@@ -47,8 +49,15 @@ class PrHostArgs:
     # The instance's DbiResourceId, which `rds-db:connect` ARNs name.
     database_resource_id: pulumi.Input[str]
     log_retention_days: int
+    cache_security_group_id: pulumi.Input[str]
+    cache_address: pulumi.Input[str]
+    # The replication group's id and ARN (an IAM token names the group), and the cleanup user's id.
+    cache_name: pulumi.Input[str]
+    cache_arn: pulumi.Input[str]
+    cache_cleanup_user_id: str
     permissions_boundary: pulumi.Input[str] | None = None
     database_port: int = POSTGRES_PORT
+    cache_port: int = REDIS_PORT
 
 
 class PrHost(pulumi.ComponentResource):
@@ -93,6 +102,26 @@ class PrHost(pulumi.ComponentResource):
             description="PostgreSQL from the slice provisioner",
             opts=child,
         )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-provisioner-to-cache",
+            security_group_id=security_group.id,
+            referenced_security_group_id=args.cache_security_group_id,
+            ip_protocol="tcp",
+            from_port=args.cache_port,
+            to_port=args.cache_port,
+            description="Cache of the host",
+            opts=child,
+        )
+        cache_ingress = aws.vpc.SecurityGroupIngressRule(
+            f"{name}-cache-from-provisioner",
+            security_group_id=args.cache_security_group_id,
+            referenced_security_group_id=security_group.id,
+            ip_protocol="tcp",
+            from_port=args.cache_port,
+            to_port=args.cache_port,
+            description="Cache from the slice provisioner (key cleanup)",
+            opts=child,
+        )
 
         function_name = fit("aws:lambda/function:Function", f"{name}-provisioner")
         # Created first, with a retention: the group Lambda would create never expires.
@@ -131,6 +160,15 @@ class PrHost(pulumi.ComponentResource):
             args.database_resource_id,
             f"/{PROVISIONER_USER}",
         )
+        cache_user = pulumi.Output.concat(
+            "arn:",
+            partition,
+            ":elasticache:",
+            region,
+            ":",
+            account,
+            f":user:{args.cache_cleanup_user_id}",
+        )
         policy = aws.iam.RolePolicy(
             f"{name}-provisioner",
             role=role.id,
@@ -166,6 +204,12 @@ class PrHost(pulumi.ComponentResource):
                             "Action": ["rds-db:connect"],
                             "Resource": [db_user],
                         },
+                        {
+                            "Sid": "ConnectAsCacheCleanup",
+                            "Effect": "Allow",
+                            "Action": ["elasticache:Connect"],
+                            "Resource": [args.cache_arn, cache_user],
+                        },
                     ],
                 }
             ),
@@ -174,7 +218,7 @@ class PrHost(pulumi.ComponentResource):
         function = aws.lambda_.Function(
             f"{name}-provisioner",
             name=function_name,
-            description="Creates and drops pull-request slices' databases and roles",
+            description="Creates and drops pull-request slices' databases, roles and keys",
             role=role.arn,
             runtime=RUNTIME,
             handler=HANDLER,
@@ -193,10 +237,14 @@ class PrHost(pulumi.ComponentResource):
                     "DATABASE_PORT": str(args.database_port),
                     "DATABASE_NAME": args.database_name,
                     "DATABASE_USER": PROVISIONER_USER,
+                    "CACHE_HOST": args.cache_address,
+                    "CACHE_PORT": str(args.cache_port),
+                    "CACHE_NAME": args.cache_name,
+                    "CACHE_USER": args.cache_cleanup_user_id,
                 }
             },
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[log_group, policy, database_ingress]
+                parent=self, depends_on=[log_group, policy, database_ingress, cache_ingress]
             ),
         )
         self.function_name = function.name

@@ -68,6 +68,8 @@ def pull_request_problems(config: StackConfig) -> list[ConfigProblem]:
                 "true",
             )
         )
+    if section.host and config.target == "aws":
+        problems += _aws_host_cache_problems(config)
     if section.base is not None and (config.tier != "ephemeral" or config.target == "local"):
         problems.append(
             ConfigProblem(
@@ -107,6 +109,25 @@ def pull_request_problems(config: StackConfig) -> list[ConfigProblem]:
             )
         )
     return problems
+
+
+def _aws_host_cache_problems(config: StackConfig) -> list[ConfigProblem]:
+    """A host's cleanup cache user signs in with IAM, which needs engine 7 or later.
+
+    (Its RBAC users also need in-transit encryption, which every aws cache has.)
+    """
+    version = config.cache.engine_version
+    if int(version.split(".")[0]) >= 7:
+        return []
+    return [
+        ConfigProblem(
+            f"{PROJECT}:cache.engineVersion",
+            "a stack hosting pull-request slices deletes a destroyed slice's keys as an "
+            "IAM-authenticated cache user, which ElastiCache offers from Valkey 7.2 and "
+            "Redis OSS 7.0: choose 7.0 or later",
+            version,
+        )
+    ]
 
 
 _PR_NUMBER = re.compile(r"^pr-([0-9]{1,9})$")
@@ -151,6 +172,13 @@ SLICE_REDIS_COMMANDS = (
     "evalsha",
     "script|load",
 )
+
+
+#: The host's cleanup cache user: the provisioner signs in as it (IAM, no password) when a slice
+#: is destroyed, to list and unlink that slice's `pr-<n>:` keys. `pr-*` only: staging's own keys
+#: (under `agent:`) are out of its reach. SCAN is keyless, so it sees key names, and it is no
+#: slice's: only the host's function may connect as it.
+CLEANUP_ACCESS_STRING = "on ~pr-* -@all +ping +scan +unlink"
 
 
 def redis_access_string(prefix: str) -> str:

@@ -351,6 +351,14 @@ def test_the_boundary_grants_no_iam_and_covers_what_the_stacks_roles_do(
     )
     master = "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABC/postgres"
     assert decide([boundary], "rds-db:connect", master) == "ImplicitDeny"
+    # And to the cache as its cleanup user: the hosting stack's own roles only, no other user.
+    cache = "arn:aws:elasticache:eu-west-1:123456789012:"
+    for resource in ("replicationgroup:agent-staging-cache", "user:agent-staging-cache-cleanup"):
+        assert (decide([boundary], "elasticache:Connect", cache + resource) == "Allow") is (
+            name == "agent-staging-boundary"
+        ), resource
+    app_user = cache + "user:agent-staging-cache-app"
+    assert decide([boundary], "elasticache:Connect", app_user) == "ImplicitDeny"
 
 
 def test_roles_last_as_long_as_the_longest_job() -> None:

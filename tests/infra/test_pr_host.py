@@ -9,6 +9,8 @@ import re
 from functools import cache
 from typing import Any, get_type_hints
 
+import pytest
+
 from cli.engine import ProgramRun, Resource, _stable_number, contains_secret, is_secret
 from infra.aws.identity import (
     RDS_OWNER_CONDITION_KEY,
@@ -19,6 +21,8 @@ from infra.aws.identity import (
     SliceHost,
 )
 from infra.aws.provisioner import HANDLER, PROVISIONER_USER, RUNTIME
+from infra.config.pull_requests import CLEANUP_ACCESS_STRING
+from stacks import StackConfigError
 from stacks.pr_base import PR_BASE_VERSION, AwsPrBase
 from tests.harness import run_components, run_stack
 from tests.infra.iam_policy import decide
@@ -171,7 +175,7 @@ def test_without_a_domain_the_load_balancer_admits_the_slice_ports_like_port_80(
 # --------------------------------------------------------------------------------------------
 # The provisioner
 # --------------------------------------------------------------------------------------------
-def test_the_provisioner_runs_in_the_vpc_reaching_only_the_database() -> None:
+def test_the_provisioner_runs_in_the_vpc_reaching_only_the_database_and_cache() -> None:
     run = hosting()
     function = run.one(LAMBDA)
     plain = function.plain
@@ -182,32 +186,76 @@ def test_the_provisioner_runs_in_the_vpc_reaching_only_the_database() -> None:
     assert plain["vpcConfig"]["subnetIds"] == service["networkConfiguration"]["subnets"]
     (group,) = plain["vpcConfig"]["securityGroupIds"]
     assert group == "agent-staging-pr-host-provisioner-id"
-    # Out: PostgreSQL to the database's group only; in: nothing.
+    # Out: PostgreSQL to the database's group and Redis to the cache's, only; in: nothing.
     out = [r.plain for r in run.of_type(EGRESS) if r.plain["securityGroupId"] == group]
-    assert out == [
-        {
-            **out[0],
-            "referencedSecurityGroupId": "agent-staging-db-sg-id",
-            "fromPort": 5432,
-            "toPort": 5432,
-        }
+    assert sorted((r["referencedSecurityGroupId"], r["fromPort"], r["toPort"]) for r in out) == [
+        ("agent-staging-cache-sg-id", 6379, 6379),
+        ("agent-staging-db-sg-id", 5432, 5432),
     ]
-    assert "cidrIpv4" not in out[0]
+    assert not [r for r in out if "cidrIpv4" in r or "cidrIpv6" in r]
     assert not [r for r in run.of_type(INGRESS) if r.plain["securityGroupId"] == group]
-    admitted = [
-        r.plain
-        for r in run.of_type(INGRESS)
-        if r.plain["securityGroupId"] == "agent-staging-db-sg-id"
-        and r.plain["referencedSecurityGroupId"] == group
+    for target, port in (("agent-staging-db-sg-id", 5432), ("agent-staging-cache-sg-id", 6379)):
+        admitted = [
+            r.plain
+            for r in run.of_type(INGRESS)
+            if r.plain["securityGroupId"] == target
+            and r.plain["referencedSecurityGroupId"] == group
+        ]
+        assert [(r["fromPort"], r["toPort"]) for r in admitted] == [(port, port)], target
+    rules = [
+        r.urn for r in run.of_type(INGRESS) if r.plain.get("referencedSecurityGroupId") == group
     ]
-    assert [(r["fromPort"], r["toPort"]) for r in admitted] == [(5432, 5432)]
+    assert set(rules) <= set(function.depends_on)  # reachable from its first invocation
+    cache = run.one(GROUP)
     assert plain["environment"]["variables"] == {
         "DATABASE_HOST": run.outputs["databaseEndpoint"],
         "DATABASE_PORT": "5432",
         "DATABASE_NAME": "agent",
         "DATABASE_USER": PROVISIONER_USER,
+        "CACHE_HOST": f"master.{cache.name}.mock.euw1.cache.amazonaws.com",
+        "CACHE_PORT": "6379",
+        "CACHE_NAME": f"{cache.name}-id",  # the replication group's id
+        "CACHE_USER": "agent-staging-cache-cleanup",
     }
     assert "code" in function.inputs
+
+
+def test_the_cleanup_cache_user_signs_in_with_iam_and_reaches_only_slice_keys() -> None:
+    run = hosting()
+    cleanup = run.one(USER, "agent-staging-cache-cleanup-user").plain
+    # ElastiCache's IAM auth: type iam, no password, user name equal to the id.
+    assert cleanup["authenticationMode"] == {"type": "iam"}
+    assert "passwords" not in cleanup
+    assert cleanup["userName"] == cleanup["userId"] == "agent-staging-cache-cleanup"
+    assert cleanup["accessString"] == CLEANUP_ACCESS_STRING
+    members = [
+        r.plain["userId"]
+        for r in run.of_type("aws:elasticache/userGroupAssociation:UserGroupAssociation")
+    ]
+    assert "agent-staging-cache-cleanup" in members
+    # Only the provisioner may connect as it, to this cache only.
+    document = policy(run.one(ROLE_POLICY, "agent-staging-pr-host-provisioner"))
+    cache_arn = f"arn:aws:elasticache:{MOCK_ARN_REGION}:{ACCOUNT}:agent-staging-cache"
+    user = f"arn:aws:elasticache:{REGION}:{ACCOUNT}:user:agent-staging-cache-cleanup"
+    assert decide([document], "elasticache:Connect", cache_arn) == "Allow"
+    assert decide([document], "elasticache:Connect", user) == "Allow"
+    for other in ("agent-staging-cache-app", "agent-staging-cache-default", "agent-pr-7"):
+        arn = f"arn:aws:elasticache:{REGION}:{ACCOUNT}:user:{other}"
+        assert decide([document], "elasticache:Connect", arn) == "ImplicitDeny", other
+    # The ephemeral role may not modify or delete it (the host's users are denied to slices).
+    guard = run.one("aws:iam/policy:Policy", "agent-staging-identity-ephemeral-host-guard")
+    for action in ("elasticache:ModifyUser", "elasticache:DeleteUser"):
+        assert decide([POWER_USER, policy(guard)], action, user) == "Deny", action
+
+
+def test_a_host_cache_needs_engine_7_for_its_iam_user() -> None:
+    with pytest.raises(StackConfigError) as refused:
+        run_stack("staging", {"cache": {"engine": "redis", "engineVersion": "6.2"}})
+    message = str(refused.value)
+    assert "agent-deploy:cache.engineVersion = 6.2" in message and "7.0 or later" in message
+    # Without hosting, both stay allowed.
+    run_stack("staging", {"cache": {"engine": "redis", "engineVersion": "6.2"},
+                          "pullRequests": {"host": False}})  # fmt: skip
 
 
 def test_the_provisioner_signs_in_with_iam_as_its_user_only() -> None:
@@ -265,16 +313,20 @@ def test_the_cache_authenticates_users_of_a_group_with_a_disabled_default() -> N
     user_group = run.one(USER_GROUP)
     assert group.plain["userGroupIds"] == [user_group.plain["userGroupId"]]
     users = {u.plain["userName"]: u for u in run.of_type(USER)}
-    assert set(users) == {"default", "agent-staging-cache-app"}
+    assert set(users) == {"default", "agent-staging-cache-app", "agent-staging-cache-cleanup"}
     assert users["default"].plain["accessString"].startswith("off ")
     # Members join through associations, which the group's own list ignores (a refresh of
     # staging never drops a live slice's user).
     assert user_group.plain["userIds"] == [users["default"].plain["userId"]]
     assert "userIds" in user_group.ignore_changes
-    association = run.one("aws:elasticache/userGroupAssociation:UserGroupAssociation").plain
+    association = run.one(
+        "aws:elasticache/userGroupAssociation:UserGroupAssociation", "agent-staging-cache-app-user"
+    ).plain
     assert association["userId"] == users["agent-staging-cache-app"].plain["userId"]
     assert association["userGroupId"] == user_group.plain["userGroupId"]
     for user in users.values():
+        if user.plain.get("authenticationMode") == {"type": "iam"}:
+            continue  # the cleanup user: no password
         (password,) = user.plain["passwords"]
         assert contains_secret(user.inputs["passwords"])
         assert 16 <= len(password) <= 128
@@ -493,6 +545,13 @@ HOST_ONLY = {
     ("aws:ec2/securityGroup:SecurityGroup", "agent-staging-pr-host-provisioner"),
     (EGRESS, "agent-staging-pr-host-provisioner-to-db"),
     (INGRESS, "agent-staging-pr-host-db-from-provisioner"),
+    (EGRESS, "agent-staging-pr-host-provisioner-to-cache"),
+    (INGRESS, "agent-staging-pr-host-cache-from-provisioner"),
+    (USER, "agent-staging-cache-cleanup-user"),
+    (
+        "aws:elasticache/userGroupAssociation:UserGroupAssociation",
+        "agent-staging-cache-cleanup-user",
+    ),
     ("agent-deploy:aws:PrHost", "agent-staging-pr-host"),
     (INGRESS, "agent-staging-alb-in-slices"),
     (USER, "agent-staging-cache-default-user"),

@@ -9,13 +9,16 @@ there fails here too.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
 import types
+import urllib.parse
 from pathlib import Path
 
 import pg8000.native
@@ -32,10 +35,11 @@ from infra.aws.provisioner import (
     provisioner_archive,
 )
 from infra.aws.provisioner import handler as provisioner
-from infra.config.pull_requests import slice_database
+from infra.config.pull_requests import slice_database, slice_key_prefix
 from tests.infra.postgres_server import PROVISIONER_PASSWORD, Postgres, postgres
+from tests.infra.redis_server import CLEANUP_USER, Redis, redis_server
 
-__all__ = ["postgres"]
+__all__ = ["postgres", "redis_server"]
 
 PASSWORD = "slice-Secr3t-9d2c"
 
@@ -265,3 +269,178 @@ print(json.dumps(handler.provision({{"database": "pr_90", "password": "p"}}, con
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"database": "pr_90", "role": "pr_90"}
     assert can_connect(postgres, "pr_90", "p", "pr_90")
+
+
+# --------------------------------------------------------------------------------------------
+# A destroyed slice's Redis keys
+# --------------------------------------------------------------------------------------------
+#: Keys of staging's app and of other slices, in the same cache: cleanup must leave them.
+OTHER_KEYS = ("agent:ratelimit:10.1.2.3", "pr-70:agent:ratelimit:x", "pr-8:agent:thread-lock:t")
+
+
+def resp_commands(raw: bytes) -> list[list[bytes]]:
+    """The commands a client sent, parsed from RESP arrays of bulk strings."""
+    commands, at = [], 0
+    while at < len(raw):
+        end = raw.index(b"\r\n", at)
+        count, at, args = int(raw[at + 1 : end]), end + 2, []
+        for _ in range(count):
+            end = raw.index(b"\r\n", at)
+            size = int(raw[at + 1 : end])
+            args.append(raw[end + 2 : end + 2 + size])
+            at = end + 4 + size
+        commands.append(args)
+    return commands
+
+
+def as_cleanup(server: Redis) -> provisioner.CacheConnect:
+    return server.cleanup
+
+
+def test_delete_removes_the_slices_keys_and_only_those(
+    postgres: Postgres, redis_server: Redis
+) -> None:
+    create(postgres, "pr_7")
+    admin = redis_server.admin()
+    mine = [f"pr-7:agent:thread-lock:{i}" for i in range(1200)]  # several SCAN steps
+    for key in [*mine, *OTHER_KEYS]:
+        admin.call("SET", key, "v")
+    admin.call("SET", "pr-7:no-ttl", "v")  # an app's key without a TTL goes too
+    event = {"database": "pr_7", "tf": {"action": "delete"}}
+
+    done = provisioner.provision(event, as_provisioner(postgres), as_cleanup(redis_server))
+
+    assert done == {"dropped": "pr_7"}
+    assert admin.call("KEYS", "pr-7:*") == []
+    assert sorted(k.decode() for k in admin.call("KEYS", "*")) == sorted(OTHER_KEYS)
+    assert not can_connect(postgres, "pr_7", PASSWORD, "pr_7")
+    # A re-run (a destroy retried after a failure) finds nothing and succeeds.
+    assert provisioner.provision(event, as_provisioner(postgres), as_cleanup(redis_server)) == {
+        "dropped": "pr_7"
+    }
+    admin.close()
+
+
+def test_a_cache_failure_fails_the_delete_before_the_database_goes(
+    postgres: Postgres, redis_server: Redis
+) -> None:
+    create(postgres, "pr_9")
+
+    def refused() -> provisioner.Cache:
+        return redis_server.connect(CLEANUP_USER, "wrong-password")
+
+    with pytest.raises(provisioner.CacheError, match="WRONGPASS"):
+        provisioner.provision({"database": "pr_9", "tf": {"action": "delete"}},
+                              as_provisioner(postgres), refused)  # fmt: skip
+    assert can_connect(postgres, "pr_9", PASSWORD, "pr_9")  # retried whole on the next destroy
+
+
+def test_the_cleanup_user_may_only_list_and_unlink_slice_keys(redis_server: Redis) -> None:
+    admin = redis_server.admin()
+    for key in ("pr-3:k", *OTHER_KEYS):
+        admin.call("SET", key, "v")
+    cleanup = redis_server.cleanup()
+    for command in (
+        ("UNLINK", "agent:ratelimit:10.1.2.3"),
+        ("DEL", "pr-3:k"),
+        ("GET", "pr-3:k"),
+        ("SET", "pr-3:k", "x"),
+        ("FLUSHALL",),
+        ("CONFIG", "GET", "*"),
+        ("ACL", "LIST"),
+        ("KEYS", "*"),
+        ("EVAL", "return 1", "0"),
+    ):
+        with pytest.raises(provisioner.CacheError, match="NOPERM"):
+            cleanup.call(*command)
+    assert cleanup.call("UNLINK", "pr-3:k") == 1
+    assert admin.call("GET", "agent:ratelimit:10.1.2.3") == b"v"
+    cleanup.close()
+    admin.close()
+
+
+def test_the_cleaned_prefix_is_the_one_the_slice_writes_under() -> None:
+    for n in (1, 42, 999_999_999):
+        stack = f"pr-{n}"
+        assert provisioner.key_prefix(slice_database(stack)) == slice_key_prefix(stack)
+    for bad in ("pr-7", "pr_7:", "staging", "pr_"):
+        with pytest.raises(provisioner.ProvisionError):
+            provisioner.key_prefix(bad)
+    with pytest.raises(provisioner.ProvisionError):
+        provisioner.purge_keys(provisioner.Cache(socket.socket()), "agent:")
+
+
+def test_lambda_entry_cleans_keys_as_the_cleanup_user_with_an_iam_token_over_tls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deployed path: a SigV4 token signed with the function's credentials, sent in AUTH over
+    a TLS socket verified against the cache's name; then SCAN, then the database part."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY",
+        "AWS_SECRET_ACCESS_KEY": "example-secret",
+        "AWS_SESSION_TOKEN": "example-session",
+        "AWS_REGION": "eu-west-1",
+        "CACHE_HOST": "master.agent-staging-cache.abc123.euw1.cache.amazonaws.com",
+        "CACHE_PORT": "6379",
+        "CACHE_NAME": "agent-staging-cache",
+        "CACHE_USER": "agent-staging-cache-cleanup",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+    class Kept(io.BytesIO):
+        def close(self) -> None:  # read after the client closed its connection
+            pass
+
+    sent = Kept()
+    wrapped: dict[str, object] = {}
+
+    class FakeTls:
+        def makefile(self, mode: str) -> io.BufferedRWPair:
+            replies = io.BytesIO(b"+OK\r\n*2\r\n$1\r\n0\r\n*0\r\n")
+            return io.BufferedRWPair(replies, sent)  # type: ignore[arg-type]
+
+        def close(self) -> None:
+            pass
+
+    class Context:
+        def wrap_socket(self, sock: object, server_hostname: str) -> FakeTls:
+            wrapped.update(sock=sock, server_hostname=server_hostname)
+            return FakeTls()
+
+    contexts: list[Context] = []
+
+    def default_context() -> Context:
+        contexts.append(Context())
+        return contexts[-1]
+
+    monkeypatch.setattr(provisioner.ssl, "create_default_context", default_context)
+    monkeypatch.setattr(
+        provisioner.socket, "create_connection", lambda address, timeout: ("tcp", address)
+    )
+
+    class Stop(Exception):
+        pass
+
+    def no_database(**kwargs: object) -> None:
+        raise Stop
+
+    monkeypatch.setattr(provisioner, "iam_connection", lambda: no_database())
+    with pytest.raises(Stop):
+        provisioner.handler({"database": "pr_5", "tf": {"action": "delete"}}, None)
+
+    host = "master.agent-staging-cache.abc123.euw1.cache.amazonaws.com"
+    assert wrapped == {"sock": ("tcp", (host, 6379)), "server_hostname": host}
+    commands = resp_commands(sent.getvalue())
+    auth = commands[0]
+    assert auth[:2] == [b"AUTH", b"agent-staging-cache-cleanup"]
+    token = auth[2].decode()
+    assert token.startswith("agent-staging-cache/?Action=connect&User=agent-staging-cache-cleanup&")
+    query = urllib.parse.parse_qs(token.partition("?")[2])
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Credential"][0].startswith("AKIAEXAMPLEKEY/")
+    assert query["X-Amz-Credential"][0].endswith("/eu-west-1/elasticache/aws4_request")
+    assert query["X-Amz-Expires"] == ["900"]
+    assert query["X-Amz-Security-Token"] == ["example-session"]
+    assert "example-secret" not in token
+    assert commands[1][:4] == [b"SCAN", b"0", b"MATCH", b"pr-5:*"]

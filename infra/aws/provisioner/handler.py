@@ -1,4 +1,5 @@
-"""Create, update or drop one pull-request slice's database and role on the shared Postgres.
+"""Create, update or drop one pull-request slice's database and role on the shared Postgres, and
+delete its Redis keys when it goes.
 
 A Lambda in the host's VPC (deployed by the staging stack, invoked by each pr-<n> stack through
 `aws.lambda_.Invocation`): the slice's database cannot be created from outside the VPC, and a
@@ -12,10 +13,15 @@ CONNECT from PUBLIC, so the role reaches nothing else. Every step is idempotent:
 changes no object (the password verifier is rewritten, with the same password); delete of a slice
 already gone succeeds.
 
-Stdlib and pg8000 only (bundled by `provisioner_archive()`); boto3 is imported when the function
-connects, from the Lambda runtime. The password is never logged, and never sent to the server in
-clear: the role gets a SCRAM-SHA-256 verifier computed here, so a logged DDL statement (e.g.
-`log_statement = ddl`) shows a salted hash, the same thing Postgres stores.
+On delete the slice's Redis keys (`pr-<n>:*`, the prefix its app writes under) are unlinked too,
+by the host's cleanup cache user: IAM-authenticated (a token signed here, no password), allowed
+only SCAN and UNLINK of `pr-*` keys. The keys would expire by their TTLs anyway for the reference
+app; an app that writes keys without one would otherwise leave them in staging's cache.
+
+Stdlib and pg8000 only (bundled by `provisioner_archive()`); boto3 and botocore are imported when
+the function connects, from the Lambda runtime. The password is never logged, and never sent to
+the server in clear: the role gets a SCRAM-SHA-256 verifier computed here, so a logged DDL
+statement (e.g. `log_statement = ddl`) shows a salted hash, the same thing Postgres stores.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ import logging
 import os
 import re
 import secrets
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import pg8000.native  # type: ignore[import-untyped]
 from scramp.utils import saslprep  # type: ignore[import-untyped]
@@ -47,6 +55,10 @@ CONNECTION_LIMIT = 25
 CA_BUNDLE = Path(__file__).with_name("rds-global-bundle.pem")
 SCRAM_ITERATIONS = 4096
 ACTIONS = ("create", "update", "delete")
+#: Keys a SCAN step asks for: big enough to be quick, small enough not to block the server.
+SCAN_COUNT = 500
+#: An ElastiCache IAM auth token's life (the longest ElastiCache accepts).
+CACHE_TOKEN_SECONDS = 900
 
 
 class Database(Protocol):
@@ -58,6 +70,57 @@ class Database(Protocol):
 
 
 Connect = Callable[[], Database]
+
+
+class CacheError(RuntimeError):
+    """An error reply from Redis, or a connection that ended mid-reply."""
+
+
+class Cache:
+    """Just enough of a Redis client (RESP2 over one socket) for AUTH, SCAN and UNLINK.
+
+    Written here rather than bundled: the function needs three commands, and every byte of
+    the archive is code that runs inside staging's VPC.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._file = sock.makefile("rwb")
+
+    def call(self, *args: str | bytes) -> Any:
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            raw = arg.encode() if isinstance(arg, str) else arg
+            parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        self._file.write(b"".join(parts))
+        self._file.flush()
+        return self._reply()
+
+    def _reply(self) -> Any:
+        line = self._file.readline()
+        if not line.endswith(b"\r\n"):
+            raise CacheError("the cache closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise CacheError(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            return None if size < 0 else self._file.read(size + 2)[:-2]
+        if kind == b"*":
+            size = int(rest)
+            return None if size < 0 else [self._reply() for _ in range(size)]
+        raise CacheError(f"unexpected reply type {kind!r}")
+
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
+
+
+CacheConnect = Callable[[], Cache]
 
 
 class ProvisionError(ValueError):
@@ -88,19 +151,102 @@ def iam_connection(environ: Mapping[str, str] = os.environ) -> Database:
     return conn
 
 
-def handler(event: Mapping[str, Any], context: object = None) -> dict[str, str]:
-    """The Lambda entry point (`handler.handler`): always the IAM connection.
+def cache_token(user: str, cache_name: str, region: str, credentials: object = None) -> str:
+    """An ElastiCache IAM auth token: a SigV4-presigned `connect` request, without its scheme.
 
-    The connection is a parameter of `provision`, not a setting read here: tests call
-    `provision` with a password connection to a local server, and nothing a deployed function
+    Signed locally with the function's role, like the RDS token; ElastiCache checks it against
+    `elasticache:Connect` on the replication group and the user.
+    """
+    import botocore.session  # type: ignore[import-untyped]  # the Lambda runtime ships it
+    from botocore.model import ServiceId  # type: ignore[import-untyped]
+    from botocore.signers import RequestSigner  # type: ignore[import-untyped]
+
+    session = botocore.session.get_session()
+    signer = RequestSigner(
+        ServiceId("elasticache"),
+        region,
+        "elasticache",
+        "v4",
+        credentials if credentials is not None else session.get_credentials(),
+        session.get_component("event_emitter"),
+    )
+    query = urlencode({"Action": "connect", "User": user})
+    signed = signer.generate_presigned_url(
+        {
+            "method": "GET",
+            "url": f"https://{cache_name}/?{query}",
+            "body": {},
+            "headers": {},
+            "context": {},
+        },
+        operation_name="connect",
+        expires_in=CACHE_TOKEN_SECONDS,
+        region_name=region,
+    )
+    return str(signed).removeprefix("https://")
+
+
+def iam_cache_connection(environ: Mapping[str, str] = os.environ) -> Cache:
+    """Connect to the host's cache as CACHE_USER with an IAM token, over TLS (system CAs)."""
+    host, port = environ["CACHE_HOST"], int(environ.get("CACHE_PORT", "6379"))
+    user = environ["CACHE_USER"]
+    token = cache_token(user, environ["CACHE_NAME"], environ["AWS_REGION"])
+    raw = socket.create_connection((host, port), timeout=30)
+    cache = Cache(ssl.create_default_context().wrap_socket(raw, server_hostname=host))
+    try:
+        cache.call("AUTH", user, token)
+    except BaseException:
+        cache.close()
+        raise
+    return cache
+
+
+def handler(event: Mapping[str, Any], context: object = None) -> dict[str, str]:
+    """The Lambda entry point (`handler.handler`): always the IAM connections.
+
+    The connections are parameters of `provision`, not settings read here: tests call
+    `provision` with password connections to local servers, and nothing a deployed function
     receives (event, environment) can switch it away from IAM auth and a verified TLS.
     """
-    return provision(event, iam_connection)
+    return provision(event, iam_connection, iam_cache_connection)
 
 
-def provision(event: Mapping[str, Any], connect: Connect) -> dict[str, str]:
-    """Validate the event completely, then connect and apply it."""
+def key_prefix(name: str) -> str:
+    """The Redis key prefix of slice `pr_<n>`: `pr-<n>:` (the slice's REDIS_KEY_PREFIX)."""
+    if not SLICE_NAME.fullmatch(name):
+        raise ProvisionError(f"{name!r} is not a slice name")
+    return f"pr-{name.removeprefix('pr_')}:"
+
+
+def purge_keys(cache: Cache, prefix: str) -> int:
+    """UNLINK every key under `prefix` (SCAN in steps: never KEYS on a shared server)."""
+    if not re.fullmatch(r"pr-[0-9]{1,9}:", prefix):
+        raise ProvisionError(f"{prefix!r} is not a slice key prefix")
+    cursor, removed = b"0", 0
+    while True:
+        cursor, keys = cache.call("SCAN", cursor, "MATCH", f"{prefix}*", "COUNT", str(SCAN_COUNT))
+        if keys:
+            removed += int(cache.call("UNLINK", *keys))
+        if cursor == b"0":
+            return removed
+
+
+def provision(
+    event: Mapping[str, Any], connect: Connect, connect_cache: CacheConnect | None = None
+) -> dict[str, str]:
+    """Validate the event completely, then connect and apply it.
+
+    `connect_cache` is None only for a host without a cache to clean (tests of the database
+    part); the deployed `handler` always passes it.
+    """
     name, action, password = _parse(event)
+    if action == "delete" and connect_cache is not None:
+        cache = connect_cache()
+        try:
+            removed = purge_keys(cache, key_prefix(name))
+        finally:
+            cache.close()
+        log.info("slice keys removed: %s (%d)", name, removed)
     conn = connect()
     try:
         if action == "delete":
