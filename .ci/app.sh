@@ -17,6 +17,9 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v dockerd >/dev/null && [ -x "$DOCKER" ] || need_apt+=(docker.io)
 command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
+# The promotion copy (infra/promotion.py) and the registries its test copies between.
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -57,3 +57,35 @@ def oidc_provider_claim_problems(project_dir: Path, config: StackConfig) -> list
             "true",
         )
     ]
+
+
+def promotion_reader_warnings(project_dir: Path, config: StackConfig) -> list[str]:
+    """Production stack files in another account that copy this stack's digests
+    (`app.copyImage`) but that `aws.imageReaders` does not let pull: their promotion would fail
+    at the copy, after the reviewers approved it."""
+    if config.aws is None or config.app.image is not None or config.tier != "staging":
+        return []
+    account = config.aws.account_id
+    warnings = []
+    for name in stack_names(project_dir):
+        if name == config.stack or name == EPHEMERAL_TEMPLATE or EPHEMERAL_STACK.match(name):
+            continue
+        try:
+            stack_file = load_stack_file(project_dir, name)
+            other = load_stack_config(name, stack_file.config, stack_file.secret_keys)
+        except (StackFileError, ConfigError):
+            continue  # `agent-deploy check --stack <name>` reports it
+        reader = other.aws.account_id if other.aws is not None else None
+        if (
+            other.tier == "production"
+            and other.app.copy_image
+            and reader is not None
+            and account is not None
+            and reader != account
+            and reader not in config.aws.image_readers
+        ):
+            warnings.append(
+                f"Pulumi.{name}.yaml (account {reader}) promotes this stack's images by copying "
+                f'them, and may not pull them: add "{reader}" to aws.imageReaders'
+            )
+    return warnings

@@ -34,7 +34,7 @@ from infra.aws.identity import (
 from infra.aws.network import AwsNetwork, AwsNetworkArgs
 from infra.aws.pr_host import PrHost, PrHostArgs
 from infra.aws.provisioner import PROVISIONER_USER
-from infra.aws.registry import Registry, RegistryArgs
+from infra.aws.registry import IMAGE_TAG_PATTERN, Registry, RegistryArgs
 from infra.aws.secrets import AppSecrets, AppSecretsArgs
 from infra.aws.service import InitContainer, Service, ServiceArgs, ecr_repository_arn
 from infra.aws.slice import slice_target_group_prefix
@@ -52,9 +52,10 @@ from infra.config import (
     service_hostname,
 )
 from infra.image import RegistryLogin
+from infra.promotion import PROMOTED_TAG_PREFIX, PromotedImage, PromotedImageArgs
 from infra.timeouts import Timeouts
 from stacks import PROJECT_ROOT, StackConfigError, secret_values
-from stacks.accounts import oidc_provider_claim_problems
+from stacks.accounts import oidc_provider_claim_problems, promotion_reader_warnings
 from stacks.delivery import github_delivery
 from stacks.images import build_image, given_image_digest, image_history
 from stacks.pr_base import PR_BASE_VERSION, PR_PORT_OFFSET, AwsPrBase
@@ -78,6 +79,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     assert aws_config is not None  # validated: target aws has an aws section
     if problems := oidc_provider_claim_problems(PROJECT_ROOT, config):
         raise StackConfigError(ConfigError(config.stack, problems))
+    for warning in promotion_reader_warnings(PROJECT_ROOT, config):
+        pulumi.log.warn(warning)
     name = f"{config.app.name}-{config.stack}"
     ephemeral = config.tier == "ephemeral"
     # This stack carries what pr-<n> slices share (stacks/pr_base.py).
@@ -506,18 +509,41 @@ def app_image(
     force_delete: bool,
 ) -> tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str] | None]:
     """(image, digest, ECR repository ARN the execution role must pull from): `app.image` as
-    given, or built and pushed to a repository of this stack's own."""
-    if config.app.image is not None:
-        # A private image in (another) ECR repository: the execution role must pull it.
-        image = config.app.image
-        return image, given_image_digest(image), ecr_repository_arn(image)
+    given, copied into a repository of this stack's own (`app.copyImage`: production), or built
+    and pushed to one."""
     assert config.aws is not None
+    image = config.app.image
+    if image is not None and not config.app.copy_image:
+        # A private image in (another) ECR repository: the execution role must pull it.
+        return image, given_image_digest(image), ecr_repository_arn(image)
     registry = Registry(
         f"{name}-registry",
-        RegistryArgs(keep_images=config.aws.ecr_keep_images, force_delete=force_delete),
+        RegistryArgs(
+            keep_images=config.aws.ecr_keep_images,
+            force_delete=force_delete,
+            tag_pattern=IMAGE_TAG_PATTERN if image is None else f"{PROMOTED_TAG_PREFIX}*",
+            reader_accounts=config.aws.image_readers,
+        ),
         top,
     )
     token = aws.ecr.get_authorization_token_output(registry_id=registry.registry_id, opts=invoke)
+    if image is not None:
+        # ECR's token opens every registry this identity may read: staging's too.
+        own_host: pulumi.Output[str] = registry.repository_url.apply(lambda u: u.split("/")[0])
+        hosts: list[pulumi.Input[str]] = [image.split("/", 1)[0], own_host]
+        promoted = PromotedImage(
+            f"{name}-image",
+            PromotedImageArgs(
+                source=image,
+                repository=registry.repository_url,
+                logins=[
+                    RegistryLogin(address=host, username=token.user_name, password=token.password)
+                    for host in hosts
+                ],
+            ),
+            top,
+        )
+        return promoted.ref, promoted.digest, registry.repository_arn
     built = build_image(
         config,
         repository=registry.repository_url,

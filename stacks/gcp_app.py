@@ -14,6 +14,8 @@ from infra.config.gcp import CLOUD_RUN_TIMEOUT_MARGIN_SECONDS
 from infra.gcp.migration import MIGRATE
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.service import CloudRunServiceArgs
+from infra.image import RegistryLogin
+from infra.promotion import PromotedImage, PromotedImageArgs
 from infra.timeouts import Timeouts
 from stacks.images import build_image, given_image_digest
 
@@ -72,11 +74,12 @@ def app_image(
     opts: pulumi.ResourceOptions,
     writers: Sequence[pulumi.Input[str]] = (),
 ) -> tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str] | None]:
-    """(image, digest, repository URL): `app.image` as given (no repository), or built and
-    pushed to an Artifact Registry repository of this stack's own (immutable tags; `writers`
-    may push to it too)."""
-    if config.app.image is not None:
-        return config.app.image, given_image_digest(config.app.image), None
+    """(image, digest, repository URL): `app.image` as given (no repository), copied into an
+    Artifact Registry repository of this stack's own (`app.copyImage`: production), or built
+    and pushed to one (immutable tags; `writers` may push to it too)."""
+    image = config.app.image
+    if image is not None and not config.app.copy_image:
+        return image, given_image_digest(image), None
     gcp_config = config.gcp
     assert gcp_config is not None  # validated: target gcp has a gcp section
     registry = ArtifactRegistry(
@@ -88,13 +91,26 @@ def app_image(
             keep_count=gcp_config.registry_keep_images,
             immutable_tags=True,
             writers=writers,
+            readers=gcp_config.image_readers,
         ),
         opts,
     )
+    login = registry_login(gcp_config.region, pulumi.InvokeOptions(provider=provider))
+    # Artifact Registry names an image under the repository: <repository>/<image>.
+    image_path = pulumi.Output.concat(registry.repository_url, "/", config.app.name)
+    if image is not None:
+        # One access token opens every Artifact Registry host this identity may read.
+        source = RegistryLogin(image.split("/", 1)[0], login.username, login.password)
+        promoted = PromotedImage(
+            f"{name}-image",
+            PromotedImageArgs(source=image, repository=image_path, logins=[source, login]),
+            opts,
+        )
+        return promoted.ref, promoted.digest, registry.repository_url
     built = build_image(
         config,
-        repository=pulumi.Output.concat(registry.repository_url, "/", config.app.name),
+        repository=image_path,
         push=True,
-        registry=registry_login(gcp_config.region, pulumi.InvokeOptions(provider=provider)),
+        registry=login,
     )
     return built.ref, built.digest, registry.repository_url

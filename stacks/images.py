@@ -64,10 +64,17 @@ def image_history(image: pulumi.Input[str]) -> pulumi.Output[list[str]]:
 
 
 def next_history(current: str, previous: object) -> list[str]:
-    """`current` first, then the earlier entries without it; only digest-pinned references."""
+    """`current` first, then the earlier entries of other digests; only digest-pinned references.
+
+    By digest, not by reference: a promoted digest is the same image in staging's registry and
+    in the copy production runs (infra/promotion.py).
+    """
     earlier = [p for p in previous if isinstance(p, str)] if isinstance(previous, list) else []
-    pinned = [current] if "@sha256:" in current else []
-    return (pinned + [p for p in earlier if p != current])[:HISTORY_LENGTH]
+    digest = current.partition("@")[2]
+    pinned = [current] if digest.startswith("sha256:") else []
+    return (pinned + [p for p in earlier if not digest or p.partition("@")[2] != digest])[
+        :HISTORY_LENGTH
+    ]
 
 
 def given_image_digest(image: str) -> str:

@@ -1,8 +1,9 @@
-"""The ECR repository the service image is pushed to."""
+"""The ECR repository the service image is pushed to (or promoted into)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -10,9 +11,15 @@ import pulumi_aws as aws
 
 # The content tags ContainerImage pushes (infra/image.py): `sha-<16 hex>`.
 IMAGE_TAG_PATTERN = "sha-*"
+# What another account's copy needs to read an image (infra/promotion.py).
+PULL_ACTIONS = (
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+)
 
 
-def lifecycle_rules(keep_images: int) -> dict[str, object]:
+def lifecycle_rules(keep_images: int, tag_pattern: str = IMAGE_TAG_PATTERN) -> dict[str, object]:
     """Untagged images go after a day, tagged builds beyond the newest `keep_images`.
 
     Untagged manifests are leftovers (an interrupted push, the children of an expired index).
@@ -39,7 +46,7 @@ def lifecycle_rules(keep_images: int) -> dict[str, object]:
                 "description": f"keep the newest {keep_images} builds",
                 "selection": {
                     "tagStatus": "tagged",
-                    "tagPatternList": [IMAGE_TAG_PATTERN],
+                    "tagPatternList": [tag_pattern],
                     "countType": "imageCountMoreThan",
                     "countNumber": keep_images,
                 },
@@ -54,6 +61,10 @@ class RegistryArgs:
     keep_images: int
     # Ephemeral stacks delete their images with the repository on `pulumi destroy`.
     force_delete: bool = False
+    # The tags the lifecycle keeps the newest `keep_images` of: builds, or promoted copies.
+    tag_pattern: str = IMAGE_TAG_PATTERN
+    # Accounts that may pull (a production account promoting from this one).
+    reader_accounts: Sequence[str] = ()
 
 
 class Registry(pulumi.ComponentResource):
@@ -82,9 +93,36 @@ class Registry(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
             repository=repository.name,
-            policy=json.dumps(lifecycle_rules(args.keep_images)),
+            policy=json.dumps(lifecycle_rules(args.keep_images, args.tag_pattern)),
             opts=child,
         )
+        if args.reader_accounts:
+            partition = aws.get_partition_output(
+                opts=pulumi.InvokeOutputOptions(parent=self)
+            ).partition
+            aws.ecr.RepositoryPolicy(
+                f"{name}-readers",
+                repository=repository.name,
+                policy=pulumi.Output.json_dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "PromotionReaders",
+                                "Effect": "Allow",
+                                "Principal": {
+                                    "AWS": [
+                                        pulumi.Output.concat("arn:", partition, f":iam::{a}:root")
+                                        for a in args.reader_accounts
+                                    ]
+                                },
+                                "Action": list(PULL_ACTIONS),
+                            }
+                        ],
+                    }
+                ),
+                opts=child,
+            )
         self.repository_url = repository.repository_url
         self.repository_arn = repository.arn
         self.registry_id = repository.registry_id

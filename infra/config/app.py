@@ -105,6 +105,9 @@ class AppConfig(_Section):
     image: str | None = Field(
         default=None, description="Prebuilt image reference; when set, nothing is built."
     )
+    # A cloud stack given a digest-pinned `image` copies it into a registry of its own and runs
+    # the copy (infra/promotion.py): production then never depends on staging's registry.
+    copy_image: bool
     port: int = Field(default=8000, ge=1, le=65535)
     health_path: UrlPath = "/health"
     readiness_path: UrlPath = "/ready"
@@ -175,6 +178,20 @@ def default_zone(domain: str) -> str:
     itself when it is a two-label apex such as example.com."""
     parent = domain.partition(".")[2]
     return parent if "." in parent else domain
+
+
+def copy_image_problems(app: AppConfig) -> list[ConfigProblem]:
+    """A copy keeps a digest: it needs one to keep (a tag could move between copy and check)."""
+    if not app.copy_image or app.image is None or "@sha256:" in app.image:
+        return []
+    return [
+        ConfigProblem(
+            f"{PROJECT}:app.copyImage",
+            "copying app.image into this stack's registry needs it pinned by digest "
+            "(<repository>@sha256:<digest>); pin it, or set copyImage to false",
+            "true",
+        )
+    ]
 
 
 def unpinned_image_problems(app: AppConfig) -> list[ConfigProblem]:

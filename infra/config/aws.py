@@ -19,6 +19,7 @@ from pydantic import (
 from infra.config.app import (
     CERTIFICATE_MAX_DOMAIN,
     Hostname,
+    copy_image_problems,
     service_hostname,
     unpinned_image_problems,
 )
@@ -120,6 +121,9 @@ class AwsConfig(_Section):
     autoscaling: bool
     load_balancer_deletion_protection: bool
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)
+    # Other accounts that may pull this stack's images: production's, when it promotes
+    # staging's digests from another account (its copy reads them from here).
+    image_readers: list[str] = Field(default_factory=list)
     deploy_role: bool
     create_oidc_provider: bool
     secret_recovery_days: int = Field(ge=0, le=30)
@@ -174,6 +178,17 @@ class AwsConfig(_Section):
             raise ValueError(
                 'must be the 12-digit AWS account id in quotes, such as "012345678901" (YAML '
                 "reads an unquoted number and drops its leading zeros)"
+            )
+        return value
+
+    @field_validator("image_readers")
+    @classmethod
+    def _reader_accounts(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"\d{12}", str(v))]
+        if bad:
+            raise ValueError(
+                f"{', '.join(repr(b) for b in bad)}: each must be a 12-digit AWS account id in "
+                'quotes, such as "012345678901"'
             )
         return value
 
@@ -303,7 +318,7 @@ def aws_problems(config: StackConfig) -> list[ConfigProblem]:
     if config.target != "aws" or config.aws is None:
         return []
     aws = config.aws
-    problems: list[ConfigProblem] = []
+    problems: list[ConfigProblem] = copy_image_problems(config.app)
     allowed = FARGATE_SIZES.get(config.app.cpu)
     if allowed is None:
         problems.append(

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 from infra.config.app import (
     CERTIFICATE_MAX_DOMAIN,
     Hostname,
+    copy_image_problems,
     default_zone,
     service_hostname,
     unpinned_image_problems,
@@ -174,6 +175,11 @@ class GcpConfig(_Section):
     flow_logs: bool
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     registry_keep_images: int = Field(default=20, ge=1, le=1000)
+    # Members that may pull this stack's images (`serviceAccount:<production's deploy SA>`):
+    # production's copy reads promoted digests from here (infra/promotion.py).
+    image_readers: list[
+        Annotated[str, Field(pattern=r"^(serviceAccount|group|user):[^@\s]+@[^@\s]+$")]
+    ] = Field(default_factory=list)
     deploy_identity: bool
     # The GitHub owner's numeric id, pinned in the identity provider's condition.
     repository_owner_id: Annotated[str | None, BeforeValidator(_owner_id)] = None
@@ -391,7 +397,7 @@ def gcp_problems(config: StackConfig) -> list[ConfigProblem]:
     if config.target != "gcp" or config.gcp is None:
         return []
     gcp = config.gcp
-    problems: list[ConfigProblem] = []
+    problems: list[ConfigProblem] = copy_image_problems(config.app)
     app = config.app
     sizes = CLOUD_RUN_SIZES.get(app.cpu)
     if sizes is None:

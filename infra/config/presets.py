@@ -12,7 +12,13 @@ from infra.config.common import Target, Tier
 # --------------------------------------------------------------------------------------------
 TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
     "ephemeral": {
-        "app": {"cpu": 256, "memory": 512, "minInstances": 1, "maxInstances": 1},
+        "app": {
+            "cpu": 256,
+            "memory": 512,
+            "minInstances": 1,
+            "maxInstances": 1,
+            "copyImage": False,
+        },
         "database": {
             "instanceClass": "db.t4g.micro",
             "storageGb": 20,
@@ -67,7 +73,13 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
         },
     },
     "staging": {
-        "app": {"cpu": 512, "memory": 1024, "minInstances": 1, "maxInstances": 3},
+        "app": {
+            "cpu": 512,
+            "memory": 1024,
+            "minInstances": 1,
+            "maxInstances": 3,
+            "copyImage": False,
+        },
         "database": {
             "instanceClass": "db.t4g.small",
             "storageGb": 20,
@@ -118,7 +130,14 @@ TIER_PRESETS: dict[Tier, dict[str, dict[str, Any]]] = {
         },
     },
     "production": {
-        "app": {"cpu": 1024, "memory": 2048, "minInstances": 2, "maxInstances": 6},
+        # Promoted digests are copied into production's own registry (infra/promotion.py).
+        "app": {
+            "cpu": 1024,
+            "memory": 2048,
+            "minInstances": 2,
+            "maxInstances": 6,
+            "copyImage": True,
+        },
         # Sized to start, not to peak (README: "Growing production"): the service mostly
         # waits on model APIs; Postgres holds checkpoints, the cache a lock and a rate limit.
         "database": {

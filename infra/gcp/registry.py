@@ -48,6 +48,9 @@ class ArtifactRegistryArgs:
     # Members (e.g. `serviceAccount:ci@…`) that push: `artifactregistry.writer` on this
     # repository only, never on the project.
     writers: Sequence[pulumi.Input[str]] = ()
+    # Members that pull (production's deployer copying a promoted digest): the reader role on
+    # this repository only.
+    readers: Sequence[str] = ()
 
 
 def registry_problems(args: ArtifactRegistryArgs) -> list[str]:
@@ -64,6 +67,11 @@ def registry_problems(args: ArtifactRegistryArgs) -> list[str]:
         f"writers: '{member}' would let anyone push to the repository"
         for member in args.writers
         if isinstance(member, str) and member in PUBLIC_MEMBERS
+    ]
+    problems += [
+        f"readers: '{member}' would let anyone pull from the repository"
+        for member in args.readers
+        if member in PUBLIC_MEMBERS
     ]
     if args.delete_after_days < 1:
         problems.append(f"delete_after_days: {args.delete_after_days} must be at least 1")
@@ -156,6 +164,16 @@ class ArtifactRegistry(pulumi.ComponentResource):
                 location=args.region,
                 repository=repository.name,
                 role="roles/artifactregistry.writer",
+                member=member,
+                opts=child,
+            )
+        for index, member in enumerate(args.readers):
+            gcp.artifactregistry.RepositoryIamMember(
+                f"{name}-reader-{index}",
+                project=args.project,
+                location=args.region,
+                repository=repository.name,
+                role="roles/artifactregistry.reader",
                 member=member,
                 opts=child,
             )

@@ -86,7 +86,18 @@ def test_production_promotes_the_recorded_digest_and_builds_nothing():
     assert "uname -m" not in runs(production)
     promoted = run_stack("production", {"app": {"image": IMAGE}})
     assert promoted.of_type("docker-build:index:Image") == []
-    assert promoted.outputs["image"] == IMAGE
+    # It runs its own copy of those bytes: same digest, production's registry.
+    (copy,) = promoted.of_type("command:local:Command")
+    assert copy.plain["environment"]["SOURCE"] == IMAGE
+    assert promoted.outputs["image"].partition("@")[2] == IMAGE.partition("@")[2]
+    assert "/agent-production-registry-repo@" in promoted.outputs["image"]
+    # The copy runs skopeo on the deploying runner: checked before `pulumi up`.
+    shared = _load(WORKFLOWS / "deploy-stack.yml")
+    (job,) = shared["jobs"].values()
+    check = next(s for s in job["steps"] if "skopeo" in s.get("name", ""))
+    assert check["if"] == "inputs.mode != 'build'" and "command -v skopeo" in check["run"]
+    names = [s.get("name") for s in job["steps"]]
+    assert names.index(check["name"]) < names.index("pulumi up")
 
 
 SHARED = "$/.github/workflows/deploy-stack.yml"

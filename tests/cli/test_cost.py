@@ -81,6 +81,30 @@ def test_every_type_a_shipped_stack_registers_is_priced_or_declared_free(shipped
             )
 
 
+DIGEST = f"sha256:{'a' * 64}"
+ECR = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("stack", "override"),
+    [
+        # What production registers once the workflow pins staging's digest: the copy.
+        ("production", {"app": {"image": f"{ECR}/agent-staging@{DIGEST}"}}),
+        ("gcp-production", {"app": {"image": f"europe-west1-docker.pkg.dev/p/r/a@{DIGEST}"}}),
+        ("staging", {"aws": {"imageReaders": ["210987654321"]}}),
+    ],
+)  # fmt: skip
+def test_promotion_types_are_priced_or_declared_free(stack: str, override: dict[str, Any]) -> None:
+    prices = load_prices(PROJECT_DIR)
+    run = run_stack(stack, override, preview=True)
+    added = {r.type for r in run.resources if r.custom} - {
+        r.type for r in run_stack(stack, preview=True).resources if r.custom
+    }
+    assert added, "the override registers something new"
+    for type_ in added:
+        assert type_ in RULES or prices.free_reason(type_), type_
+
+
 @pytest.mark.parametrize(
     "type_",
     [

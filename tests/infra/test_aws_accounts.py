@@ -13,7 +13,7 @@ import yaml
 from cli.stackfile import load_stack_file
 from infra.config import ConfigError, StackConfig, load_stack_config
 from stacks import PROJECT_ROOT, StackConfigError
-from stacks.accounts import oidc_provider_claim_problems
+from stacks.accounts import oidc_provider_claim_problems, promotion_reader_warnings
 from tests.harness import run_stack, stack_inputs
 
 PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
@@ -172,3 +172,35 @@ def test_a_named_account_pins_the_provider_and_the_oidc_provider_arn() -> None:
     run = run_stack("staging", {"aws": {"accountId": "123456789012"}})
     (provider,) = [r for r in run.of_type("pulumi:providers:aws") if r.name == "agent-staging-aws"]
     assert json.loads(provider.plain["allowedAccountIds"]) == ["123456789012"]
+
+
+def _shipped(tmp_path: Path, accounts: dict[str, dict[str, Any]]) -> Path:
+    """The shipped staging and production files, with `aws` keys changed per stack."""
+    (tmp_path / "Pulumi.yaml").write_text("name: agent-deploy\nruntime: python\n")
+    for stack, aws in accounts.items():
+        document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+        document["config"]["agent-deploy:aws"].update(aws)
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("staging", "production", "warned"),
+    [
+        ({"accountId": "111111111111"}, {"accountId": "222222222222"}, True),
+        ({"accountId": "111111111111", "imageReaders": ["222222222222"]},
+         {"accountId": "222222222222"}, False),
+        ({"accountId": "111111111111"}, {"accountId": "111111111111"}, False),  # one account
+        ({}, {"accountId": "222222222222"}, False),  # staging's account unknown offline
+    ],
+)  # fmt: skip
+def test_staging_warns_when_production_in_another_account_may_not_copy_its_images(
+    tmp_path: Path, staging: dict[str, Any], production: dict[str, Any], warned: bool
+) -> None:
+    root = _shipped(tmp_path, {"staging": staging, "production": production})
+    found = promotion_reader_warnings(root, _load(root, "staging"))
+    assert bool(found) is warned
+    if warned:
+        (warning,) = found
+        assert "Pulumi.production.yaml (account 222222222222)" in warning
+        assert '"222222222222" to aws.imageReaders' in warning

@@ -17,6 +17,8 @@ JOB = "gcp:cloudrunv2/job:Job"
 RUN = "gcp:cloudrunv2/service:Service"
 NONCE = "random:index/randomId:RandomId"
 REPO = "europe-west1-docker.pkg.dev/acme-staging/agent-gcp-staging/agent"
+# Production's copy of a promoted digest (infra/promotion.py): its own repository, same bytes.
+OWN = "europe-west1-docker.pkg.dev/example-agent-production/agent-gcp-production/agent"
 STACKS = {"ephemeral": "gcp-pr", "staging": "gcp-staging", "production": "gcp-production"}
 tiers = pytest.mark.parametrize("tier", list(STACKS))
 
@@ -25,8 +27,8 @@ def hex64(n: int) -> str:
     return f"{n:02x}" * 32
 
 
-def pinned(n: int) -> str:
-    return f"{REPO}@sha256:{hex64(n)}"
+def pinned(n: int, repository: str = REPO) -> str:
+    return f"{repository}@sha256:{hex64(n)}"
 
 
 @cache
@@ -55,7 +57,10 @@ def service_container(run: ProgramRun) -> dict[str, Any]:
 
 def test_the_job_runs_migrate_with_the_promoted_digest():
     run = promoted(7)
-    assert task(run)["image"] == service_container(run)["image"] == pinned(7)
+    assert task(run)["image"] == service_container(run)["image"] == pinned(7, OWN)
+    (copy,) = run.of_type("command:local:Command")
+    assert copy.plain["environment"]["SOURCE"] == pinned(7)
+    assert copy.urn in run.one(JOB).property_dependencies["template"]
     assert task(run)["args"] == ["python", "-m", "src", "migrate"]
 
 
@@ -93,7 +98,7 @@ def test_each_new_digest_starts_a_new_execution():
     # renewed whenever the job's spec changes, and it keeps the spec.
     run = promoted(7)
     (nonce,) = [r for r in run.of_type(NONCE) if r.parent == run.one(JOB).parent]
-    assert pinned(7) in str(nonce.plain["keepers"]["spec"])
+    assert pinned(7, OWN) in str(nonce.plain["keepers"]["spec"])
 
 
 def test_an_unpinned_image_still_gives_a_valid_token():
@@ -138,4 +143,5 @@ def test_a_promoted_gcp_digest_moves_to_the_front_of_the_history(
 
     monkeypatch.setattr(engine, "PREVIOUS_OUTPUTS", {"imageHistory": [pinned(1), pinned(2)]})
     run = run_stack("gcp-production", {"app": {"image": pinned(2)}})
-    assert run.outputs["imageHistory"] == [pinned(2), pinned(1)]
+    # Its own copy of digest 2 replaces staging's reference to it.
+    assert run.outputs["imageHistory"] == [pinned(2, OWN), pinned(1)]

@@ -179,3 +179,28 @@ def test_a_bad_pack_config_is_an_error_naming_the_rule(
     )
     assert code == 2
     assert message in err.getvalue()
+
+
+ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("stack", "image"),
+    [
+        ("production", f"{ECR}/agent-staging@sha256:{'c' * 64}"),
+        ("gcp-production", "europe-west1-docker.pkg.dev/acme-staging/r/agent@sha256:" + "c" * 64),
+    ],
+)  # fmt: skip
+def test_a_promoted_production_passes_the_pack(stack: str, image: str, tmp_path: Path) -> None:
+    """What the workflow deploys: `app.image` pinned to staging's digest, copied by the stack."""
+    for entry in PROJECT_DIR.iterdir():
+        if entry.name not in (f"Pulumi.{stack}.yaml", ".git", ".venv"):
+            (tmp_path / entry.name).symlink_to(entry)
+    text = (PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text()
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(
+        text.replace("  agent-deploy:app:\n", f"  agent-deploy:app:\n    image: {image}\n", 1)
+    )
+    assert f"image: {image}" in (tmp_path / f"Pulumi.{stack}.yaml").read_text()
+    code, document, err = _check(stack, tmp_path)
+    assert code == 0, err
+    assert not [v for v in document["policy"]["violations"] if v["level"] == "mandatory"]

@@ -1,0 +1,243 @@
+"""Promotion by copy (infra/promotion.py), for real: the command the component registers, run
+with skopeo between two registries on loopback (Debian's `docker-registry`), copies a
+two-platform image index byte for byte, is a no-op the second time, and refuses a copy whose
+digest is not the promoted one. The stacks' use of it is in test_lifecycle.py."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.engine import Resource, is_secret
+from infra.image import RegistryLogin
+from infra.promotion import (
+    COPY_SCRIPT,
+    PromotedImage,
+    PromotedImageArgs,
+    auth_file,
+    promoted_tag,
+)
+from tests.harness import run_components
+
+COMMAND = "command:local:Command"
+PASSWORD = "registry-Secr3t-4f1a"
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} not found on PATH (.ci/app.sh installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Registries:
+    source: str
+    destination: str
+    env: dict[str, str]
+
+    def skopeo(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [_binary("skopeo"), *args], env=self.env, capture_output=True, timeout=120, check=True
+        )
+
+
+@pytest.fixture
+def registries(tmp_path: Path) -> Iterator[Registries]:
+    """Two plain-HTTP registries on loopback; skopeo is told they are insecure by a
+    registries.conf in the test's own HOME, not by the script."""
+    _binary("skopeo")
+    binary = _binary("docker-registry")
+    hosts, processes = [], []
+    for label in ("source", "destination"):
+        port = _free_port()
+        config = tmp_path / f"{label}.yml"
+        config.write_text(
+            "version: 0.1\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {tmp_path / label}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+        )
+        processes.append(
+            subprocess.Popen(
+                [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+        hosts.append(f"127.0.0.1:{port}")
+    home = tmp_path / "home"
+    conf = home / ".config" / "containers" / "registries.conf"  # the user's file wins
+    conf.parent.mkdir(parents=True)
+    conf.write_text("".join(f'[[registry]]\nlocation = "{h}"\ninsecure = true\n\n' for h in hosts))
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    try:
+        for host in hosts:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://{host}/v2/", timeout=2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        yield Registries(hosts[0], hosts[1], env)
+    finally:
+        for process in processes:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=15)
+
+
+def _blob(root: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (root / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def two_platform_index(root: Path) -> str:
+    """An OCI layout holding an index of an amd64 and an arm64 image; returns the index digest."""
+    manifests = []
+    for arch in ("amd64", "arm64"):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            content = f"built for {arch}\n".encode()
+            info = tarfile.TarInfo("hello")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        layer = gzip.compress(raw.getvalue(), mtime=0)
+        config = json.dumps({
+            "architecture": arch, "os": "linux", "config": {},
+            "rootfs": {"type": "layers",
+                       "diff_ids": [f"sha256:{hashlib.sha256(raw.getvalue()).hexdigest()}"]},
+        }).encode()  # fmt: skip
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       **_blob(root, config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        **_blob(root, layer)}],
+        }).encode()  # fmt: skip
+        manifests.append({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            **_blob(root, manifest), "platform": {"architecture": arch, "os": "linux"},
+        })  # fmt: skip
+    index = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }).encode()  # fmt: skip
+    descriptor = _blob(root, index)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", **descriptor,
+        "annotations": {"org.opencontainers.image.ref.name": "v1"},
+    }]}))  # fmt: skip
+    return str(descriptor["digest"])
+
+
+def staged(registries: Registries, tmp_path: Path) -> str:
+    """Push a two-platform image to the source registry, as staging's build did; its digest."""
+    digest = two_platform_index(tmp_path / "layout")
+    registries.skopeo(
+        "copy", "--all", "--preserve-digests", f"oci:{tmp_path / 'layout'}:v1",
+        f"docker://{registries.source}/agent-staging:sha-0123456789abcdef",
+    )  # fmt: skip
+    return digest
+
+
+def registered_copy(source: str, repository: str) -> Resource:
+    """The command PromotedImage registers (the program's own component, under the mocks)."""
+    login = RegistryLogin(address=repository.split("/")[0], username="AWS", password=PASSWORD)
+
+    def program() -> None:
+        PromotedImage("agent-production-image", PromotedImageArgs(source, repository, [login]))
+
+    (copy,) = run_components(program).of_type(COMMAND)
+    return copy
+
+
+def run_copy(copy: Resource, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    plain = copy.plain
+    return subprocess.run(
+        [*plain["interpreter"], plain["create"]],
+        env={**env, **plain["environment"]},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_promotion_copies_the_index_byte_for_byte_once(
+    registries: Registries, tmp_path: Path
+) -> None:
+    digest = staged(registries, tmp_path)
+    source = f"{registries.source}/agent-staging@{digest}"
+    copy = registered_copy(source, f"{registries.destination}/agent-production")
+    environment = copy.inputs["environment"]
+    assert is_secret(environment) or is_secret(environment["REGISTRY_AUTH"])
+    assert copy.plain["environment"]["SOURCE"] == source
+    assert copy.plain["triggers"] == [source, f"{copy.plain['environment']['DESTINATION']}"]
+
+    done = run_copy(copy, registries.env)
+
+    assert done.returncode == 0, done.stderr
+    target = f"{registries.destination}/agent-production:{promoted_tag(digest)}"
+    raw = registries.skopeo("inspect", "--raw", f"docker://{target}").stdout
+    assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == digest  # the same bytes
+    for child in json.loads(raw)["manifests"]:  # and both platforms' images
+        registries.skopeo(
+            "inspect",
+            "--raw",
+            f"docker://{registries.destination}/agent-production@{child['digest']}",
+        )
+    assert PASSWORD not in done.stdout + done.stderr
+    again = run_copy(copy, registries.env)
+    assert again.returncode == 0, again.stderr
+    assert "already promoted" in again.stdout
+
+
+def test_a_copy_that_is_not_the_promoted_digest_fails(
+    registries: Registries, tmp_path: Path
+) -> None:
+    digest = staged(registries, tmp_path)
+    copy = registered_copy(
+        f"{registries.source}/agent-staging@{digest}", f"{registries.destination}/agent-production"
+    )
+    # The destination tag already holds other bytes: the image converted to Docker's format.
+    taken = f"{registries.destination}/agent-production:{promoted_tag(digest)}"
+    registries.skopeo(
+        "copy", "--all", "--format", "v2s2", f"oci:{tmp_path / 'layout'}:v1", f"docker://{taken}"
+    )
+
+    done = run_copy(copy, registries.env)
+
+    assert done.returncode != 0
+    assert f"not the promoted {digest}" in done.stderr
+
+
+def test_the_auth_file_holds_one_login_per_host() -> None:
+    document = json.loads(auth_file([("a.example", "AWS", "t1"), ("b.example", "u", "t2")]))
+    assert set(document["auths"]) == {"a.example", "b.example"}
+    assert document["auths"]["a.example"]["auth"] == "QVdTOnQx"  # base64("AWS:t1")
+    assert "trap 'rm -f \"$auth\"' EXIT" in COPY_SCRIPT  # the file never outlives the copy
