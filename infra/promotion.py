@@ -106,9 +106,11 @@ class PromotedImage(pulumi.ComponentResource):
             create=COPY_SCRIPT,
             interpreter=["/bin/sh", "-c"],
             environment=environment,
-            # A new source or destination is a new copy; the auth (a short-lived token) is not.
+            # A new source or destination is a new copy. The registry token changes on every
+            # run, so every `up` also runs the script again: it finds the tag and re-checks
+            # its digest (seconds), which proves the running image is still there.
             triggers=[args.source, destination],
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["environment"]),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.ref = pulumi.Output.all(args.repository, copy.id).apply(
             lambda values: f"{values[0]}@{self.digest}"

@@ -31,6 +31,8 @@ def test_production_copies_stagings_digest_into_its_own_registry_and_builds_noth
     assert repository.name == "agent-production-registry-repo"
     assert repository.plain["imageTagMutability"] == "IMMUTABLE"
     (copy,) = run.of_type("command:local:Command")
+    # A new digest must reach the script: ignoring environment changes would re-copy the old one.
+    assert copy.ignore_changes == []
     environment = copy.plain["environment"]
     assert environment["SOURCE"] == pinned(7) and environment["DIGEST"] == f"sha256:{7:064x}"
     assert environment["DESTINATION"] == f"{PRODUCTION_REPO}:{promoted_tag(f'sha256:{7:064x}')}"
