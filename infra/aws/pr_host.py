@@ -82,45 +82,37 @@ class PrHost(pulumi.ComponentResource):
             description=f"{name} database provisioner",
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-provisioner-to-db",
-            security_group_id=security_group.id,
-            referenced_security_group_id=args.database_security_group_id,
-            ip_protocol="tcp",
-            from_port=args.database_port,
-            to_port=args.database_port,
-            description="PostgreSQL of the host",
-            opts=child,
+
+        def reach(
+            target: str, group: pulumi.Input[str], port: int, what: str, why: str
+        ) -> aws.vpc.SecurityGroupIngressRule:
+            """Egress from the provisioner to `group` on `port`, and `group` admitting it."""
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-provisioner-to-{target}",
+                security_group_id=security_group.id,
+                referenced_security_group_id=group,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description=f"{what} of the host",
+                opts=child,
+            )
+            return aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{target}-from-provisioner",
+                security_group_id=group,
+                referenced_security_group_id=security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description=f"{what} from the slice provisioner{why}",
+                opts=child,
+            )
+
+        database_ingress = reach(
+            "db", args.database_security_group_id, args.database_port, "PostgreSQL", ""
         )
-        database_ingress = aws.vpc.SecurityGroupIngressRule(
-            f"{name}-db-from-provisioner",
-            security_group_id=args.database_security_group_id,
-            referenced_security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=args.database_port,
-            to_port=args.database_port,
-            description="PostgreSQL from the slice provisioner",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-provisioner-to-cache",
-            security_group_id=security_group.id,
-            referenced_security_group_id=args.cache_security_group_id,
-            ip_protocol="tcp",
-            from_port=args.cache_port,
-            to_port=args.cache_port,
-            description="Cache of the host",
-            opts=child,
-        )
-        cache_ingress = aws.vpc.SecurityGroupIngressRule(
-            f"{name}-cache-from-provisioner",
-            security_group_id=args.cache_security_group_id,
-            referenced_security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=args.cache_port,
-            to_port=args.cache_port,
-            description="Cache from the slice provisioner (key cleanup)",
-            opts=child,
+        cache_ingress = reach(
+            "cache", args.cache_security_group_id, args.cache_port, "Cache", " (key cleanup)"
         )
 
         function_name = fit("aws:lambda/function:Function", f"{name}-provisioner")

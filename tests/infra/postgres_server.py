@@ -13,7 +13,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import pg8000.native
 import pytest
+
+from tests.infra.support import free_port, missing
 
 ADMIN_PASSWORD = "admin-Secr3t-61fd"
 PROVISIONER_PASSWORD = "prov-Secr3t-0a7e"
@@ -43,16 +44,7 @@ def _binary(name: str, bindir: Path | None = None) -> str:
     )
     if found:
         return found
-    message = f"{name} not found on PATH (install postgresql: .ci/app.sh does)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    missing(f"{name} not found on PATH (install postgresql: .ci/app.sh does)")
 
 
 def _run_as() -> list[str]:
@@ -101,7 +93,7 @@ def postgres(request: pytest.FixtureRequest) -> Iterator[Postgres]:
          "--encoding=UTF8"],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    port = _free_port()
+    port = free_port()
     data = str(root / "data")
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     # Every statement in the server log: the tests read it for the slice passwords.

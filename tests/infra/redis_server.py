@@ -9,7 +9,6 @@ ACL, signed in with that password instead of a token.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 from infra.aws.provisioner.handler import Cache, CacheError
 from infra.config.pull_requests import CLEANUP_ACCESS_STRING
+from tests.infra.support import free_port, need_binary
 
 ADMIN_PASSWORD = "redis-admin-Secr3t-5c1e"
 CLEANUP_USER = "agent-staging-cache-cleanup"
@@ -45,23 +45,11 @@ class Redis:
         return self.connect(CLEANUP_USER, CLEANUP_PASSWORD)
 
 
-def _binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    message = "redis-server not found on PATH (install redis-server: .ci/app.sh does)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def redis_server() -> Iterator[Redis]:
-    binary = _binary()
+    binary = need_binary("redis-server")
     root = Path(tempfile.mkdtemp(prefix="redis-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", ADMIN_PASSWORD,
          "--save", "", "--appendonly", "no", "--dir", str(root)],

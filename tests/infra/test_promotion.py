@@ -11,8 +11,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -34,25 +32,10 @@ from infra.promotion import (
     promoted_tag,
 )
 from tests.harness import run_components
+from tests.infra.support import free_port, need_binary
 
 COMMAND = "command:local:Command"
 PASSWORD = "registry-Secr3t-4f1a"
-
-
-def _binary(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not found on PATH (.ci/app.sh installs it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -63,7 +46,11 @@ class Registries:
 
     def skopeo(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [_binary("skopeo"), *args], env=self.env, capture_output=True, timeout=120, check=True
+            [need_binary("skopeo"), *args],
+            env=self.env,
+            capture_output=True,
+            timeout=120,
+            check=True,
         )
 
 
@@ -71,11 +58,11 @@ class Registries:
 def registries(tmp_path: Path) -> Iterator[Registries]:
     """Two plain-HTTP registries on loopback; skopeo is told they are insecure by a
     registries.conf in the test's own HOME, not by the script."""
-    _binary("skopeo")
-    binary = _binary("docker-registry")
+    need_binary("skopeo")
+    binary = need_binary("docker-registry")
     hosts, processes = [], []
     for label in ("source", "destination"):
-        port = _free_port()
+        port = free_port()
         config = tmp_path / f"{label}.yml"
         config.write_text(
             "version: 0.1\nstorage:\n  filesystem:\n"
