@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-SECRET_PLACEHOLDER = "[secret: decrypted only at deployment]"  # noqa: S105 - a marker
+from infra.config.common import SECRET_PLACEHOLDER
+
 EPHEMERAL_STACK = re.compile(r"^pr-\d+$")
 EPHEMERAL_TEMPLATE = "pr"
 #: What `check` and `cost` run the template as: the stack it becomes (a slice of a shared base

@@ -51,6 +51,7 @@ from infra.config import (
     performance_insights_supported,
     service_hostname,
 )
+from infra.config.pull_requests import PR_PORT_OFFSET
 from infra.image import RegistryLogin
 from infra.promotion import PROMOTED_TAG_PREFIX, PromotedImage, PromotedImageArgs
 from infra.timeouts import Timeouts
@@ -58,7 +59,7 @@ from stacks import PROJECT_ROOT, StackConfigError, secret_values
 from stacks.accounts import oidc_provider_claim_problems, promotion_reader_warnings
 from stacks.delivery import github_delivery
 from stacks.images import build_image, given_image_digest, image_history
-from stacks.pr_base import PR_BASE_VERSION, PR_PORT_OFFSET, AwsPrBase
+from stacks.pr_base import PR_BASE_VERSION, AwsPrBase
 
 TLS_DISABLED = "disabled: plain HTTP; set app.domain (or aws.certificateArn) to serve HTTPS"
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.

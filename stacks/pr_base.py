@@ -14,8 +14,6 @@ from pulumi.runtime.sync_await import _sync_await
 from infra.config.pull_requests import PR_BASE_OUTPUT, base_stack_reference
 
 PR_BASE_VERSION = 1
-#: Without a domain, a slice gets its own listener on the base's load balancer at this port + n.
-PR_PORT_OFFSET = 10000
 
 
 class AwsPrBase(TypedDict):

@@ -25,10 +25,10 @@ from infra.aws.service import (
     app_target_group,
     fargate_task,
 )
+from infra.config.pull_requests import PR_PORT_OFFSET
 from infra.naming import AUTONAME_SUFFIX, NAME_RULES
 from infra.timeouts import Timeouts
 from infra.tokens import generate_token
-from stacks.pr_base import PR_PORT_OFFSET
 
 #: ALB listener rule priorities run 1..50000; a slice's priority is its PR number.
 MAX_RULE_PRIORITY = 50000

@@ -16,7 +16,6 @@ problem is reported), `rules` (cross-field, production, secrets), `load` (the en
 Every public name is importable from `infra.config`.
 """
 
-from cli.stackfile import SECRET_PLACEHOLDER
 from infra.config.app import (
     AppConfig,
     BuildConfig,
@@ -52,6 +51,7 @@ from infra.config.common import (
     PLATFORMS,
     PROJECT,
     RFC1918_NETWORKS,
+    SECRET_PLACEHOLDER,
     SECTIONS,
     TIERS,
     Cidr,

@@ -17,6 +17,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 PROJECT = "agent-deploy"
+#: What a secret config value reads as where it is not decrypted (`check`, `cost`, tests): the
+#: rules refuse it where a plain value is required.
+SECRET_PLACEHOLDER = "[secret: decrypted only at deployment]"  # noqa: S105 - a marker
 
 Target: TypeAlias = Literal["local", "aws", "gcp"]
 Tier: TypeAlias = Literal["ephemeral", "staging", "production"]

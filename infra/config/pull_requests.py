@@ -130,6 +130,9 @@ def _aws_host_cache_problems(config: StackConfig) -> list[ConfigProblem]:
     ]
 
 
+#: Without a domain, a slice gets its own listener on the base's load balancer at this port + n.
+PR_PORT_OFFSET = 10000
+
 _PR_NUMBER = re.compile(r"^pr-([0-9]{1,9})$")
 
 

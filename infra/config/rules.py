@@ -6,11 +6,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cli.stackfile import SECRET_PLACEHOLDER
 from infra.config.aws import _aws_production_problems
 from infra.config.common import (
     _ENV_NAME,
     PROJECT,
+    SECRET_PLACEHOLDER,
 )
 from infra.config.presets import PRODUCTION_MIN_BACKUP_DAYS, TARGET_DEFAULTS
 from infra.config.problems import ConfigProblem

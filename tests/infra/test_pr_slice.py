@@ -18,10 +18,9 @@ from cli.engine import ProgramRun, StackOutputs, unwrap
 from cli.engine import _base_outputs as engine_base_outputs
 from cli.main import check
 from infra.aws.slice import MAX_PORT, MAX_RULE_PRIORITY, slice_address
-from infra.config.pull_requests import PR_BASE_OUTPUT, redis_access_string
+from infra.config.pull_requests import PR_BASE_OUTPUT, PR_PORT_OFFSET, redis_access_string
 from infra.naming import IAM_PREFIX_MAX
 from stacks import StackConfigError
-from stacks.pr_base import PR_PORT_OFFSET
 from tests.harness import PROJECT_DIR, SELF_CONTAINED, run_stack, stack_inputs
 from tests.infra.test_names import APP_NAME_MAX
 

@@ -39,8 +39,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from cli.engine import MOCK_ACCOUNT, RESOURCE_MOCKS, ProgramRun, Resource, ResourceMock
 from infra.aws.identity import RDS_OWNER_CONDITION_KEY
 from infra.aws.slice import MAX_PORT, slice_target_group, slice_target_group_prefix
+from infra.config.pull_requests import PR_PORT_OFFSET
 from infra.naming import NAME_RULES, autoname, physical_name
-from stacks.pr_base import PR_PORT_OFFSET
 from tests.harness import run_stack, stack_inputs
 from tests.infra.iam_policy import decide, decide_bounded
 
