@@ -465,7 +465,6 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         "AWS_REGION": aws_config.region,
         "SERVICE_URL": url,
         "PULUMI_STACK": config.stack,
-        "HEALTH_PATH": config.app.health_path,
     }
     if "deploy" in role_arns:
         variables["AWS_DEPLOY_ROLE_ARN"] = role_arns["deploy"]

@@ -10,8 +10,8 @@ Where `variables` go (the keys are the variable names the workflows read):
   `<environment>-preview` environment (when `github.previewEnvironment`), which also gets
   `PULUMI_STACK` and the SHARED variables (region, GCP project and identity provider);
 - `ephemeral/NAME`: the shared environment of the pr-<n> stacks (when
-  `github.ephemeralEnvironment`, staging only), which also gets the SHARED variables,
-  `HEALTH_PATH` and `READY_PATH`.
+  `github.ephemeralEnvironment`, staging only), which also gets the SHARED variables and
+  `READY_PATH`.
 `READY_PATH` (app.readinessPath) is the path the workflows' smoke tests probe.
 Scoped keys for an environment this stack does not manage are dropped.
 """
@@ -79,7 +79,6 @@ def environments(
             secrets=secret_values(gh.secrets),
             variables={
                 "PULUMI_STACK": config.stack,
-                "HEALTH_PATH": config.app.health_path,
                 "READY_PATH": config.app.readiness_path,
                 **scoped[""],
                 **gh.variables,
@@ -99,7 +98,6 @@ def environments(
             EnvironmentArgs(
                 name=gh.ephemeral_environment,
                 variables={
-                    "HEALTH_PATH": config.app.health_path,
                     "READY_PATH": config.app.readiness_path,
                     **shared,
                     **scoped[EPHEMERAL],

@@ -34,7 +34,6 @@ Reviewer = Annotated[str, Field(description="A GitHub login, or 'org/team-slug' 
 GITHUB_STACK_VARIABLES = frozenset(
     {
         "PULUMI_STACK",
-        "HEALTH_PATH",
         "READY_PATH",
         "SERVICE_URL",
         "AWS_REGION",

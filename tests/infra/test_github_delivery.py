@@ -169,7 +169,6 @@ def test_variables_carry_the_stack_outputs_for_the_workflows(production: Program
         "AWS_REGION": "eu-west-1",
         "SERVICE_URL": SERVICE_URL,
         "PULUMI_STACK": "production",
-        "HEALTH_PATH": "/health",
         "READY_PATH": "/ready",
     }
     for variable in production.of_type(ENV_VARIABLE):
@@ -217,7 +216,6 @@ def test_preview_and_ephemeral_environments_get_only_their_own_role() -> None:
     assert variables_of(run, "ephemeral") == {
         "AWS_DEPLOY_ROLE_ARN": EPHEMERAL_ROLE_ARN,
         "AWS_REGION": "eu-west-1",
-        "HEALTH_PATH": "/health",
         "READY_PATH": "/ready",
     }
     own = variables_of(run, "staging")

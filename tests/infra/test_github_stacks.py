@@ -23,7 +23,6 @@ WORKFLOW_VARIABLES = {
     "AWS_REGION",
     "SERVICE_URL",
     "PULUMI_STACK",
-    "HEALTH_PATH",
     "READY_PATH",
 }
 
@@ -57,7 +56,7 @@ def test_staging_environments_and_the_variables_the_workflows_read(staging: Prog
     assert own["SERVICE_URL"] == staging.outputs["serviceUrl"]
     assert own["AWS_DEPLOY_ROLE_ARN"] == staging.outputs["deployRoleArn"]
     assert own["AWS_REGION"] == staging.outputs["region"] == "eu-west-1"
-    assert own["PULUMI_STACK"] == "staging" and own["HEALTH_PATH"] == "/health"
+    assert own["PULUMI_STACK"] == "staging"
     assert own["READY_PATH"] == "/ready", "the path the smoke tests probe"
     # Each environment gets the role trusted for it alone: pull requests never see the
     # staging deploy role.
@@ -69,7 +68,6 @@ def test_staging_environments_and_the_variables_the_workflows_read(staging: Prog
     assert variables(staging, "ephemeral") == {
         "AWS_DEPLOY_ROLE_ARN": staging.outputs["ephemeralDeployRoleArn"],
         "AWS_REGION": "eu-west-1",
-        "HEALTH_PATH": "/health",
         "READY_PATH": "/ready",
     }
     assert (
