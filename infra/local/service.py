@@ -1,4 +1,6 @@
-"""The app container: env from config, secrets from Pulumi secrets, port on loopback only.
+"""The app container: env from config, secrets from Pulumi secrets, port on loopback only,
+hardened as on ECS (read-only root filesystem with a /tmp scratch mount, no capabilities, no
+privilege escalation).
 
 It generates the stack's API token (`AUTH_TOKENS`), exposed as `api_token` for the stack output.
 """
@@ -17,6 +19,11 @@ from infra.timeouts import Timeouts
 from infra.tokens import generate_token
 
 MIGRATE = ("python", "-m", "src", "migrate")
+#: The app writes nothing outside /tmp (app/Dockerfile); it listens above 1024 as uid 10001.
+SCRATCH = {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"}  # noqa: S108 - the container's own tmpfs
+
+NO_CAPABILITIES = docker.ContainerCapabilitiesArgs(drops=["ALL"])
+NO_NEW_PRIVILEGES = ["no-new-privileges:true"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class LocalService(pulumi.ComponentResource):
             must_run=False,
             attach=True,
             logs=True,
+            read_only=True,
+            tmpfs=SCRATCH,
+            capabilities=NO_CAPABILITIES,
+            security_opts=NO_NEW_PRIVILEGES,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         container = docker.Container(
@@ -86,6 +97,10 @@ class LocalService(pulumi.ComponentResource):
             must_run=True,
             wait=True,
             wait_timeout=WAIT_TIMEOUT_SECONDS,
+            read_only=True,
+            tmpfs=SCRATCH,
+            capabilities=NO_CAPABILITIES,
+            security_opts=NO_NEW_PRIVILEGES,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, migrate]),
         )
         self.container_name = container.name

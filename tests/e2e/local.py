@@ -272,7 +272,7 @@ class Run:
             self._step(f"{container.name} started{done}", started)
         print(
             "e2e-local: ok  the engine holds every recorded setting (image, command, env, health "
-            "check, restart policy, ports, volumes, networks and aliases)"
+            "check, restart policy, ports, volumes, networks and aliases, hardening)"
         )
 
     def container_for_host(self, host: str) -> Container:

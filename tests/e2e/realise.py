@@ -71,6 +71,9 @@ KNOWN = {
         "stopTimeout",
         "stopSignal",
         "readOnly",
+        "tmpfs",
+        "capabilities",
+        "securityOpts",
         "user",
         "workingDir",
         "labels",
@@ -236,6 +239,16 @@ def _container(resource: Resource, inputs: dict[str, Any], run_id: str) -> Conta
         "RestartPolicy": {"Name": inputs.get("restart", "no")},
         "ReadonlyRootfs": bool(inputs.get("readOnly", False)),
     }
+    capabilities = inputs.get("capabilities") or {}
+    if set(capabilities) - {"adds", "drops"}:
+        raise Unsupported(f"container {resource.name}: capabilities {sorted(capabilities)}")
+    hardening = {
+        "Tmpfs": inputs.get("tmpfs"),
+        "CapAdd": capabilities.get("adds"),
+        "CapDrop": capabilities.get("drops"),
+        "SecurityOpt": inputs.get("securityOpts"),
+    }
+    host_config |= {k: v for k, v in hardening.items() if v}
     body: dict[str, Any] = {
         "Image": inputs["image"],
         "Env": list(inputs.get("envs") or []),
@@ -387,6 +400,10 @@ def settings_problems(container: Container, inspected: Mapping[str, Any]) -> lis
         "restart policy": host["RestartPolicy"]["Name"]
         == body["HostConfig"]["RestartPolicy"]["Name"],
         "ports": (host["PortBindings"] or {}) == body["HostConfig"]["PortBindings"],
+        "hardening (read-only root, tmpfs, capabilities, security options)": all(
+            (host.get(k) or None) == (body["HostConfig"].get(k) or None)
+            for k in ("ReadonlyRootfs", "Tmpfs", "CapAdd", "CapDrop", "SecurityOpt")
+        ),
         "volumes": {(m["Source"], m["Target"]) for m in body["HostConfig"]["Mounts"]}
         <= {(m["Name"], m["Destination"]) for m in inspected["Mounts"] if m["Type"] == "volume"},
         "networks and aliases": all(

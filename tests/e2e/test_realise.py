@@ -72,6 +72,23 @@ def test_containers_get_the_recorded_settings(recorded):
     assert app.published == [("127.0.0.1", "8000")]
     assert app.body["StopTimeout"] == 110
     assert app.wait and app.wait_timeout == 180
+    # The app and its migration run hardened, as on ECS; the backing services keep their files.
+    for name in ("agent-local", "agent-local-migrate"):
+        host = by_name[name].body["HostConfig"]
+        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"], name
+        assert host["Tmpfs"] == {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"}, name
+        assert host["SecurityOpt"] == ["no-new-privileges:true"], name
+    assert redis.body["HostConfig"]["ReadonlyRootfs"] is False
+
+
+def test_an_engine_ignoring_the_hardening_fails_naming_it(recorded):
+    app = containers(recorded)["agent-local"]
+    inspected = copy.deepcopy(_as_inspected(app))
+    inspected["HostConfig"]["ReadonlyRootfs"] = False
+    assert settings_problems(app, inspected) == [
+        "container agent-local: check 'the engine holds the recorded hardening (read-only root, "
+        "tmpfs, capabilities, security options)' failed"
+    ]
 
 
 def test_the_app_starts_after_the_containers_it_depends_on_whatever_the_record_order(recorded):
@@ -148,11 +165,11 @@ def test_a_port_published_beyond_loopback_fails_naming_the_container(recorded):
 
 
 def test_an_input_the_realiser_does_not_know_is_refused_not_dropped(recorded):
-    def add_capability(inputs):
-        inputs["capabilities"] = {"adds": ["NET_ADMIN"]}
+    def privileged(inputs):
+        inputs["privileged"] = True
 
-    with pytest.raises(Unsupported, match=r"agent-local-redis: inputs capabilities are not"):
-        plan(_mutated(recorded, "agent-local-redis", add_capability), "t")
+    with pytest.raises(Unsupported, match=r"agent-local-redis: inputs privileged are not"):
+        plan(_mutated(recorded, "agent-local-redis", privileged), "t")
 
 
 def test_a_nested_setting_the_realiser_does_not_know_is_refused(recorded):
