@@ -55,6 +55,7 @@ from infra.config.pull_requests import PR_PORT_OFFSET
 from infra.image import RegistryLogin
 from infra.promotion import PROMOTED_TAG_PREFIX, PromotedImage, PromotedImageArgs
 from infra.timeouts import Timeouts
+from infra.tokens import token_rotation
 from stacks import PROJECT_ROOT, StackConfigError, secret_values
 from stacks.accounts import oidc_provider_claim_problems, promotion_reader_warnings
 from stacks.delivery import github_delivery
@@ -246,6 +247,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 "REDIS_URL": cache.url,
             },
             generated=("AUTH_TOKENS", "DATABASE_APP_PASSWORD"),
+            rotations={"AUTH_TOKENS": token_rotation(config.app)},
             recovery_window_days=aws_config.secret_recovery_days,
         ),
         top,

@@ -39,6 +39,7 @@ from infra.config.pull_requests import (
     slice_key_prefix,
 )
 from infra.timeouts import Timeouts
+from infra.tokens import token_rotation
 from stacks import StackConfigError, secret_values
 from stacks.aws import app_image, app_value_from, migrate_step
 from stacks.images import image_history
@@ -197,6 +198,7 @@ def build_slice(config: StackConfig, pr_role_prefix: str) -> dict[str, pulumi.In
                 "DATABASE_APP_PASSWORD": database.password,
             },
             generated=("AUTH_TOKENS",),
+            rotations={"AUTH_TOKENS": token_rotation(config.app)},
             recovery_window_days=aws_config.secret_recovery_days,
             single=True,
         ),

@@ -29,6 +29,7 @@ from infra.gcp.monitoring import GcpMonitoring, GcpMonitoringArgs
 from infra.gcp.network import GcpNetwork, GcpNetworkArgs
 from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService
+from infra.tokens import token_rotation
 from stacks import gcp_slice, secret_values
 from stacks.delivery import github_delivery
 from stacks.gcp_app import app_image, app_service_args
@@ -133,6 +134,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 "DATABASE_CA_CERT": database.server_ca,
             },
             generated=("AUTH_TOKENS",),
+            rotations={"AUTH_TOKENS": token_rotation(config.app)},
         ),
         after_apis,
     )

@@ -37,6 +37,7 @@ from infra.gcp.database import CloudSql
 from infra.gcp.network import GcpNetwork
 from infra.gcp.secrets import ACCESSOR_ROLE, GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService
+from infra.tokens import token_rotation
 from stacks import secret_values
 from stacks.delivery import github_delivery
 from stacks.gcp_app import app_image, app_service_args
@@ -244,6 +245,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                 ),
             },
             generated=("AUTH_TOKENS",),
+            rotations={"AUTH_TOKENS": token_rotation(config.app)},
         ),
         top,
     )

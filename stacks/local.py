@@ -12,6 +12,7 @@ from infra.local.network import LocalNetwork
 from infra.local.service import LocalService, LocalServiceArgs
 from infra.local.vector import LocalChroma, LocalChromaArgs
 from infra.timeouts import Timeouts
+from infra.tokens import token_rotation
 from stacks import secret_values
 from stacks.images import build_image
 
@@ -61,6 +62,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
             host_port=local.host_port,
             liveness_path=config.app.liveness_path,
             timeouts=Timeouts(config.app.run_timeout_seconds),
+            token_rotation=token_rotation(config.app),
             env=env,
             secret_env={
                 # The LangGraph server reads the *_URI names; our reference app reads both.

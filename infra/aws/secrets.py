@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.tokens import generate_token
+from infra.tokens import TokenRotation, rotating_token
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class AppSecretsArgs:
     #: One secret holding every value under its variable name as a JSON key, instead of one
     #: secret each: a pr slice's secrets cost one $0.40 secret-month, not four.
     single: bool = False
+    # Generated variables that rotate with an overlap (AUTH_TOKENS: `app.apiToken`).
+    rotations: Mapping[str, TokenRotation] = field(default_factory=dict)
 
 
 class AppSecrets(pulumi.ComponentResource):
@@ -42,11 +44,14 @@ class AppSecrets(pulumi.ComponentResource):
         super().__init__("agent-deploy:aws:AppSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.arns = {}
-        self.generated = {
-            variable: generate_token(f"{name}-{_slug(variable)}", parent=self)
-            for variable in args.generated
-        }
-        values = {**args.values, **self.generated}
+        self.generated = {}
+        accepted: dict[str, pulumi.Output[str]] = {}
+        for variable in args.generated:
+            token = rotating_token(
+                f"{name}-{_slug(variable)}", self, args.rotations.get(variable, TokenRotation())
+            )
+            self.generated[variable], accepted[variable] = token.current, token.accepted
+        values = {**args.values, **accepted}
         if args.single:
             self._single(name, values, args.recovery_window_days)
             return

@@ -99,6 +99,14 @@ class BuildConfig(_Section):
         return self.dockerfile or f"{self.context.rstrip('/')}/Dockerfile"
 
 
+class ApiTokenConfig(_Section):
+    """`app.apiToken`: bump `rotation` (only ever up) for a new token; the previous one keeps
+    working until `keepPrevious: false`, so clients move over without an outage."""
+
+    rotation: int = Field(default=0, ge=0)
+    keep_previous: bool = True
+
+
 class AppConfig(_Section):
     name: ResourceName = "agent"
     build: BuildConfig = Field(default_factory=BuildConfig)
@@ -126,6 +134,7 @@ class AppConfig(_Section):
     secrets: list[EnvName] = Field(default_factory=list)
     # The hostname the service answers on over HTTPS (pr-<n> stacks: pr-<n>.<domain>).
     domain: Hostname | None = None
+    api_token: ApiTokenConfig = Field(default_factory=ApiTokenConfig)
 
     @field_validator("env")
     @classmethod

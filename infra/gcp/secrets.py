@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.tokens import generate_token
+from infra.tokens import TokenRotation, rotating_token
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 _VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -43,6 +43,8 @@ class GcpSecretsArgs:
     # A replaced value's version stays enabled (billed per version), so rolling Cloud Run back
     # to an earlier revision, which pins it, still starts. Otherwise it is destroyed.
     keep_replaced_versions: bool = False
+    # Generated variables that rotate with an overlap (AUTH_TOKENS: `app.apiToken`).
+    rotations: Mapping[str, TokenRotation] = field(default_factory=dict)
 
 
 def secrets_problems(name: str, args: GcpSecretsArgs) -> list[str]:
@@ -92,12 +94,15 @@ class GcpSecrets(pulumi.ComponentResource):
         self.secret_ids = {}
         self.versions = {}
         self.grants = []
-        self.generated = {
-            variable: generate_token(secret_id(name, variable), parent=self)
-            for variable in args.generated
-        }
+        self.generated = {}
+        accepted: dict[str, pulumi.Output[str]] = {}
+        for variable in args.generated:
+            token = rotating_token(
+                secret_id(name, variable), self, args.rotations.get(variable, TokenRotation())
+            )
+            self.generated[variable], accepted[variable] = token.current, token.accepted
         child = pulumi.ResourceOptions(parent=self)
-        for variable, value in sorted({**args.values, **self.generated}.items()):
+        for variable, value in sorted({**args.values, **accepted}.items()):
             secret = gcp.secretmanager.Secret(
                 secret_id(name, variable),
                 project=args.project,

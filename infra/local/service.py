@@ -16,7 +16,7 @@ import pulumi_docker as docker
 from infra.local.containers import RESTART_POLICY, WAIT_TIMEOUT_SECONDS, health
 from infra.probe import http_probe
 from infra.timeouts import Timeouts
-from infra.tokens import generate_token
+from infra.tokens import TokenRotation, rotating_token
 
 MIGRATE = ("python", "-m", "src", "migrate")
 #: The app writes nothing outside /tmp (app/Dockerfile); it listens above 1024 as uid 10001.
@@ -37,6 +37,7 @@ class LocalServiceArgs:
     env: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
+    token_rotation: TokenRotation = field(default_factory=TokenRotation)
 
 
 class LocalService(pulumi.ComponentResource):
@@ -48,10 +49,11 @@ class LocalService(pulumi.ComponentResource):
         self, name: str, args: LocalServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("agent-deploy:local:Service", name, None, opts)
-        self.api_token = generate_token(f"{name}-api-token", parent=self)
+        token = rotating_token(f"{name}-api-token", self, args.token_rotation)
+        self.api_token = token.current
         env = {**args.env, **args.timeouts.app_env(load_balanced=False)}
         plain: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in sorted(env.items())]
-        secret_env = {**args.secret_env, "AUTH_TOKENS": self.api_token}
+        secret_env = {**args.secret_env, "AUTH_TOKENS": token.accepted}
         secret: list[pulumi.Input[str]] = [
             pulumi.Output.secret(pulumi.Output.concat(k, "=", v))
             for k, v in sorted(secret_env.items())
