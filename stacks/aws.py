@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
+from infra.app_commands import MIGRATE
 from infra.aws.alarms import Alarms, AlarmsArgs
 from infra.aws.cache import (
     REDIS_PORT,
@@ -66,7 +67,6 @@ TLS_DISABLED = "disabled: plain HTTP; set app.domain (or aws.certificateArn) to 
 # The image ships the RDS CA bundle (app/Dockerfile); a custom image must too.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 DB_BOOTSTRAP = ("python", "-m", "src.db_bootstrap")
-MIGRATE = ("python", "-m", "src", "migrate")
 ALARMS_UNROUTED = "NO RECIPIENT: alarms reach nobody; set aws.alarmEmail"
 MAX_PORT = 65535
 

@@ -9,9 +9,9 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.app_commands import MIGRATE
 from infra.config import StackConfig
 from infra.config.gcp import CLOUD_RUN_TIMEOUT_MARGIN_SECONDS
-from infra.gcp.migration import MIGRATE
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.service import CloudRunServiceArgs
 from infra.image import RegistryLogin

@@ -29,10 +29,10 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
+from infra.app_commands import MIGRATE
 from infra.naming import fit
 
 JOB = "gcp:cloudrunv2/job:Job"
-MIGRATE = ("python", "-m", "src", "migrate")
 # The job's name and the token share Cloud Run's limit: their lengths sum to less than 63.
 EXECUTION_NAME_MAX = 62
 DIGEST_CHARS = 12

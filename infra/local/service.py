@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from infra.app_commands import MIGRATE
 from infra.local.containers import RESTART_POLICY, WAIT_TIMEOUT_SECONDS, health
 from infra.probe import http_probe
 from infra.timeouts import Timeouts
 from infra.tokens import TokenRotation, rotating_token
 
-MIGRATE = ("python", "-m", "src", "migrate")
 #: The app writes nothing outside /tmp (app/Dockerfile); it listens above 1024 as uid 10001.
 SCRATCH = {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"}  # noqa: S108 - the container's own tmpfs
 
