@@ -17,6 +17,7 @@ from cli.stackfile import (
     stack_names,
 )
 from infra.config import PROJECT, ConfigError, ConfigProblem, StackConfig, load_stack_config
+from infra.gcp.identity import deploy_account_email
 
 
 def oidc_provider_claim_problems(project_dir: Path, config: StackConfig) -> list[ConfigProblem]:
@@ -60,32 +61,55 @@ def oidc_provider_claim_problems(project_dir: Path, config: StackConfig) -> list
 
 
 def promotion_reader_warnings(project_dir: Path, config: StackConfig) -> list[str]:
-    """Production stack files in another account that copy this stack's digests
-    (`app.copyImage`) but that `aws.imageReaders` does not let pull: their promotion would fail
-    at the copy, after the reviewers approved it."""
-    if config.aws is None or config.app.image is not None or config.tier != "staging":
+    """Production stack files in another AWS account or GCP project that copy this stack's
+    digests (`app.copyImage`) but that `imageReaders` does not let pull: their promotion would
+    fail at the copy, after the reviewers approved it."""
+    if config.app.image is not None or config.tier != "staging":
         return []
-    account = config.aws.account_id
     warnings = []
     for name in stack_names(project_dir):
         if name == config.stack or name == EPHEMERAL_TEMPLATE or EPHEMERAL_STACK.match(name):
             continue
         try:
             stack_file = load_stack_file(project_dir, name)
+            raw = stack_file.config
+            # Only production files of this target are loaded (another target's config checks
+            # would import its provider).
+            if (raw.get(f"{PROJECT}:target"), raw.get(f"{PROJECT}:tier")) != (
+                config.target,
+                "production",
+            ):
+                continue
             other = load_stack_config(name, stack_file.config, stack_file.secret_keys)
         except (StackFileError, ConfigError):
             continue  # `agent-deploy check --stack <name>` reports it
-        reader = other.aws.account_id if other.aws is not None else None
-        if (
-            other.tier == "production"
-            and other.app.copy_image
-            and reader is not None
-            and account is not None
-            and reader != account
-            and reader not in config.aws.image_readers
-        ):
+        if not other.app.copy_image:
+            continue
+        missing = _missing_reader(config, other)
+        if missing is not None:
+            where, reader, key = missing
             warnings.append(
-                f"Pulumi.{name}.yaml (account {reader}) promotes this stack's images by copying "
-                f'them, and may not pull them: add "{reader}" to aws.imageReaders'
+                f"Pulumi.{name}.yaml ({where}) promotes this stack's images by copying them, "
+                f'and may not pull them: add "{reader}" to {key}'
             )
     return warnings
+
+
+def _missing_reader(config: StackConfig, other: StackConfig) -> tuple[str, str, str] | None:
+    """(where production is, the reader to add, the key) when production cannot read here."""
+    if config.aws is not None and other.aws is not None:
+        account, reader = config.aws.account_id, other.aws.account_id
+        if None in (account, reader) or reader == account or reader in config.aws.image_readers:
+            return None
+        assert reader is not None
+        return f"account {reader}", reader, "aws.imageReaders"
+    if config.gcp is not None and other.gcp is not None and other.gcp.deploy_identity:
+        if other.gcp.project == config.gcp.project:
+            return None
+        identity = f"{other.app.name}-{other.stack}-identity"
+        email = deploy_account_email(identity, "deploy", other.gcp.project)
+        member = f"serviceAccount:{email}"
+        if member in config.gcp.image_readers:
+            return None
+        return f"project {other.gcp.project}", member, "gcp.imageReaders"
+    return None

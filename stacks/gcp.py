@@ -30,7 +30,8 @@ from infra.gcp.network import GcpNetwork, GcpNetworkArgs
 from infra.gcp.secrets import GcpSecrets, GcpSecretsArgs
 from infra.gcp.service import CloudRunService
 from infra.tokens import token_rotation
-from stacks import gcp_slice, secret_values
+from stacks import PROJECT_ROOT, gcp_slice, secret_values
+from stacks.accounts import promotion_reader_warnings
 from stacks.delivery import github_delivery
 from stacks.gcp_app import app_image, app_service_args
 from stacks.images import image_history
@@ -45,6 +46,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         return gcp_slice.build(config)
     gcp_config = config.gcp
     assert gcp_config is not None  # validated: target gcp has a gcp section
+    for warning in promotion_reader_warnings(PROJECT_ROOT, config):
+        pulumi.log.warn(warning)
     name = f"{config.app.name}-{config.stack}"
     project = gcp_config.project
     region = gcp_config.region

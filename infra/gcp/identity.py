@@ -404,6 +404,12 @@ def account_id(name: str, suffix: str) -> str:
     return f"{name[:room].rstrip('-')}-{digest}-{suffix}"
 
 
+def deploy_account_email(identity_name: str, kind: str, project: str) -> str:
+    """The service account GitHub's `kind` jobs (deploy, preview...) impersonate: fixed by the
+    names, so another stack can grant it something before it exists."""
+    return f"{account_id(identity_name, kind)}@{project}.iam.gserviceaccount.com"
+
+
 def runtime_account_email(identity_name: str, kind: str, project: str) -> str:
     """The runtime account of `kind` in the identity named `identity_name`: fixed by the names,
     so a stack without the identity (pr-<n>) can run as the one staging creates for it."""

@@ -204,3 +204,28 @@ def test_staging_warns_when_production_in_another_account_may_not_copy_its_image
         (warning,) = found
         assert "Pulumi.production.yaml (account 222222222222)" in warning
         assert '"222222222222" to aws.imageReaders' in warning
+
+
+def test_gcp_staging_grants_and_names_the_member_production_deploys_as() -> None:
+    """The shipped gcp-staging lets gcp-production (another project) copy its images, as the
+    account production's identity really creates; without it, staging warns naming it."""
+    production = run_stack("gcp-production")
+    (deploy,) = [
+        r.plain["accountId"]
+        for r in production.of_type("gcp:serviceaccount/account:Account")
+        if r.plain["accountId"].endswith("-deploy")
+    ]
+    member = f"serviceAccount:{deploy}@example-agent-production.iam.gserviceaccount.com"
+    shipped = run_stack("gcp-staging")
+    readers = [
+        r.plain["member"]
+        for r in shipped.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+        if r.plain["role"] == "roles/artifactregistry.reader"
+    ]
+    assert readers == [member]
+    assert promotion_reader_warnings(PROJECT_ROOT, _load(PROJECT_ROOT, "gcp-staging")) == []
+    config, secret_keys = stack_inputs("gcp-staging", {"gcp": {"imageReaders": []}})
+    ungranted = load_stack_config("gcp-staging", config, secret_keys, root=PROJECT_ROOT)
+    (warning,) = promotion_reader_warnings(PROJECT_ROOT, ungranted)
+    assert "Pulumi.gcp-production.yaml (project example-agent-production)" in warning
+    assert f'add "{member}" to gcp.imageReaders' in warning
