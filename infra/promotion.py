@@ -6,23 +6,20 @@ every pull-request role may write to: a scale-out or a replaced task could then 
 gone. The copy keeps the digest (`skopeo copy --all --preserve-digests`: the index and every
 platform's manifest unchanged), so what runs is still what was tested, and nothing is rebuilt.
 
-The copy runs where `pulumi up` runs (skopeo is on GitHub's Ubuntu runners; `.ci/app.sh` installs
-it here), with a login per registry host written to a temporary auth file: never on a command
-line, never in the output. A second run finds the tag there and only re-checks its digest.
+The copy runs where `pulumi up` runs (skopeo, the AWS CLI and gcloud are on GitHub's Ubuntu
+runners; `.ci/app.sh` installs skopeo here). It fetches a login for each ECR or Artifact
+Registry host involved at that moment, with the deploying identity, into a temporary auth file:
+never an input of the resource, never on a command line, never in the output, and never sent to
+any other host. A second run finds the tag there and only re-checks its digest.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
-
-from infra.image import RegistryLogin
 
 #: The tag a promoted image gets in the destination (lifecycle rules keep the newest of them).
 PROMOTED_TAG_PREFIX = "promoted-"
@@ -30,10 +27,32 @@ DIGEST_REF = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64
 
 COPY_SCRIPT = r"""set -eu
 auth="$(mktemp)"
-trap 'rm -f "$auth"' EXIT
-printf '%s' "$REGISTRY_AUTH" > "$auth"
+raw="$(mktemp)"
+trap 'rm -f "$auth" "$raw"' EXIT
+# A login for each registry host involved, fetched now with the deploying identity (nothing
+# stored in the stack): ECR and Artifact Registry hosts only; any other host gets none.
+entries=""
+seen=" "
+for host in "${SOURCE%%/*}" "${DESTINATION%%/*}"; do
+  case "$seen" in *" $host "*) continue ;; esac
+  seen="$seen$host "
+  case "$host" in
+    *.dkr.ecr.*.amazonaws.com|*.dkr.ecr.*.amazonaws.com.cn)
+      region="${host#*.dkr.ecr.}"
+      region="${region%%.*}"
+      secret="AWS:$(aws ecr get-login-password --region "$region")" ;;
+    *-docker.pkg.dev)
+      secret="oauth2accesstoken:$(gcloud auth print-access-token)" ;;
+    *)
+      continue ;;
+  esac
+  encoded="$(printf '%s' "$secret" | base64 | tr -d '\n')"
+  entries="$entries${entries:+,}\"$host\":{\"auth\":\"$encoded\"}"
+done
+printf '{"auths":{%s}}' "$entries" > "$auth"
 digest_of() {
-  echo "sha256:$(skopeo inspect --raw --authfile "$auth" "docker://$1" | sha256sum | cut -d' ' -f1)"
+  skopeo inspect --raw --authfile "$auth" "docker://$1" > "$raw" || return 1
+  echo "sha256:$(sha256sum < "$raw" | cut -d' ' -f1)"
 }
 if skopeo inspect --raw --authfile "$auth" "docker://$DESTINATION" > /dev/null 2>&1; then
   echo "already promoted: $DESTINATION"
@@ -41,7 +60,10 @@ else
   skopeo copy --all --preserve-digests --retry-times 3 --authfile "$auth" \
     "docker://$SOURCE" "docker://$DESTINATION"
 fi
-copied="$(digest_of "$DESTINATION")"
+if ! copied="$(digest_of "$DESTINATION")"; then
+  echo "cannot read $DESTINATION back to check its digest" >&2
+  exit 1
+fi
 if [ "$copied" != "$DIGEST" ]; then
   echo "$DESTINATION is $copied, not the promoted $DIGEST" >&2
   exit 1
@@ -55,23 +77,12 @@ def promoted_tag(digest: str) -> str:
     return PROMOTED_TAG_PREFIX + digest.removeprefix("sha256:")[:16]
 
 
-def auth_file(logins: Sequence[tuple[str, str, str]]) -> str:
-    """The containers-auth.json skopeo reads: one entry per registry host."""
-    auths = {
-        address: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
-        for address, user, password in logins
-    }
-    return json.dumps({"auths": auths}, sort_keys=True)
-
-
 @dataclass(frozen=True)
 class PromotedImageArgs:
     # `<repository>@sha256:<digest>`: what staging ran (or an earlier digest, for a rollback).
     source: str
     # This stack's own repository (`<host>/<path>`, no tag).
     repository: pulumi.Input[str]
-    # Logins for the source's and the destination's registry hosts.
-    logins: Sequence[RegistryLogin]
 
 
 class PromotedImage(pulumi.ComponentResource):
@@ -91,24 +102,18 @@ class PromotedImage(pulumi.ComponentResource):
             )
         self.digest = found["digest"]
         destination = pulumi.Output.concat(args.repository, ":", promoted_tag(self.digest))
-        logins: pulumi.Output[str] = pulumi.Output.all(
-            *[pulumi.Output.all(x.address, x.username, x.password) for x in args.logins]
-        ).apply(lambda values: auth_file([(str(a), str(u), str(p)) for a, u, p in values]))
-        auth: pulumi.Output[str] = pulumi.Output.secret(logins)
         environment: dict[str, pulumi.Input[str]] = {
             "SOURCE": args.source,
             "DESTINATION": destination,
             "DIGEST": self.digest,
-            "REGISTRY_AUTH": auth,
         }
         copy = command.local.Command(
             f"{name}-copy",
             create=COPY_SCRIPT,
             interpreter=["/bin/sh", "-c"],
             environment=environment,
-            # A new source or destination is a new copy. The registry token changes on every
-            # run, so every `up` also runs the script again: it finds the tag and re-checks
-            # its digest (seconds), which proves the running image is still there.
+            # A new source or destination is a new copy; otherwise nothing runs again (no
+            # credential is an input: the script fetches them), so previews stay quiet.
             triggers=[args.source, destination],
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -362,6 +362,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         if aws_config.alarm_email
         else ALARMS_UNROUTED,
         "image": image,
+        # The `app.image` this run was given (empty when it built): what drift pins again.
+        "imageSource": config.app.image or "",
         "imageDigest": digest,
         "imageHistory": image_history(image),
         "clusterName": service.cluster_name,
@@ -528,24 +530,14 @@ def app_image(
         ),
         top,
     )
-    token = aws.ecr.get_authorization_token_output(registry_id=registry.registry_id, opts=invoke)
     if image is not None:
-        # ECR's token opens every registry this identity may read: staging's too.
-        own_host: pulumi.Output[str] = registry.repository_url.apply(lambda u: u.split("/")[0])
-        hosts: list[pulumi.Input[str]] = [image.split("/", 1)[0], own_host]
         promoted = PromotedImage(
             f"{name}-image",
-            PromotedImageArgs(
-                source=image,
-                repository=registry.repository_url,
-                logins=[
-                    RegistryLogin(address=host, username=token.user_name, password=token.password)
-                    for host in hosts
-                ],
-            ),
+            PromotedImageArgs(source=image, repository=registry.repository_url),
             top,
         )
         return promoted.ref, promoted.digest, registry.repository_arn
+    token = aws.ecr.get_authorization_token_output(registry_id=registry.registry_id, opts=invoke)
     built = build_image(
         config,
         repository=registry.repository_url,

@@ -200,6 +200,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         if gcp_config.alarm_email
         else ALARMS_UNROUTED,
         "image": image,
+        # The `app.image` this run was given (empty when it built): what drift pins again.
+        "imageSource": config.app.image or "",
         "imageDigest": digest,
         # What `make rollback` / rollback.yml redeploy from (stacks/images.py).
         "imageHistory": image_history(image),

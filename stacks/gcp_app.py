@@ -14,7 +14,6 @@ from infra.config import StackConfig
 from infra.config.gcp import CLOUD_RUN_TIMEOUT_MARGIN_SECONDS
 from infra.gcp.registry import ArtifactRegistry, ArtifactRegistryArgs, registry_login
 from infra.gcp.service import CloudRunServiceArgs
-from infra.image import RegistryLogin
 from infra.promotion import PromotedImage, PromotedImageArgs
 from infra.timeouts import Timeouts
 from stacks.images import build_image, given_image_digest
@@ -90,27 +89,24 @@ def app_image(
             repository_id=name,
             keep_count=gcp_config.registry_keep_images,
             immutable_tags=True,
-            writers=writers,
+            # A copy is pushed by the deploy account's project-level role: no binding to add
+            # (which would need setIamPolicy, which that role never has).
+            writers=writers if image is None else (),
             readers=gcp_config.image_readers,
         ),
         opts,
     )
-    login = registry_login(gcp_config.region, pulumi.InvokeOptions(provider=provider))
     # Artifact Registry names an image under the repository: <repository>/<image>.
     image_path = pulumi.Output.concat(registry.repository_url, "/", config.app.name)
     if image is not None:
-        # One access token opens every Artifact Registry host this identity may read.
-        source = RegistryLogin(image.split("/", 1)[0], login.username, login.password)
         promoted = PromotedImage(
-            f"{name}-image",
-            PromotedImageArgs(source=image, repository=image_path, logins=[source, login]),
-            opts,
+            f"{name}-image", PromotedImageArgs(source=image, repository=image_path), opts
         )
         return promoted.ref, promoted.digest, registry.repository_url
     built = build_image(
         config,
         repository=image_path,
         push=True,
-        registry=login,
+        registry=registry_login(gcp_config.region, pulumi.InvokeOptions(provider=provider)),
     )
     return built.ref, built.digest, registry.repository_url

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +97,36 @@ def test_production_promotes_the_recorded_digest_and_builds_nothing():
     shared = _load(WORKFLOWS / "deploy-stack.yml")
     (job,) = shared["jobs"].values()
     check = next(s for s in job["steps"] if "skopeo" in s.get("name", ""))
-    assert check["if"] == "inputs.mode != 'build'" and "command -v skopeo" in check["run"]
+    assert check["if"] == "inputs.mode != 'build'"
     names = [s.get("name") for s in job["steps"]]
     assert names.index(check["name"]) < names.index("pulumi up")
+    # Run as written against stand-in tools: Ubuntu 22.04's skopeo 1.4 lacks --preserve-digests.
+    assert _skopeo_check(check["run"], "1.13.3", "aws").returncode == 0
+    old = _skopeo_check(check["run"], "1.4.1", "aws")
+    assert old.returncode == 1 and "skopeo 1.6 or later" in old.stdout
+    missing = _skopeo_check(check["run"], "1.13.3", "aws", with_cli=False)
+    assert missing.returncode == 1 and "aws is missing" in missing.stdout
+
+
+def _skopeo_check(
+    script: str, version: str, cloud: str, with_cli: bool = True
+) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as bin_dir:
+        tools = {"skopeo": f"echo 'skopeo version {version}'"}
+        if with_cli:
+            tools["aws" if cloud == "aws" else "gcloud"] = "true"
+        for tool, body in tools.items():
+            path = Path(bin_dir) / tool
+            path.write_text(f"#!/bin/sh\n{body}\n")
+            path.chmod(0o755)
+        sed = shutil.which("sed")
+        assert sed is not None
+        (Path(bin_dir) / "sed").symlink_to(sed)  # the only other tool it uses: PATH is just this
+        return subprocess.run(
+            ["/bin/bash", "-c", script],
+            env={"PATH": bin_dir, "CLOUD": cloud},
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
 
 
 SHARED = "$/.github/workflows/deploy-stack.yml"
@@ -227,7 +256,12 @@ def test_drift_previews_each_stack_read_only_and_only_the_report_writes_issues()
     assert run["with"]["command"] == "preview"
     assert run["with"]["refresh"] is True and run["with"]["expect-no-changes"] is True
     pin = steps(preview)[step_index(preview, lambda s: "app.image" in str(s.get("run")))]
-    assert "pulumi stack output image" in pin["run"]  # production's promoted image is no drift
+    # Drift pins what the last `up` was given: production's promoted source (its copy's inputs
+    # then match), and nothing for staging, which builds (pinning would drop its build).
+    assert "pulumi stack output imageSource" in pin["run"] and '[ -n "$source" ]' in pin["run"]
+    promoted = run_stack("production", {"app": {"image": IMAGE}})
+    assert promoted.outputs["imageSource"] == IMAGE != promoted.outputs["image"]
+    assert run_stack("staging").outputs["imageSource"] == ""
 
     report = jobs["report"]
     assert report["needs"] == ["drift"] and report["if"].startswith("always()")

@@ -5,12 +5,14 @@ digest is not the promoted one. The stacks' use of it is in test_lifecycle.py.""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -22,20 +24,12 @@ from typing import Any
 
 import pytest
 
-from cli.engine import Resource, is_secret
-from infra.image import RegistryLogin
-from infra.promotion import (
-    COPY_SCRIPT,
-    PromotedImage,
-    PromotedImageArgs,
-    auth_file,
-    promoted_tag,
-)
+from cli.engine import Resource, contains_secret
+from infra.promotion import PromotedImage, PromotedImageArgs, promoted_tag
 from tests.harness import run_components
 from tests.infra.support import free_port, need_binary
 
 COMMAND = "command:local:Command"
-PASSWORD = "registry-Secr3t-4f1a"
 
 
 @dataclass(frozen=True)
@@ -157,10 +151,9 @@ def staged(registries: Registries, tmp_path: Path) -> str:
 
 def registered_copy(source: str, repository: str) -> Resource:
     """The command PromotedImage registers (the program's own component, under the mocks)."""
-    login = RegistryLogin(address=repository.split("/")[0], username="AWS", password=PASSWORD)
 
     def program() -> None:
-        PromotedImage("agent-production-image", PromotedImageArgs(source, repository, [login]))
+        PromotedImage("agent-production-image", PromotedImageArgs(source, repository))
 
     (copy,) = run_components(program).of_type(COMMAND)
     return copy
@@ -181,8 +174,9 @@ def test_promotion_copies_the_index_byte_for_byte_once(
     digest = staged(registries, tmp_path)
     source = f"{registries.source}/agent-staging@{digest}"
     copy = registered_copy(source, f"{registries.destination}/agent-production")
-    environment = copy.inputs["environment"]
-    assert is_secret(environment) or is_secret(environment["REGISTRY_AUTH"])
+    # No credential is an input (nothing to store, nothing that changes between runs).
+    assert set(copy.plain["environment"]) == {"SOURCE", "DESTINATION", "DIGEST"}
+    assert not contains_secret(copy.inputs)
     assert copy.plain["environment"]["SOURCE"] == source
     assert copy.plain["triggers"] == [source, f"{copy.plain['environment']['DESTINATION']}"]
 
@@ -198,7 +192,6 @@ def test_promotion_copies_the_index_byte_for_byte_once(
             "--raw",
             f"docker://{registries.destination}/agent-production@{child['digest']}",
         )
-    assert PASSWORD not in done.stdout + done.stderr
     again = run_copy(copy, registries.env)
     assert again.returncode == 0, again.stderr
     assert "already promoted" in again.stdout
@@ -223,8 +216,63 @@ def test_a_copy_that_is_not_the_promoted_digest_fails(
     assert f"not the promoted {digest}" in done.stderr
 
 
-def test_the_auth_file_holds_one_login_per_host() -> None:
-    document = json.loads(auth_file([("a.example", "AWS", "t1"), ("b.example", "u", "t2")]))
-    assert set(document["auths"]) == {"a.example", "b.example"}
-    assert document["auths"]["a.example"]["auth"] == "QVdTOnQx"  # base64("AWS:t1")
-    assert "trap 'rm -f \"$auth\"' EXIT" in COPY_SCRIPT  # the file never outlives the copy
+MANIFEST = b'{"schemaVersion":2}'
+FAKE_DIGEST = f"sha256:{hashlib.sha256(MANIFEST).hexdigest()}"
+
+
+def fake_tools(bin_dir: Path) -> Path:
+    """Stand-in aws, gcloud and skopeo that log their arguments (skopeo also the auth file it
+    was given) and answer as a registry without the tag would; the real coreutils beside them."""
+    log = bin_dir / "calls.log"
+    scripts = {
+        "aws": 'echo "aws $*" >> "$LOG"; echo "pw-$4"',
+        "gcloud": 'echo "gcloud $*" >> "$LOG"; echo gtoken',
+        "skopeo": (
+            'echo "skopeo $1" >> "$LOG"\n'
+            'for a in "$@"; do [ "$prev" = --authfile ] && cp "$a" "$LOG.auth"; prev="$a"; done\n'
+            'case "$1" in copy) touch "$LOG.copied" ;; inspect) [ -e "$LOG.copied" ] || exit 1;'
+            f" printf '%s' '{MANIFEST.decode()}' ;; esac"
+        ),
+    }
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\nLOG={log}\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    for tool in ("mktemp", "rm", "base64", "tr", "sha256sum", "cut", "cp", "touch"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    return log
+
+
+STAGING_ECR = f"{'1' * 12}.dkr.ecr.eu-west-1.amazonaws.com"
+PRODUCTION_ECR = f"{'2' * 12}.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("source_host", "destination_host", "logins"),
+    [
+        (STAGING_ECR, PRODUCTION_ECR,
+         {STAGING_ECR: "AWS:pw-eu-west-1", PRODUCTION_ECR: "AWS:pw-us-east-1"}),
+        ("europe-west1-docker.pkg.dev", "us-central1-docker.pkg.dev",
+         {"europe-west1-docker.pkg.dev": "oauth2accesstoken:gtoken",
+          "us-central1-docker.pkg.dev": "oauth2accesstoken:gtoken"}),
+        # Another registry's host gets no credential at all.
+        ("ghcr.io", PRODUCTION_ECR, {PRODUCTION_ECR: "AWS:pw-us-east-1"}),
+    ],
+)  # fmt: skip
+def test_the_copy_logs_in_to_registry_hosts_only_with_the_deploying_identity(
+    tmp_path: Path, source_host: str, destination_host: str, logins: dict[str, str]
+) -> None:
+    log = fake_tools(tmp_path)
+    copy = registered_copy(f"{source_host}/a@{FAKE_DIGEST}", f"{destination_host}/b")
+
+    done = run_copy(copy, {"PATH": str(tmp_path), "HOME": str(tmp_path)})
+
+    assert done.returncode == 0, done.stderr
+    auths = json.loads((tmp_path / "calls.log.auth").read_text())["auths"]
+    assert {host: base64.b64decode(e["auth"]).decode() for host, e in auths.items()} == logins
+    calls = log.read_text().splitlines()
+    assert [c for c in calls if c.startswith("skopeo")] == [
+        "skopeo inspect", "skopeo copy", "skopeo inspect"
+    ]  # fmt: skip
+    assert not [c for c in calls if "ghcr" in c]
