@@ -242,6 +242,15 @@ def test_the_cleanup_cache_user_signs_in_with_iam_and_reaches_only_slice_keys() 
     for other in ("agent-staging-cache-app", "agent-staging-cache-default", "agent-pr-7"):
         arn = f"arn:aws:elasticache:{REGION}:{ACCOUNT}:user:{other}"
         assert decide([document], "elasticache:Connect", arn) == "ImplicitDeny", other
+    # Staging's boundary names the group the cache really has (both derive its id by name).
+    group_id = run.one(GROUP).plain["replicationGroupId"]
+    (boundary,) = [
+        policy(p) for p in run.of_type("aws:iam/policy:Policy")
+        if p.plain["name"] == "agent-staging-boundary"
+    ]  # fmt: skip
+    real = f"arn:aws:elasticache:{REGION}:{ACCOUNT}:replicationgroup:{group_id}"
+    assert decide([boundary], "elasticache:Connect", real) == "Allow"
+    assert decide([boundary], "elasticache:Connect", f"{real}-other") == "ImplicitDeny"
     # The ephemeral role may not modify or delete it (the host's users are denied to slices).
     guard = run.one("aws:iam/policy:Policy", "agent-staging-identity-ephemeral-host-guard")
     for action in ("elasticache:ModifyUser", "elasticache:DeleteUser"):

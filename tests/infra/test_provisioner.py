@@ -416,7 +416,7 @@ def test_lambda_entry_cleans_keys_as_the_cleanup_user_with_an_iam_token_over_tls
 
     monkeypatch.setattr(provisioner.ssl, "create_default_context", default_context)
     monkeypatch.setattr(
-        provisioner.socket, "create_connection", lambda address, timeout: ("tcp", address)
+        provisioner.socket, "create_connection", lambda address, timeout: ("tcp", address, timeout)
     )
 
     class Stop(Exception):
@@ -430,7 +430,8 @@ def test_lambda_entry_cleans_keys_as_the_cleanup_user_with_an_iam_token_over_tls
         provisioner.handler({"database": "pr_5", "tf": {"action": "delete"}}, None)
 
     host = "master.agent-staging-cache.abc123.euw1.cache.amazonaws.com"
-    assert wrapped == {"sock": ("tcp", (host, 6379)), "server_hostname": host}
+    # A dead cache costs 10 s, not the function's whole minute.
+    assert wrapped == {"sock": ("tcp", (host, 6379), 10), "server_hostname": host}
     commands = resp_commands(sent.getvalue())
     auth = commands[0]
     assert auth[:2] == [b"AUTH", b"agent-staging-cache-cleanup"]
@@ -444,3 +445,40 @@ def test_lambda_entry_cleans_keys_as_the_cleanup_user_with_an_iam_token_over_tls
     assert query["X-Amz-Security-Token"] == ["example-session"]
     assert "example-secret" not in token
     assert commands[1][:4] == [b"SCAN", b"0", b"MATCH", b"pr-5:*"]
+
+
+_PEERS: list[socket.socket] = []
+
+
+def _replying(raw: bytes) -> provisioner.Cache:
+    """A client whose server sends `raw`, then ends its side (still taking the request)."""
+    ours, theirs = socket.socketpair()
+    theirs.sendall(raw)
+    theirs.shutdown(socket.SHUT_WR)
+    _PEERS.append(theirs)  # closed with the test process
+    return provisioner.Cache(ours)
+
+
+def test_the_cache_client_reads_every_reply_type_and_refuses_a_cut_reply() -> None:
+    assert _replying(b"*3\r\n$-1\r\n:3\r\n*1\r\n+OK\r\n").call("X") == [None, 3, ["OK"]]
+    with pytest.raises(provisioner.CacheError, match="NOPERM"):
+        _replying(b"-NOPERM no\r\n").call("X")
+    with pytest.raises(provisioner.CacheError, match="mid-reply"):
+        _replying(b"$5\r\nab").call("GET", "k")
+    with pytest.raises(provisioner.CacheError, match="closed"):
+        _replying(b"").call("PING")
+
+
+def test_only_keys_under_the_prefix_are_unlinked_whatever_scan_returns() -> None:
+    """A server that ignored MATCH (or a glob surprise) still cannot widen the delete."""
+    sent: list[tuple[str, ...]] = []
+
+    class Lenient:
+        def call(self, *args: str | bytes) -> object:
+            sent.append(tuple(a.decode() if isinstance(a, bytes) else a for a in args))
+            if args[0] == "SCAN":
+                return [b"0", [b"pr-7:a", b"pr-70:b", b"agent:ratelimit:x", b"pr-7:b"]]
+            return 2
+
+    assert provisioner.purge_keys(Lenient(), "pr-7:") == 2  # type: ignore[arg-type]
+    assert sent[-1] == ("UNLINK", "pr-7:a", "pr-7:b")

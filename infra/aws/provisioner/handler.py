@@ -59,6 +59,8 @@ ACTIONS = ("create", "update", "delete")
 SCAN_COUNT = 500
 #: An ElastiCache IAM auth token's life (the longest ElastiCache accepts).
 CACHE_TOKEN_SECONDS = 900
+#: Per cache connect and reply.
+CACHE_TIMEOUT_SECONDS = 10
 
 
 class Database(Protocol):
@@ -109,7 +111,12 @@ class Cache:
             return int(rest)
         if kind == b"$":
             size = int(rest)
-            return None if size < 0 else self._file.read(size + 2)[:-2]
+            if size < 0:
+                return None
+            data = self._file.read(size + 2)
+            if len(data) != size + 2 or not data.endswith(b"\r\n"):
+                raise CacheError("the cache closed the connection mid-reply")
+            return data[:-2]
         if kind == b"*":
             size = int(rest)
             return None if size < 0 else [self._reply() for _ in range(size)]
@@ -191,7 +198,8 @@ def iam_cache_connection(environ: Mapping[str, str] = os.environ) -> Cache:
     host, port = environ["CACHE_HOST"], int(environ.get("CACHE_PORT", "6379"))
     user = environ["CACHE_USER"]
     token = cache_token(user, environ["CACHE_NAME"], environ["AWS_REGION"])
-    raw = socket.create_connection((host, port), timeout=30)
+    # Well inside the function's 60 s, which the database part needs too.
+    raw = socket.create_connection((host, port), timeout=CACHE_TIMEOUT_SECONDS)
     cache = Cache(ssl.create_default_context().wrap_socket(raw, server_hostname=host))
     try:
         cache.call("AUTH", user, token)
@@ -224,7 +232,8 @@ def purge_keys(cache: Cache, prefix: str) -> int:
         raise ProvisionError(f"{prefix!r} is not a slice key prefix")
     cursor, removed = b"0", 0
     while True:
-        cursor, keys = cache.call("SCAN", cursor, "MATCH", f"{prefix}*", "COUNT", str(SCAN_COUNT))
+        cursor, found = cache.call("SCAN", cursor, "MATCH", f"{prefix}*", "COUNT", str(SCAN_COUNT))
+        keys = [k for k in found if k.startswith(prefix.encode())]  # never trust MATCH alone
         if keys:
             removed += int(cache.call("UNLINK", *keys))
         if cursor == b"0":
