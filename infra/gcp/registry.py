@@ -157,26 +157,21 @@ class ArtifactRegistry(pulumi.ComponentResource):
             kms_key_name=args.kms_key_name,
             opts=child,
         )
-        for index, member in enumerate(args.writers):
-            gcp.artifactregistry.RepositoryIamMember(
-                f"{name}-writer-{index}",
-                project=args.project,
-                location=args.region,
-                repository=repository.name,
-                role="roles/artifactregistry.writer",
-                member=member,
-                opts=child,
-            )
-        for index, member in enumerate(args.readers):
-            gcp.artifactregistry.RepositoryIamMember(
-                f"{name}-reader-{index}",
-                project=args.project,
-                location=args.region,
-                repository=repository.name,
-                role="roles/artifactregistry.reader",
-                member=member,
-                opts=child,
-            )
+        grants: list[tuple[str, Sequence[pulumi.Input[str]]]] = [
+            ("writer", args.writers),
+            ("reader", args.readers),
+        ]
+        for kind, members in grants:
+            for index, member in enumerate(members):
+                gcp.artifactregistry.RepositoryIamMember(
+                    f"{name}-{kind}-{index}",
+                    project=args.project,
+                    location=args.region,
+                    repository=repository.name,
+                    role=f"roles/artifactregistry.{kind}",
+                    member=member,
+                    opts=child,
+                )
         self.repository_url = repository.registry_uri
         self.repository_id = repository.repository_id
         self.repository_name = repository.name
