@@ -142,7 +142,9 @@ class SliceDatabase(pulumi.ComponentResource):
             # json_dumps keeps the password's secretness: the input is stored encrypted.
             input=pulumi.Output.json_dumps({"database": args.database, "password": self.password}),
             lifecycle_scope=LIFECYCLE_SCOPE,
-            opts=pulumi.ResourceOptions(parent=self),
+            # A replacement (say, a new function name) must drop before it creates: Pulumi's
+            # default creates first, and the old delete event would then drop the new slice.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.register_outputs({"database": args.database})
 

@@ -257,6 +257,8 @@ def test_the_database_comes_from_the_provisioner_and_the_service_waits_for_it() 
     invocation = run.one(INVOCATION)
     assert invocation.plain["functionName"] == pr_base()["provisionerFunctionName"]
     assert invocation.plain["lifecycleScope"] == "CRUD"  # delete drops database and role
+    # Replaced, it drops first: created first, the old delete would drop the new slice.
+    assert invocation.delete_before_replace is True
     assert invocation.is_secret("input")
     event = json.loads(invocation.plain["input"])
     assert set(event) == {"database", "password"} and event["database"] == "pr_7"
