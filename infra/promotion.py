@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_command as command
 
 #: The tag a promoted image gets in the destination (lifecycle rules keep the newest of them).
 PROMOTED_TAG_PREFIX = "promoted-"
@@ -107,7 +106,11 @@ class PromotedImage(pulumi.ComponentResource):
             "DESTINATION": destination,
             "DIGEST": self.digest,
         }
-        copy = command.local.Command(
+        # Imported here: only a promoting stack needs the provider (its import costs 0.2 s of
+        # every run, `agent-deploy cost` included).
+        from pulumi_command import local
+
+        copy = local.Command(
             f"{name}-copy",
             create=COPY_SCRIPT,
             interpreter=["/bin/sh", "-c"],

@@ -17,7 +17,6 @@ from cli.stackfile import (
     stack_names,
 )
 from infra.config import PROJECT, ConfigError, ConfigProblem, StackConfig, load_stack_config
-from infra.gcp.identity import deploy_account_email
 
 
 def oidc_provider_claim_problems(project_dir: Path, config: StackConfig) -> list[ConfigProblem]:
@@ -106,6 +105,8 @@ def _missing_reader(config: StackConfig, other: StackConfig) -> tuple[str, str, 
     if config.gcp is not None and other.gcp is not None and other.gcp.deploy_identity:
         if other.gcp.project == config.gcp.project:
             return None
+        from infra.gcp.identity import deploy_account_email  # not pulumi_gcp in aws stacks
+
         identity = f"{other.app.name}-{other.stack}-identity"
         email = deploy_account_email(identity, "deploy", other.gcp.project)
         member = f"serviceAccount:{email}"
