@@ -7,6 +7,7 @@ account (docs/aws-accounts.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from cli.stackfile import (
@@ -19,6 +20,26 @@ from cli.stackfile import (
 from infra.config import PROJECT, ConfigError, ConfigProblem, StackConfig, load_stack_config
 
 
+def _other_stacks(
+    project_dir: Path, config: StackConfig, target: str | None = None, tier: str | None = None
+) -> Iterator[tuple[str, StackConfig]]:
+    """The project's other long-lived stack files that load, with their config; `target` and
+    `tier`, when given, select files before their config is loaded."""
+    for name in stack_names(project_dir):
+        if name in (config.stack, EPHEMERAL_TEMPLATE) or EPHEMERAL_STACK.match(name):
+            continue
+        try:
+            stack_file = load_stack_file(project_dir, name)
+            raw = stack_file.config
+            if target is not None and raw.get(f"{PROJECT}:target") != target:
+                continue
+            if tier is not None and raw.get(f"{PROJECT}:tier") != tier:
+                continue
+            yield name, load_stack_config(name, stack_file.config, stack_file.secret_keys)
+        except (StackFileError, ConfigError):
+            continue  # `agent-deploy check --stack <name>` reports it
+
+
 def oidc_provider_claim_problems(project_dir: Path, config: StackConfig) -> list[ConfigProblem]:
     """Other stack files that create the provider in the same account as `config`, or where
     either account is unnamed."""
@@ -27,14 +48,8 @@ def oidc_provider_claim_problems(project_dir: Path, config: StackConfig) -> list
     account = config.aws.account_id
     clashes: list[str] = []
     others: set[str | None] = set()
-    for name in stack_names(project_dir):
-        if name in (config.stack, EPHEMERAL_TEMPLATE) or EPHEMERAL_STACK.match(name):
-            continue
-        try:
-            stack_file = load_stack_file(project_dir, name)
-            other = load_stack_config(name, stack_file.config, stack_file.secret_keys).aws
-        except (StackFileError, ConfigError):
-            continue  # `agent-deploy check --stack <name>` reports it
+    for name, stack in _other_stacks(project_dir, config):
+        other = stack.aws
         if other is None or not other.create_oidc_provider:
             continue
         if None in (account, other.account_id) or other.account_id == account:
@@ -66,22 +81,9 @@ def promotion_reader_warnings(project_dir: Path, config: StackConfig) -> list[st
     if config.app.image is not None or config.tier != "staging":
         return []
     warnings = []
-    for name in stack_names(project_dir):
-        if name == config.stack or name == EPHEMERAL_TEMPLATE or EPHEMERAL_STACK.match(name):
-            continue
-        try:
-            stack_file = load_stack_file(project_dir, name)
-            raw = stack_file.config
-            # Only production files of this target are loaded (another target's config checks
-            # would import its provider).
-            if (raw.get(f"{PROJECT}:target"), raw.get(f"{PROJECT}:tier")) != (
-                config.target,
-                "production",
-            ):
-                continue
-            other = load_stack_config(name, stack_file.config, stack_file.secret_keys)
-        except (StackFileError, ConfigError):
-            continue  # `agent-deploy check --stack <name>` reports it
+    # Only production files of this target are loaded (another target's config checks would
+    # import its provider).
+    for name, other in _other_stacks(project_dir, config, target=config.target, tier="production"):
         if not other.app.copy_image:
             continue
         missing = _missing_reader(config, other)

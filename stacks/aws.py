@@ -84,6 +84,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
     for warning in promotion_reader_warnings(PROJECT_ROOT, config):
         pulumi.log.warn(warning)
     name = f"{config.app.name}-{config.stack}"
+    # The boundary names the cache's group and cleanup user before the cache exists.
+    cache_name = f"{name}-cache"
     ephemeral = config.tier == "ephemeral"
     # This stack carries what pr-<n> slices share (stacks/pr_base.py).
     host = config.pull_requests.host
@@ -126,8 +128,8 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
                     database_identifier=instance_identifier(f"{name}-db"),
                     provisioner_user=PROVISIONER_USER,
                     target_group_prefix=slice_target_group_prefix(config.app.name),
-                    cache_group_id=replication_group_id(f"{name}-cache"),
-                    cache_cleanup_user=cleanup_user_id(f"{name}-cache"),
+                    cache_group_id=replication_group_id(cache_name),
+                    cache_cleanup_user=cleanup_user_id(cache_name),
                 )
                 if host
                 else None,
@@ -211,7 +213,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[object]]:
         top,
     )
     cache = Cache(
-        f"{name}-cache",
+        cache_name,
         CacheArgs(
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,

@@ -8,6 +8,8 @@ secrets (set as Pulumi secrets), and returns everything the program registered.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -103,3 +105,19 @@ def run_components(
     raw |= {f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()}
     secret_keys = {f"{PROJECT}:{k}" for k in secrets or {}}
     return run_function(stack, function, raw, secret_keys, preview=preview)
+
+
+def imported_by_a_run(stack: str, modules: tuple[str, ...]) -> tuple[int, list[str]]:
+    """(resources registered, which of `modules` got imported) for `stack` run alone in a fresh
+    interpreter: what a provider import costs every run (`agent-deploy cost` has 5 s)."""
+    code = (
+        "import sys, json\n"
+        "from tests.harness import run_stack\n"
+        f"run = run_stack({stack!r})\n"
+        f"print(json.dumps([len(run.resources), [m for m in {modules!r} if m in sys.modules]]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    resources, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    return int(resources), list(imported)

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.pr_host import VPC_ACCESS_ACTIONS, VPC_DESCRIBE_ACTIONS
+from infra.aws.registry import PULL_ACTIONS
 from infra.naming import fit
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -67,9 +68,6 @@ PASSED_TO = (
     "vpc-flow-logs.amazonaws.com",
     "monitoring.rds.amazonaws.com",
 )
-# What the role of a hosting stack's slice provisioner (infra/aws/pr_host.py) does, which its
-# deploy role's boundary adds: attach the function to the VPC, and sign in to Postgres as the
-# provisioner user only.
 # The tag RDS puts on the master-password secret it manages (Secrets Manager's
 # `aws:rds:primaryDBInstanceArn`): how a boundary names a secret whose ARN is random.
 RDS_OWNER_CONDITION_KEY = "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
@@ -102,7 +100,7 @@ BOUNDARY_ACTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "ecr",
         "repository/*",
-        ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
+        PULL_ACTIONS,
     ),
     (
         "logs",

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 
 # The content tags ContainerImage pushes (infra/image.py): `sha-<16 hex>`.
 IMAGE_TAG_PATTERN = "sha-*"
-# What another account's copy needs to read an image (infra/promotion.py).
+# What pulling an image takes: a task's execution role, another account's promotion copy.
 PULL_ACTIONS = (
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.registry import PULL_ACTIONS
 from infra.naming import fit
 from infra.probe import http_probe
 from infra.timeouts import Timeouts
@@ -582,11 +583,7 @@ def fargate_task(
         statements.append(
             {
                 "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
+                "Action": list(PULL_ACTIONS),
                 "Resource": [args.repository_arn],
             }
         )

@@ -4,13 +4,11 @@ the stacks that compose it, and never reads `pulumi.Config` (only `__main__.py`/
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-INFRA = ROOT / "infra"
+from tests.harness import imported_by_a_run
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
 
 
 def test_the_library_imports_neither_the_cli_nor_the_stacks_nor_reads_config() -> None:
@@ -38,16 +36,6 @@ def test_the_library_imports_neither_the_cli_nor_the_stacks_nor_reads_config() -
 def test_an_aws_stack_imports_neither_pulumi_gcp_nor_the_command_provider() -> None:
     """Each costs a few hundred ms of every run (`agent-deploy cost --all` has 5 s): an aws
     stack needs no gcp provider, and only a promoting stack needs pulumi-command."""
-    code = (
-        "import sys, json\n"
-        "from tests.harness import run_stack\n"
-        "run = run_stack('staging')\n"
-        "print(json.dumps([len(run.resources), [m for m in ('pulumi_gcp', 'pulumi_command')"
-        " if m in sys.modules]]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    resources, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    resources, imported = imported_by_a_run("staging", ("pulumi_gcp", "pulumi_command"))
     assert resources > 50
     assert imported == []

@@ -158,7 +158,7 @@ def iam_connection(environ: Mapping[str, str] = os.environ) -> Database:
     return conn
 
 
-def cache_token(user: str, cache_name: str, region: str, credentials: object = None) -> str:
+def cache_token(user: str, cache_name: str, region: str) -> str:
     """An ElastiCache IAM auth token: a SigV4-presigned `connect` request, without its scheme.
 
     Signed locally with the function's role, like the RDS token; ElastiCache checks it against
@@ -174,7 +174,7 @@ def cache_token(user: str, cache_name: str, region: str, credentials: object = N
         region,
         "elasticache",
         "v4",
-        credentials if credentials is not None else session.get_credentials(),
+        session.get_credentials(),
         session.get_component("event_emitter"),
     )
     query = urlencode({"Action": "connect", "User": user})
